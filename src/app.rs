@@ -1,0 +1,106 @@
+//! The running application: what every handler can reach, and how it is served.
+//!
+//! `serve` takes a bound listener and a shutdown future, so `persona serve` binds the
+//! configured address and waits for SIGINT/SIGTERM, while tests bind port 0 and shut down on
+//! demand, with no sleeps.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Instant};
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::{config::Config, db::Db, http, secrets::Secrets};
+
+/// Shared state of the server. Cheap to clone (an `Arc`).
+pub type AppState = Arc<App>;
+
+pub struct App {
+    pub config: Config,
+    pub db: Db,
+    pub secrets: Secrets,
+    pub started_at: Instant,
+}
+
+impl App {
+    /// Prepares everything the server needs: the data dir, the secrets, the database with its
+    /// migrations applied. Blocking; run it before serving.
+    pub fn init(config: Config) -> anyhow::Result<AppState> {
+        let (db, report) = Db::open(&config)?;
+        for migration in &report.applied {
+            tracing::info!(migration, "applied migration");
+        }
+        let secrets = Secrets::load_or_create(&config.secrets_path())?;
+        Ok(Arc::new(App {
+            config,
+            db,
+            secrets,
+            started_at: Instant::now(),
+        }))
+    }
+}
+
+/// Serves the full router on `listener` until `shutdown` completes, then lets in-flight
+/// requests finish for at most `server.shutdown_timeout` and closes the database.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_router(state.clone(), http::router(state), listener, shutdown).await
+}
+
+/// [`serve`] with a router of the caller's (tests add routes to the real middleware stack).
+pub async fn serve_router(
+    state: AppState,
+    router: Router,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let grace = state.config.server.shutdown_timeout;
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stopping_tx.send(());
+    });
+
+    tokio::select! {
+        result = server => result.context("server error")?,
+        () = async {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!(?grace, "in-flight requests did not finish in time; dropping them");
+        }
+    }
+    state.db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,34 @@
+//! `persona admin …`: the administrator's tree. Each feature adds its own subcommand module
+//! here (`user`, `scripts`, `secrets`, `backups`, `db`, `usage`).
+
+mod config;
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::Cli;
+
+#[derive(Debug, clap::Args)]
+pub struct Opts {
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Show the effective configuration or the documented example
+    Config(config::Opts),
+    /// Print the OpenAPI document (JSON)
+    Openapi,
+}
+
+pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
+    match &opts.command {
+        AdminCommand::Config(opts) => config::run(cli, opts),
+        AdminCommand::Openapi => {
+            println!("{}", crate::http::openapi::document().to_pretty_json()?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

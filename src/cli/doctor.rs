@@ -1,0 +1,260 @@
+//! `persona doctor`: checks what a hobbyist gets wrong on a new VPS, without changing
+//! anything: the configuration, the data directory, the secrets file's permissions, the
+//! database and the AI upstream. Exits non-zero when a check fails.
+
+use std::{
+    fs,
+    os::unix::fs::PermissionsExt,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use super::Cli;
+use crate::{config::Config, db, secrets::Secrets};
+
+#[derive(Debug, Default, clap::Args)]
+pub struct Opts {}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Ok,
+    Warn,
+    Fail,
+}
+
+struct Report {
+    failed: bool,
+}
+
+impl Report {
+    fn line(&mut self, verdict: Verdict, what: &str, detail: impl AsRef<str>) {
+        let mark = match verdict {
+            Verdict::Ok => "ok  ",
+            Verdict::Warn => "warn",
+            Verdict::Fail => {
+                self.failed = true;
+                "FAIL"
+            }
+        };
+        println!("[{mark}] {what:<10} {}", detail.as_ref());
+    }
+}
+
+pub async fn run(cli: &Cli, _opts: &Opts) -> anyhow::Result<ExitCode> {
+    let mut report = Report { failed: false };
+    let config = match cli.load_config() {
+        Ok(config) => {
+            let source = match &cli.config {
+                Some(path) => path.display().to_string(),
+                None if std::path::Path::new(crate::config::DEFAULT_FILE).is_file() => {
+                    crate::config::DEFAULT_FILE.to_owned()
+                }
+                None => "built-in defaults".to_owned(),
+            };
+            report.line(
+                Verdict::Ok,
+                "config",
+                format!("loaded from {source} and the environment"),
+            );
+            config
+        }
+        Err(err) => {
+            report.line(Verdict::Fail, "config", format!("{err:#}"));
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+
+    check_data_dir(&mut report, &config);
+    check_secrets(&mut report, &config);
+    check_database(&mut report, &config);
+    check_ai(&mut report, &config).await;
+
+    Ok(if report.failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn check_data_dir(report: &mut Report, config: &Config) {
+    let dir = &config.storage.data_dir;
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {
+            let mode = meta.permissions().mode() & 0o777;
+            let verdict = if mode & 0o077 == 0 {
+                Verdict::Ok
+            } else {
+                Verdict::Warn
+            };
+            report.line(
+                verdict,
+                "data dir",
+                format!("{} (mode {mode:o})", dir.display()),
+            );
+        }
+        Ok(_) => report.line(
+            Verdict::Fail,
+            "data dir",
+            format!("{} is not a directory", dir.display()),
+        ),
+        Err(_) => report.line(
+            Verdict::Warn,
+            "data dir",
+            format!(
+                "{} does not exist yet; `persona serve` creates it",
+                dir.display()
+            ),
+        ),
+    }
+}
+
+fn check_secrets(report: &mut Report, config: &Config) {
+    let path = config.secrets_path();
+    let Ok(meta) = fs::metadata(&path) else {
+        report.line(
+            Verdict::Warn,
+            "secrets",
+            format!(
+                "{} does not exist yet; `persona serve` creates it",
+                path.display()
+            ),
+        );
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        report.line(
+            Verdict::Fail,
+            "secrets",
+            format!(
+                "{} has mode {mode:o}; run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            ),
+        );
+        return;
+    }
+    match Secrets::read(&path) {
+        Ok(secrets) => report.line(
+            Verdict::Ok,
+            "secrets",
+            format!(
+                "{} (mode 600): {} JWT key(s), {} backup key(s)",
+                path.display(),
+                secrets.jwt_keys.len(),
+                secrets.backup_keys.len()
+            ),
+        ),
+        Err(err) => report.line(Verdict::Fail, "secrets", format!("{err:#}")),
+    }
+}
+
+fn check_database(report: &mut Report, config: &Config) {
+    let path = config.database_path();
+    if !path.exists() {
+        report.line(
+            Verdict::Warn,
+            "database",
+            format!(
+                "{} does not exist yet; `persona serve` or `persona migrate` creates it",
+                path.display()
+            ),
+        );
+        return;
+    }
+    match db::inspect(&path, config.storage.busy_timeout) {
+        Ok(found) => {
+            if found.quick_check != "ok" {
+                report.line(
+                    Verdict::Fail,
+                    "database",
+                    format!("integrity check failed: {}", found.quick_check),
+                );
+            } else if !found.pending_migrations.is_empty() {
+                report.line(
+                    Verdict::Warn,
+                    "database",
+                    format!(
+                        "{} migration(s) pending; run `persona migrate`",
+                        found.pending_migrations.len()
+                    ),
+                );
+            } else {
+                report.line(
+                    Verdict::Ok,
+                    "database",
+                    format!(
+                        "{} (journal {}, integrity ok, migrations applied)",
+                        path.display(),
+                        found.journal_mode
+                    ),
+                );
+            }
+        }
+        Err(err) => report.line(Verdict::Fail, "database", format!("{err:#}")),
+    }
+}
+
+async fn check_ai(report: &mut Report, config: &Config) {
+    let Some(key) = &config.ai.api_key else {
+        report.line(
+            Verdict::Warn,
+            "ai",
+            "no ai.api_key: AI endpoints answer 503 ai_not_configured",
+        );
+        return;
+    };
+    let url = format!("{}/models", config.ai.base_url.trim_end_matches('/'));
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .connect_timeout(config.ai.connect_timeout)
+        .build()
+    {
+        Ok(client) => client,
+        Err(err) => {
+            report.line(
+                Verdict::Fail,
+                "ai",
+                format!("cannot build an HTTP client: {err}"),
+            );
+            return;
+        }
+    };
+    let start = Instant::now();
+    match client.get(&url).bearer_auth(key.expose()).send().await {
+        Ok(response) if response.status().is_success() => report.line(
+            Verdict::Ok,
+            "ai",
+            format!(
+                "{} answered in {} ms",
+                config.ai.base_url,
+                start.elapsed().as_millis()
+            ),
+        ),
+        Ok(response) => report.line(
+            Verdict::Fail,
+            "ai",
+            format!("{} answered {}", config.ai.base_url, response.status()),
+        ),
+        Err(err) => report.line(
+            Verdict::Fail,
+            "ai",
+            format!(
+                "{} is unreachable: {}",
+                config.ai.base_url,
+                without_url(&err)
+            ),
+        ),
+    }
+}
+
+/// reqwest's errors embed the URL; ours is printed already.
+fn without_url(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        "timed out".to_owned()
+    } else if err.is_connect() {
+        "connection failed".to_owned()
+    } else {
+        "request failed".to_owned()
+    }
+}

@@ -1,0 +1,41 @@
+//! `persona serve [--bind ADDR]`: start the HTTP server until SIGINT/SIGTERM.
+
+use std::{net::SocketAddr, process::ExitCode};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use super::Cli;
+use crate::{
+    app::{self, App},
+    telemetry,
+};
+
+#[derive(Debug, Default, clap::Args)]
+pub struct Opts {
+    /// Address to listen on, overriding `server.bind`
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<SocketAddr>,
+}
+
+pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
+    let mut config = cli.load_config()?;
+    if let Some(bind) = opts.bind {
+        config.server.bind = bind;
+    }
+    telemetry::init(&config.log);
+    let bind = config.server.bind;
+    let state = App::init(config)?;
+    let listener = TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        address = %local,
+        data_dir = %state.config.storage.data_dir.display(),
+        version = env!("CARGO_PKG_VERSION"),
+        "persona is listening; API docs at http://{local}/api-docs"
+    );
+    app::serve(state, listener, app::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}

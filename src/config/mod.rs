@@ -1,0 +1,546 @@
+//! Typed configuration: built-in defaults → `persona.toml` → `PERSONA_<SECTION>__<KEY>`
+//! environment variables, later wins (SPEC section 1).
+//!
+//! Every key is typed (durations like `"15m"`, sizes like `"64MiB"`, socket addresses) and
+//! documented in `persona.toml.example`; unknown keys are errors, so a typo cannot silently
+//! fall back to a default. [`Config::validate`] checks what types alone cannot, and every
+//! error names the key.
+
+mod secret;
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use bytesize::ByteSize;
+use figment::{
+    Figment,
+    providers::{Env, Format, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+pub use secret::Secret;
+
+/// The documented example configuration, also printed by `persona admin config example`.
+pub const EXAMPLE: &str = include_str!("../../persona.toml.example");
+
+/// The file read when neither `--config` nor `PERSONA_CONFIG` names one.
+pub const DEFAULT_FILE: &str = "persona.toml";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub auth: AuthConfig,
+    pub rate_limit: RateLimitConfig,
+    pub backups: BackupsConfig,
+    pub ai: AiConfig,
+    pub crisis: CrisisConfig,
+    pub smtp: SmtpConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    /// Origins allowed by CORS, e.g. `https://app.example.com`; `"*"` allows any.
+    pub cors_origins: Vec<String>,
+    pub max_body: ByteSize,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    pub hsts: bool,
+    /// Peers whose `X-Forwarded-For` is believed (addresses or CIDR ranges).
+    pub trusted_proxies: Vec<String>,
+    /// How long shutdown waits for in-flight requests before dropping them.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            cors_origins: Vec::new(),
+            max_body: ByteSize::mib(1),
+            request_timeout: Duration::from_secs(30),
+            hsts: false,
+            trusted_proxies: Vec::new(),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    /// Read connections in the pool; 0 picks twice the number of cores (at least 4).
+    pub read_connections: u32,
+    /// How long a query waits for a connection or a lock before answering 503.
+    #[serde(with = "humantime_serde")]
+    pub busy_timeout: Duration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: PathBuf::from("./data"),
+            read_connections: 0,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(with = "humantime_serde")]
+    pub access_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub refresh_ttl: Duration,
+    /// A retried refresh within this window gets a fresh pair instead of `token_reused`.
+    #[serde(with = "humantime_serde")]
+    pub refresh_grace: Duration,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// The issuer (`iss`) of access tokens.
+    pub issuer: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_grace: Duration::ZERO,
+            argon2_memory_kib: 19456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            issuer: "persona".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub per_ip_per_minute: u32,
+    pub login_per_ip_per_minute: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            per_ip_per_minute: 600,
+            login_per_ip_per_minute: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupsConfig {
+    pub max_size: ByteSize,
+    pub retain: u32,
+}
+
+impl Default for BackupsConfig {
+    fn default() -> Self {
+        BackupsConfig {
+            max_size: ByteSize::mib(64),
+            retain: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AiConfig {
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    pub default_model: String,
+    /// Models users may pick; empty means only `default_model`.
+    pub allowed_models: Vec<String>,
+    pub fallback_models: Vec<String>,
+    pub requests_per_minute: u32,
+    pub daily_token_budget: u64,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    pub max_retries: u32,
+    /// Upper bound for `max_tokens` in one request.
+    pub max_tokens: u32,
+    /// OpenRouter attribution headers (`HTTP-Referer`, `X-Title`); empty sends none.
+    pub app_url: String,
+    pub app_title: String,
+}
+
+impl Default for AiConfig {
+    fn default() -> Self {
+        AiConfig {
+            base_url: "https://openrouter.ai/api/v1".to_owned(),
+            api_key: None,
+            default_model: "openai/gpt-4o-mini".to_owned(),
+            allowed_models: Vec::new(),
+            fallback_models: Vec::new(),
+            requests_per_minute: 20,
+            daily_token_budget: 200_000,
+            timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
+            max_retries: 2,
+            max_tokens: 4096,
+            app_url: String::new(),
+            app_title: "Persona".to_owned(),
+        }
+    }
+}
+
+/// Crisis levels, in order of severity (SPEC section 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrisisLevel {
+    None,
+    Low,
+    Medium,
+    High,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CrisisConfig {
+    pub resource_level: CrisisLevel,
+    pub auto_notify: bool,
+    pub webhook_url: Option<Secret>,
+    /// Minimum time between two SOS notifications of one user.
+    #[serde(with = "humantime_serde")]
+    pub alert_cooldown: Duration,
+}
+
+impl Default for CrisisConfig {
+    fn default() -> Self {
+        CrisisConfig {
+            resource_level: CrisisLevel::Medium,
+            auto_notify: false,
+            webhook_url: None,
+            alert_cooldown: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub from: Option<String>,
+    pub starttls: Option<bool>,
+    /// The app or web address put in mailed links, e.g. `https://persona.example.com`.
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `debug`, or `persona=debug,tower_http=info`.
+    pub level: String,
+    /// Unset: pretty on a terminal, JSON otherwise.
+    pub format: Option<LogFormat>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_owned(),
+            format: None,
+        }
+    }
+}
+
+impl Config {
+    /// Loads the layered configuration. `file` is `--config` / `PERSONA_CONFIG`; when it is
+    /// `None`, `./persona.toml` is read if present. Environment variables are read from the
+    /// process.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut figment = Figment::new();
+        match file {
+            Some(path) => {
+                if !path.is_file() {
+                    bail!("configuration file {} does not exist", path.display());
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None if Path::new(DEFAULT_FILE).is_file() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_FILE));
+            }
+            None => {}
+        }
+        // Only `SECTION__KEY` variables are configuration; `PERSONA_CONFIG` names the file.
+        let env = Env::prefixed("PERSONA_")
+            .filter(|key| key.as_str().contains("__"))
+            .split("__");
+        let config: Config = figment
+            .merge(env)
+            .extract()
+            .map_err(|err| anyhow::anyhow!(describe_figment_error(err)))
+            .context("invalid configuration")?;
+        config.validate().context("invalid configuration")?;
+        Ok(config)
+    }
+
+    /// Checks what serde types cannot; each error names the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let s = &self.server;
+        for origin in &s.cors_origins {
+            if origin != "*" {
+                let parsed = url::Url::parse(origin).ok();
+                let ok = parsed.as_ref().is_some_and(|u| {
+                    matches!(u.scheme(), "http" | "https")
+                        && u.host().is_some()
+                        && u.path() == "/"
+                        && !origin.ends_with('/')
+                });
+                if !ok {
+                    bail!(
+                        "server.cors_origins: {origin:?} is not an origin like \"https://app.example.com\""
+                    );
+                }
+            }
+        }
+        for proxy in &s.trusted_proxies {
+            if parse_ip_range(proxy).is_none() {
+                bail!("server.trusted_proxies: {proxy:?} is not an IP address or CIDR range");
+            }
+        }
+        positive("server.max_body", s.max_body.as_u64())?;
+        positive_duration("server.request_timeout", s.request_timeout)?;
+        positive_duration("storage.busy_timeout", self.storage.busy_timeout)?;
+        if self.storage.data_dir.as_os_str().is_empty() {
+            bail!("storage.data_dir: must not be empty");
+        }
+
+        let a = &self.auth;
+        positive_duration("auth.access_ttl", a.access_ttl)?;
+        positive_duration("auth.refresh_ttl", a.refresh_ttl)?;
+        if a.refresh_ttl <= a.access_ttl {
+            bail!("auth.refresh_ttl: must be longer than auth.access_ttl");
+        }
+        if !(1..=16).contains(&a.argon2_parallelism) {
+            bail!("auth.argon2_parallelism: must be between 1 and 16");
+        }
+        if a.argon2_memory_kib < 8 * a.argon2_parallelism || a.argon2_memory_kib > 4 * 1024 * 1024 {
+            bail!(
+                "auth.argon2_memory_kib: must be between 8 × argon2_parallelism and 4194304 (4 GiB)"
+            );
+        }
+        if !(1..=100).contains(&a.argon2_iterations) {
+            bail!("auth.argon2_iterations: must be between 1 and 100");
+        }
+        if a.issuer.trim().is_empty() {
+            bail!("auth.issuer: must not be empty");
+        }
+
+        positive(
+            "rate_limit.per_ip_per_minute",
+            self.rate_limit.per_ip_per_minute.into(),
+        )?;
+        positive(
+            "rate_limit.login_per_ip_per_minute",
+            self.rate_limit.login_per_ip_per_minute.into(),
+        )?;
+        positive("backups.max_size", self.backups.max_size.as_u64())?;
+        positive("backups.retain", self.backups.retain.into())?;
+
+        let ai = &self.ai;
+        http_url("ai.base_url", &ai.base_url)?;
+        if ai.default_model.trim().is_empty() {
+            bail!("ai.default_model: must not be empty");
+        }
+        positive("ai.requests_per_minute", ai.requests_per_minute.into())?;
+        positive("ai.max_tokens", ai.max_tokens.into())?;
+        positive_duration("ai.timeout", ai.timeout)?;
+        positive_duration("ai.connect_timeout", ai.connect_timeout)?;
+        if ai.max_retries > 10 {
+            bail!("ai.max_retries: must be at most 10");
+        }
+        if let Some(url) = &self.crisis.webhook_url {
+            http_url("crisis.webhook_url", url.expose())?;
+        }
+
+        if let Some(host) = &self.smtp.host {
+            if host.trim().is_empty() {
+                bail!("smtp.host: must not be empty when set");
+            }
+            if self.smtp.from.is_none() {
+                bail!("smtp.from: is required when smtp.host is set");
+            }
+        }
+
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|err| {
+            anyhow::anyhow!(
+                "log.level: {:?} is not a valid filter: {err}",
+                self.log.level
+            )
+        })?;
+        Ok(())
+    }
+
+    /// `persona.db` inside the data dir.
+    pub fn database_path(&self) -> PathBuf {
+        self.storage.data_dir.join("persona.db")
+    }
+
+    /// `secrets.toml` inside the data dir.
+    pub fn secrets_path(&self) -> PathBuf {
+        self.storage.data_dir.join("secrets.toml")
+    }
+
+    /// The models users may pick: `ai.allowed_models`, or just the default model.
+    pub fn allowed_models(&self) -> Vec<String> {
+        if self.ai.allowed_models.is_empty() {
+            vec![self.ai.default_model.clone()]
+        } else {
+            self.ai.allowed_models.clone()
+        }
+    }
+}
+
+/// Figment's messages say `for key "default.server.bind"`; the profile prefix means nothing
+/// to our users, so it is removed.
+fn describe_figment_error(err: figment::Error) -> String {
+    err.into_iter()
+        .map(|e| e.to_string().replace("key \"default.", "key \""))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn positive(key: &str, value: u64) -> anyhow::Result<()> {
+    if value == 0 {
+        bail!("{key}: must be greater than zero");
+    }
+    Ok(())
+}
+
+fn positive_duration(key: &str, value: Duration) -> anyhow::Result<()> {
+    if value.is_zero() {
+        bail!("{key}: must be longer than zero");
+    }
+    Ok(())
+}
+
+fn http_url(key: &str, value: &str) -> anyhow::Result<()> {
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        _ => bail!("{key}: {value:?} is not an http(s) URL"),
+    }
+}
+
+/// Parses `10.0.0.1` or `10.0.0.0/8` (v4 or v6) into an address and a prefix length.
+pub fn parse_ip_range(text: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (addr, prefix) = match text.split_once('/') {
+        Some((addr, prefix)) => (addr, Some(prefix)),
+        None => (text, None),
+    };
+    let addr: std::net::IpAddr = addr.trim().parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max)?,
+        None => max,
+    };
+    Some((addr, prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Uncomments every `# key = value` line of the example.
+    fn uncommented_example() -> String {
+        EXAMPLE
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest)
+                    if rest.split_once(" = ").is_some_and(|(k, _)| {
+                        k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    }) =>
+                {
+                    rest
+                }
+                _ => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn keys_of(value: &serde_json::Value) -> Vec<String> {
+        let mut keys = Vec::new();
+        for (section, table) in value.as_object().unwrap() {
+            for key in table.as_object().unwrap().keys() {
+                keys.push(format!("{section}.{key}"));
+            }
+        }
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn example_documents_every_key_and_parses() {
+        let parsed: Config = toml::from_str(&uncommented_example()).expect("example parses");
+        parsed.validate().expect("example values are valid");
+        let documented = keys_of(&serde_json::to_value(&parsed).unwrap());
+        let all = keys_of(&serde_json::to_value(Config::default()).unwrap());
+        assert_eq!(documented, all);
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn sizes_and_durations_read_human_units() {
+        let config: Config = toml::from_str(
+            "[server]\nmax_body = \"2MiB\"\nrequest_timeout = \"1m 30s\"\n[auth]\nrefresh_ttl = \"7d\"",
+        )
+        .unwrap();
+        assert_eq!(config.server.max_body.as_u64(), 2 * 1024 * 1024);
+        assert_eq!(config.server.request_timeout, Duration::from_secs(90));
+        assert_eq!(config.auth.refresh_ttl, Duration::from_secs(7 * 86400));
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let mut config = Config::default();
+        config.server.cors_origins = vec!["not a url".into()];
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("server.cors_origins"), "{err}");
+
+        let mut config = Config::default();
+        config.auth.argon2_memory_kib = 1;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("auth.argon2_memory_kib"), "{err}");
+    }
+
+    #[test]
+    fn ip_ranges_parse() {
+        assert_eq!(parse_ip_range("10.0.0.0/8").unwrap().1, 8);
+        assert_eq!(parse_ip_range("::1").unwrap().1, 128);
+        assert!(parse_ip_range("10.0.0.0/33").is_none());
+        assert!(parse_ip_range("proxy").is_none());
+    }
+}

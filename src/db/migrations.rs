@@ -1,0 +1,61 @@
+//! Schema migrations: the SQL files in `migrations/`, embedded in the binary by refinery and
+//! applied at start and by `persona migrate`. Each runs in its own transaction; running them
+//! again is a no-op.
+
+use anyhow::Context;
+use rusqlite::Connection;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// What a migration run did.
+#[derive(Debug, Clone)]
+pub struct MigrationReport {
+    /// `V<version>__<name>` of each migration applied by this run, in order.
+    pub applied: Vec<String>,
+    /// The schema version after the run.
+    pub version: u32,
+}
+
+pub(super) fn run(conn: &mut Connection) -> anyhow::Result<MigrationReport> {
+    let runner = embedded::migrations::runner();
+    let report = runner
+        .run(conn)
+        .context("cannot apply database migrations")?;
+    let applied = report
+        .applied_migrations()
+        .iter()
+        .map(|m| format!("V{}__{}", m.version(), m.name()))
+        .collect();
+    let version = runner
+        .get_last_applied_migration(conn)
+        .context("cannot read the schema version")?
+        .map_or(0, |m| m.version() as u32);
+    Ok(MigrationReport { applied, version })
+}
+
+/// Migrations embedded in this binary that `conn`'s database has not applied yet.
+pub fn pending_migrations(conn: &mut Connection) -> anyhow::Result<Vec<String>> {
+    let runner = embedded::migrations::runner();
+    let has_table: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'refinery_schema_history')",
+        [],
+        |r| r.get(0),
+    )?;
+    let applied: Vec<i64> = if has_table {
+        runner
+            .get_applied_migrations(conn)?
+            .iter()
+            .map(|m| m.version() as i64)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(runner
+        .get_migrations()
+        .iter()
+        .filter(|m| !applied.contains(&(m.version() as i64)))
+        .map(|m| format!("V{}__{}", m.version(), m.name()))
+        .collect())
+}

@@ -1,0 +1,358 @@
+//! The one way to reach SQLite.
+//!
+//! Reads run on a pool of read-only connections (`PRAGMA query_only`); writes run on one
+//! writer connection, each in an `IMMEDIATE` transaction, so concurrent writes queue here
+//! instead of failing with "database is locked" (PocketBase does the same). Both wait for
+//! their connection on an async semaphore with a timeout, then run the closure on tokio's
+//! blocking pool inside the caller's tracing span: no SQLite call ever blocks a worker.
+//!
+//! Store code takes `&rusqlite::Connection` and knows nothing of pools or runtimes.
+
+mod migrations;
+
+use std::{
+    fs,
+    os::unix::fs::DirBuilderExt,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::Context;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use tokio::sync::Semaphore;
+
+use crate::{
+    config::Config,
+    error::{ApiError, AppResult},
+};
+
+pub use migrations::{MigrationReport, pending_migrations};
+
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    read_permits: Arc<Semaphore>,
+    writer: Arc<Mutex<Connection>>,
+    write_permit: Arc<Semaphore>,
+    wait_timeout: Duration,
+}
+
+impl Db {
+    /// Opens (creating if needed) `persona.db` in the data dir and applies pending
+    /// migrations. Blocking: call it before the server starts serving.
+    pub fn open(config: &Config) -> anyhow::Result<(Db, MigrationReport)> {
+        create_data_dir(&config.storage.data_dir)?;
+        let path = config.database_path();
+        let busy = config.storage.busy_timeout;
+
+        // WAL is switched on once, on the writer, before any reader exists: doing it in the
+        // pool's per-connection init makes new connections race for the lock.
+        let mut writer = Connection::open(&path)
+            .with_context(|| format!("cannot open the database at {}", path.display()))?;
+        configure(&writer, busy)?;
+        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        anyhow::ensure!(
+            mode.eq_ignore_ascii_case("wal"),
+            "the database refused WAL mode (got {mode})"
+        );
+        let report = migrations::run(&mut writer)?;
+
+        let readers = config.storage.read_connections;
+        let readers = if readers == 0 {
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+            (cores * 2).max(4)
+        } else {
+            readers
+        };
+        let manager = SqliteConnectionManager::file(&path)
+            .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .with_init(move |conn| {
+                configure(conn, busy)?;
+                conn.pragma_update(None, "query_only", true)
+            });
+        let pool = r2d2::Pool::builder()
+            .max_size(readers)
+            .min_idle(Some(1))
+            .connection_timeout(busy)
+            .build(manager)
+            .context("cannot open the database read pool")?;
+
+        let db = Db {
+            inner: Arc::new(Inner {
+                path,
+                readers: pool,
+                read_permits: Arc::new(Semaphore::new(readers as usize)),
+                writer: Arc::new(Mutex::new(writer)),
+                write_permit: Arc::new(Semaphore::new(1)),
+                wait_timeout: busy,
+            }),
+        };
+        Ok((db, report))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on a read-only connection from the pool, off the async runtime.
+    pub async fn read<T, F>(&self, f: F) -> AppResult<T>
+    where
+        F: FnOnce(&Connection) -> AppResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let permit = self.acquire(&self.inner.read_permits).await?;
+        let inner = self.inner.clone();
+        run_blocking(move || {
+            let _permit = permit;
+            let conn = inner
+                .readers
+                .get()
+                .map_err(|e| ApiError::internal(anyhow::Error::new(e).context("read pool")))?;
+            f(&conn)
+        })
+        .await
+    }
+
+    /// Runs `f` in an `IMMEDIATE` transaction on the single writer connection, off the async
+    /// runtime. Commits when `f` returns `Ok`, rolls back otherwise. Writes queue in order.
+    pub async fn write<T, F>(&self, f: F) -> AppResult<T>
+    where
+        F: FnOnce(&Transaction<'_>) -> AppResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let permit = self.acquire(&self.inner.write_permit).await?;
+        let writer = self.inner.writer.clone();
+        // The permit moves into the blocking closure: if the request is dropped, the next
+        // writer still waits until this transaction has finished.
+        run_blocking(move || {
+            let _permit = permit;
+            let mut conn = writer
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+        .await
+    }
+
+    async fn acquire(
+        &self,
+        semaphore: &Arc<Semaphore>,
+    ) -> AppResult<tokio::sync::OwnedSemaphorePermit> {
+        match tokio::time::timeout(self.inner.wait_timeout, semaphore.clone().acquire_owned()).await
+        {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_closed)) => Err(ApiError::unavailable("The database is shutting down.")),
+            Err(_elapsed) => Err(ApiError::unavailable("The database is busy; try again.")),
+        }
+    }
+
+    /// Flushes the WAL into the main file and lets SQLite refresh its statistics. Called at
+    /// shutdown; harmless to skip (the next start replays the WAL).
+    pub async fn close(&self) {
+        let result = self
+            .write_unlocked(|conn| {
+                conn.execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);")?;
+                Ok(())
+            })
+            .await;
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "database checkpoint at shutdown failed");
+        }
+        self.inner.read_permits.close();
+        self.inner.write_permit.close();
+    }
+
+    /// Runs `f` on the writer connection outside a transaction (for pragmas that refuse to
+    /// run inside one).
+    async fn write_unlocked<T, F>(&self, f: F) -> AppResult<T>
+    where
+        F: FnOnce(&Connection) -> AppResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let permit = self.acquire(&self.inner.write_permit).await?;
+        let writer = self.inner.writer.clone();
+        run_blocking(move || {
+            let _permit = permit;
+            let conn = writer
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&conn)
+        })
+        .await
+    }
+}
+
+/// Runs blocking work on tokio's blocking pool, inside the current tracing span.
+pub async fn run_blocking<T, F>(f: F) -> AppResult<T>
+where
+    F: FnOnce() -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await
+        .map_err(|join| match join.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(join) => ApiError::internal(join),
+        })?
+}
+
+/// Per-connection settings, in the order that avoids lock races on a new database:
+/// busy timeout first, then foreign keys, then synchronous.
+fn configure(conn: &Connection, busy: Duration) -> rusqlite::Result<()> {
+    conn.busy_timeout(busy)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    // NORMAL in WAL mode: a committed transaction survives a crash of the process (kill -9);
+    // only a power loss can lose the last commits, and the database stays consistent.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+/// Creates the data dir (mode 0700) if it does not exist.
+pub fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// What `persona doctor` reports about an existing database file.
+#[derive(Debug)]
+pub struct Inspection {
+    /// `ok`, or SQLite's first complaint.
+    pub quick_check: String,
+    pub journal_mode: String,
+    pub pending_migrations: Vec<String>,
+    pub server_epoch: Option<String>,
+}
+
+/// Looks at the database at `path` without creating or migrating anything.
+pub fn inspect(path: &Path, busy: Duration) -> anyhow::Result<Inspection> {
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open {}", path.display()))?;
+    configure(&conn, busy)?;
+    let quick_check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    let journal_mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    let pending_migrations = pending_migrations(&mut conn)?;
+    let server_epoch = server_epoch(&conn).ok();
+    Ok(Inspection {
+        quick_check,
+        journal_mode,
+        pending_migrations,
+        server_epoch,
+    })
+}
+
+/// Reads the server epoch (SPEC section 4).
+pub fn server_epoch(conn: &Connection) -> AppResult<String> {
+    Ok(conn.query_row(
+        "SELECT value FROM server_meta WHERE key = 'server_epoch'",
+        [],
+        |row| row.get(0),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_temp() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().join("data");
+        let (db, _) = Db::open(&config).unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_queue_instead_of_failing() {
+        let (_dir, db) = open_temp();
+        db.write(|tx| {
+            tx.execute_batch(
+                "CREATE TABLE counter (n INTEGER NOT NULL); INSERT INTO counter VALUES (0);",
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write(|tx| {
+                        tx.execute("UPDATE counter SET n = n + 1", [])?;
+                        Ok(())
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let n: i64 = db
+            .read(|conn| Ok(conn.query_row("SELECT n FROM counter", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(n, 200);
+    }
+
+    #[tokio::test]
+    async fn readers_cannot_write() {
+        let (_dir, db) = open_temp();
+        let result = db
+            .read(|conn| Ok(conn.execute("DELETE FROM server_meta", [])?))
+            .await;
+        assert!(result.is_err());
+        let epoch = db.read(|conn| server_epoch(conn)).await.unwrap();
+        assert_eq!(epoch.len(), 32);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_rolls_back() {
+        let (_dir, db) = open_temp();
+        let result: AppResult<()> = db
+            .write(|tx| {
+                tx.execute("DELETE FROM server_meta", [])?;
+                Err(ApiError::NotFound)
+            })
+            .await;
+        assert!(matches!(result, Err(ApiError::NotFound)));
+        assert!(db.read(|conn| server_epoch(conn)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn pragmas_are_set() {
+        let (_dir, db) = open_temp();
+        let (mode, fk, sync): (String, i64, i64) = db
+            .read(|conn| {
+                Ok(conn.query_row(
+                    "SELECT * FROM pragma_journal_mode, pragma_foreign_keys, pragma_synchronous",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(fk, 1);
+        assert_eq!(sync, 1, "synchronous = NORMAL");
+    }
+}

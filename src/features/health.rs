@@ -1,0 +1,86 @@
+//! `GET /health` (is the process up) and `GET /health/ready` (can it serve: the database
+//! answers). Load balancers and the app's "server reachable" check use them.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    app::AppState,
+    error::{ApiError, AppResult},
+    http::extract::AppJson,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// `OK`.
+    status: &'static str,
+    message: &'static str,
+    #[serde(with = "time::serde::rfc3339")]
+    timestamp: OffsetDateTime,
+    /// Seconds since the server started.
+    uptime: f64,
+    version: &'static str,
+    /// Readiness only: `ok` when the database answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database: Option<&'static str>,
+}
+
+impl Health {
+    fn now(state: &AppState, message: &'static str) -> Self {
+        Health {
+            status: "OK",
+            message,
+            timestamp: OffsetDateTime::now_utc(),
+            uptime: (state.started_at.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+            version: env!("CARGO_PKG_VERSION"),
+            database: None,
+        }
+    }
+}
+
+/// Liveness: the process is up.
+#[utoipa::path(get, path = "/health", tag = "system",
+    responses((status = 200, body = Health)))]
+async fn health(State(state): State<AppState>) -> AppJson<Health> {
+    AppJson(Health::now(&state, "persona is running"))
+}
+
+/// Readiness: the database answers a query within two seconds.
+#[utoipa::path(get, path = "/health/ready", tag = "system",
+    responses(
+        (status = 200, body = Health),
+        (status = 503, description = "The database is not usable", body = crate::error::ErrorBody),
+    ))]
+async fn ready(State(state): State<AppState>) -> AppResult<AppJson<Health>> {
+    let check = state.db.read(|conn| {
+        conn.query_row("SELECT count(*) FROM server_meta", [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        Ok(())
+    });
+    match tokio::time::timeout(Duration::from_secs(2), check).await {
+        Ok(Ok(())) => Ok(AppJson(Health {
+            database: Some("ok"),
+            ..Health::now(&state, "persona is ready")
+        })),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness check failed");
+            Err(ApiError::unavailable("The database is not usable."))
+        }
+        Err(_) => Err(ApiError::unavailable(
+            "The database did not answer in time.",
+        )),
+    }
+}

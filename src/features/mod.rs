@@ -1,0 +1,16 @@
+//! The product, one module per feature. Each owns its routes (`router()`), its handlers and
+//! its SQL; `http` only merges the routers.
+
+pub mod health;
+
+use crate::http::ApiRouter;
+
+/// Routes outside the API: health and readiness (metrics and docs are added by `http`).
+pub fn system_router() -> ApiRouter {
+    health::router()
+}
+
+/// Every `/api/v1` route (also mounted at `/api`).
+pub fn api_router() -> ApiRouter {
+    ApiRouter::new()
+}

@@ -1,0 +1,182 @@
+//! Extractors whose rejections are [`ApiError`]s, so bad input gets our envelope and the
+//! precise status: 400 for malformed JSON or query strings, 415 for a wrong content type,
+//! 413 for a body over the limit, 422 (with the field) for well-formed JSON of the wrong shape.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Request, rejection::BytesRejection},
+    http::{StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::error::ApiError;
+
+/// JSON body in, JSON body out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for AppJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers().get(header::CONTENT_TYPE)) {
+            return Err(ApiError::UnsupportedMediaType(
+                "Expected a body with Content-Type: application/json.".into(),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
+        parse_json(&bytes).map(AppJson)
+    }
+}
+
+impl<T: Serialize> IntoResponse for AppJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// Deserializes JSON, telling a syntax error (400) from a shape error (422 with the path of
+/// the offending field).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = match serde_path_to_error::deserialize(&mut de) {
+        Ok(value) => value,
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            return Err(match inner.classify() {
+                serde_json::error::Category::Data => {
+                    let field = if path == "." { "body".to_owned() } else { path };
+                    ApiError::invalid_field(field, strip_position(&inner.to_string()))
+                }
+                _ => ApiError::BadRequest(
+                    format!(
+                        "The body is not valid JSON: {}",
+                        strip_position(&inner.to_string())
+                    )
+                    .into(),
+                ),
+            });
+        }
+    };
+    de.end().map_err(|_| {
+        ApiError::BadRequest("The body has trailing characters after the JSON value.".into())
+    })?;
+    Ok(value)
+}
+
+/// serde_json appends " at line 1 column 12"; useful for syntax errors, noise for fields.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn is_json(content_type: Option<&axum::http::HeaderValue>) -> bool {
+    let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// A body that could not be read: over the limit (413) or cut off (400).
+pub fn body_error(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::BadRequest("The request body could not be read.".into())
+    }
+}
+
+/// Query string, 400 when it does not parse.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for AppQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(query)
+            .map(AppQuery)
+            .map_err(|err| ApiError::BadRequest(format!("Invalid query string: {err}").into()))
+    }
+}
+
+/// Path parameters, 400 when they do not parse.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for AppPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| AppPath(value))
+            .map_err(|err| {
+                ApiError::BadRequest(format!("Invalid path: {}", err.body_text()).into())
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Login {
+        email: String,
+        age: u32,
+    }
+
+    #[test]
+    fn syntax_errors_are_400_and_shape_errors_name_the_field() {
+        assert!(matches!(
+            parse_json::<Login>(b"{\"email\":"),
+            Err(ApiError::BadRequest(_))
+        ));
+        match parse_json::<Login>(br#"{"email":"a@b.c","age":"x"}"#) {
+            Err(ApiError::Validation(fields)) => assert!(fields.contains_key("age"), "{fields:?}"),
+            other => panic!("unexpected {other:?}"),
+        }
+        match parse_json::<Login>(br#"{"age":3}"#) {
+            Err(ApiError::Validation(fields)) => {
+                assert!(fields["body"][0].contains("email"), "{fields:?}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_content_types() {
+        let ok = |v: &str| is_json(Some(&axum::http::HeaderValue::from_str(v).unwrap()));
+        assert!(ok("application/json"));
+        assert!(ok("application/json; charset=utf-8"));
+        assert!(ok("application/merge-patch+json"));
+        assert!(!ok("text/plain"));
+        assert!(!is_json(None));
+    }
+}

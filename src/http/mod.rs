@@ -1,0 +1,148 @@
+//! HTTP assembly: which routes exist, where they are mounted, and the middleware around them.
+//!
+//! Features own their routes (`features::*::router`); this module only merges them, mounts the
+//! API at both `/api/v1` and `/api` (the paths the existing app uses), adds `/metrics` and
+//! the API docs, and wraps everything in the one middleware stack.
+
+pub mod extract;
+mod metrics;
+pub mod middleware;
+pub mod openapi;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+};
+use tower::ServiceBuilder;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    compression::{CompressionLayer, DefaultPredicate, Predicate, predicate::NotForContentType},
+    cors::{AllowOrigin, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
+    timeout::TimeoutLayer,
+};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{app::AppState, config::Config, error::ApiError};
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The CSP of every API response: nothing may be loaded or framed.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+/// Swagger UI loads its own scripts and styles from this server, and nothing else.
+const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+     script-src 'self'; connect-src 'self'; frame-ancestors 'none'";
+
+/// The whole server: every route inside the middleware stack.
+pub fn router(state: AppState) -> Router {
+    with_middleware(routes(), state)
+}
+
+/// Every route, without middleware: system routes, the API at `/api/v1` and `/api`, the
+/// metrics and the docs.
+pub fn routes() -> Router<AppState> {
+    let (system, api, doc) = openapi::split();
+    let docs: Router<AppState> = Router::from(
+        SwaggerUi::new("/api-docs").url("/api-docs/openapi.json", doc),
+    )
+    .layer(SetResponseHeaderLayer::overriding(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(DOCS_CSP),
+    ));
+    system
+        .nest("/api/v1", api.clone())
+        .nest("/api", api)
+        .merge(docs)
+        .fallback(|| async { ApiError::NotFound })
+}
+
+/// Wraps `routes` in the middleware every response goes through, outermost first: request
+/// id, tracing, compression, CORS, security headers, metrics, the error envelope, panic
+/// catching, the request timeout and the body limit.
+pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
+    let config = &state.config;
+    let server = &config.server;
+    let middleware = ServiceBuilder::new()
+        .map_request(middleware::drop_unsafe_request_id)
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(middleware::trace_layer())
+        .layer(CompressionLayer::new().compress_when(
+            DefaultPredicate::new().and(NotForContentType::const_new("application/octet-stream")),
+        ))
+        .layer(cors_layer(config))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(API_CSP),
+        ))
+        .option_layer(server.hsts.then(|| {
+            SetResponseHeaderLayer::if_not_present(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            )
+        }))
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn(middleware::error_envelope))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            server.request_timeout,
+        ))
+        .layer(DefaultBodyLimit::max(server.max_body.as_u64() as usize));
+    routes.layer(middleware).with_state(state)
+}
+
+fn cors_layer(config: &Config) -> CorsLayer {
+    let origins = &config.server.cors_origins;
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        // Validated at start: every entry is a plain origin, so each is a valid header value.
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::IF_NONE_MATCH,
+            REQUEST_ID,
+            HeaderName::from_static("x-checksum-sha256"),
+            HeaderName::from_static("x-device-id"),
+        ])
+        .expose_headers([
+            REQUEST_ID,
+            header::RETRY_AFTER,
+            header::ETAG,
+            HeaderName::from_static("x-checksum-sha256"),
+            HeaderName::from_static("x-persona-crisis-level"),
+        ])
+        .max_age(std::time::Duration::from_secs(3600))
+}
+
+/// A router of this crate's feature routers, documented for OpenAPI.
+pub type ApiRouter = OpenApiRouter<AppState>;

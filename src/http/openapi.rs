@@ -1,0 +1,68 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and
+//! served at `/api-docs/openapi.json` (Swagger UI at `/api-docs`).
+
+use axum::Router;
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{Http, HttpAuthScheme, SecurityScheme},
+};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::{
+    app::AppState,
+    error::{ErrorBody, ErrorObject},
+    features,
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "persona",
+        description = "Self-hosted backend of Persona, a local-first AI assistant. \
+            Every API route is served under `/api/v1` and, for the existing app, under `/api`. \
+            Errors always have the shape `{\"error\": {code, message, details?, requestId}}`.",
+        license(name = "MIT", identifier = "MIT"),
+    ),
+    components(schemas(ErrorBody, ErrorObject)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "system", description = "Health, readiness and metrics"),
+    )
+)]
+struct ApiDoc;
+
+/// Declares the `bearer` security scheme that authenticated routes refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Splits the system routes and the API routes into axum routers and one document in which
+/// the API appears under `/api/v1` (the `/api` mount is an alias and is not repeated).
+pub fn split() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    let system = features::system_router().merge(super::metrics::router());
+    let (api, api_doc) = features::api_router().split_for_parts();
+    let (system, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(system)
+        .split_for_parts();
+    let mut doc = doc.nest("/api/v1", api_doc);
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    (system, api, doc)
+}
+
+/// The whole document (for `persona admin openapi` and tests).
+pub fn document() -> utoipa::openapi::OpenApi {
+    split().2
+}
