@@ -420,11 +420,26 @@ impl Config {
     }
 }
 
-/// Figment's messages say `for key "default.server.bind"`; the profile prefix means nothing
-/// to our users, so it is removed.
+/// `server.bind: invalid socket address syntax (from TOML file persona.toml)`: the key as
+/// written in the file (environment keys arrive upper-cased), the reason and the source.
 fn describe_figment_error(err: figment::Error) -> String {
     err.into_iter()
-        .map(|e| e.to_string().replace("key \"default.", "key \""))
+        .map(|e| {
+            let key = e.path.join(".").to_lowercase();
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(source) => format!(" (from {} {source})", m.name),
+                    None => format!(" (from {})", m.name),
+                })
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{source}", e.kind)
+            } else {
+                format!("{key}: {}{source}", e.kind)
+            }
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }

@@ -321,7 +321,7 @@ mod tests {
             .read(|conn| Ok(conn.execute("DELETE FROM server_meta", [])?))
             .await;
         assert!(result.is_err());
-        let epoch = db.read(|conn| server_epoch(conn)).await.unwrap();
+        let epoch = db.read(server_epoch).await.unwrap();
         assert_eq!(epoch.len(), 32);
     }
 
@@ -335,7 +335,7 @@ mod tests {
             })
             .await;
         assert!(matches!(result, Err(ApiError::NotFound)));
-        assert!(db.read(|conn| server_epoch(conn)).await.is_ok());
+        assert!(db.read(server_epoch).await.is_ok());
     }
 
     #[tokio::test]

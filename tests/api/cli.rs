@@ -1,0 +1,275 @@
+//! The binary itself: configuration errors, `migrate`, `doctor`, `admin config`, and
+//! `serve` stopping on SIGTERM.
+
+use std::{
+    io::{BufRead, BufReader},
+    os::unix::fs::PermissionsExt,
+    process::{Output, Stdio},
+    time::Duration,
+};
+
+use serde_json::Value;
+
+use crate::helpers::persona_command;
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_bad_environment_value_stops_the_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = persona_command(dir.path())
+        .arg("migrate")
+        .env("PERSONA_SERVER__BIND", "not-an-address")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("server.bind"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!dir.path().join("data").exists(), "nothing was created");
+}
+
+#[test]
+fn a_bad_file_value_names_the_key_and_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("custom.toml");
+    std::fs::write(&file, "[auth]\naccess_ttl = \"soon\"\n").unwrap();
+    let output = persona_command(dir.path())
+        .args(["migrate", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("auth.access_ttl"), "{err}");
+
+    std::fs::write(&file, "[server]\nmax_body = \"huge\"\n").unwrap();
+    let output = persona_command(dir.path())
+        .arg("--config")
+        .arg(&file)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&output).contains("server.max_body"),
+        "{}",
+        stderr(&output)
+    );
+
+    std::fs::write(&file, "[server]\ncors_origins = [\"app.example.com/\"]\n").unwrap();
+    let output = persona_command(dir.path())
+        .arg("--config")
+        .arg(&file)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&output).contains("server.cors_origins"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn an_unknown_key_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("persona.toml"),
+        "[server]\nbnid = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let output = persona_command(dir.path()).arg("migrate").output().unwrap();
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("bnid"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_missing_config_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = persona_command(dir.path())
+        .args(["migrate", "--config", "nope.toml"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("nope.toml"), "{}", stderr(&output));
+}
+
+#[test]
+fn config_comes_from_flag_env_file_and_environment_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("site.toml");
+    std::fs::write(
+        &file,
+        "[storage]\ndata_dir = \"/srv/persona\"\n[backups]\nretain = 9\n",
+    )
+    .unwrap();
+
+    // --config before the subcommand, after it, and PERSONA_CONFIG.
+    let runs = [
+        persona_command(dir.path())
+            .arg("--config")
+            .arg(&file)
+            .args(["admin", "config", "show"])
+            .output(),
+        persona_command(dir.path())
+            .args(["admin", "config", "show", "--config"])
+            .arg(&file)
+            .output(),
+        persona_command(dir.path())
+            .env("PERSONA_CONFIG", &file)
+            .args(["admin", "config", "show"])
+            .output(),
+    ];
+    for output in runs {
+        let output = output.unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        let shown: toml::Value = toml::from_str(&stdout(&output)).unwrap();
+        assert_eq!(shown["storage"]["data_dir"].as_str(), Some("/srv/persona"));
+        assert_eq!(shown["backups"]["retain"].as_integer(), Some(9));
+    }
+
+    // The environment wins over the file; secrets are never printed.
+    let output = persona_command(dir.path())
+        .env("PERSONA_CONFIG", &file)
+        .env("PERSONA_BACKUPS__RETAIN", "3")
+        .env("PERSONA_AI__API_KEY", "sk-very-secret")
+        .args(["admin", "config", "show"])
+        .output()
+        .unwrap();
+    let shown = stdout(&output);
+    assert!(shown.contains("retain = 3"), "{shown}");
+    assert!(!shown.contains("sk-very-secret"), "{shown}");
+}
+
+#[test]
+fn the_example_config_is_printable_and_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = persona_command(dir.path())
+        .args(["admin", "config", "example"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let example = stdout(&output);
+    assert!(example.contains("[server]") && example.contains("bind = \"127.0.0.1:3000\""));
+    std::fs::write(dir.path().join("persona.toml"), &example).unwrap();
+    let output = persona_command(dir.path())
+        .args(["admin", "config", "show"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn migrate_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = persona_command(dir.path()).arg("migrate").output().unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(
+        stdout(&first).contains("applied V1__server_meta"),
+        "{}",
+        stdout(&first)
+    );
+    let db = dir.path().join("data/persona.db");
+    let epoch = persona::db::inspect(&db, Duration::from_secs(1))
+        .unwrap()
+        .server_epoch;
+
+    let second = persona_command(dir.path()).arg("migrate").output().unwrap();
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(
+        stdout(&second).contains("up to date"),
+        "{}",
+        stdout(&second)
+    );
+    let after = persona::db::inspect(&db, Duration::from_secs(1)).unwrap();
+    assert_eq!(after.server_epoch, epoch);
+    assert!(after.pending_migrations.is_empty());
+    assert_eq!(after.quick_check, "ok");
+}
+
+/// Starts `persona serve` on port 0 and returns the child and the address it logged.
+fn start_server(dir: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = persona_command(dir)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next().expect("server logged its address").unwrap();
+        let Ok(event) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if let Some(address) = event["address"].as_str() {
+            break address.to_owned();
+        }
+    };
+    // Keep draining the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, address)
+}
+
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, address) = start_server(dir.path());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = runtime.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        client
+            .get(format!("http://{address}/health"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, reqwest::StatusCode::OK);
+
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+}
+
+#[test]
+fn doctor_checks_secrets_permissions_and_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    // Before the first start: nothing is wrong, things just do not exist yet.
+    let fresh = persona_command(dir.path()).arg("doctor").output().unwrap();
+    assert!(fresh.status.success(), "{}", stdout(&fresh));
+
+    let (mut child, _) = start_server(dir.path());
+    let healthy = persona_command(dir.path()).arg("doctor").output().unwrap();
+    let report = stdout(&healthy);
+    assert!(healthy.status.success(), "{report}");
+    assert!(report.contains("[ok  ] secrets"), "{report}");
+    assert!(report.contains("[ok  ] database"), "{report}");
+    assert!(report.contains("ai_not_configured"), "{report}");
+
+    let secrets = dir.path().join("data/secrets.toml");
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let loose = persona_command(dir.path()).arg("doctor").output().unwrap();
+    assert!(!loose.status.success());
+    assert!(
+        stdout(&loose).contains("[FAIL] secrets"),
+        "{}",
+        stdout(&loose)
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -1,0 +1,97 @@
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{TestApp, assert_error};
+
+#[tokio::test]
+async fn health_reports_status_uptime_and_version() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/health").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "OK");
+    assert!(body["message"].as_str().is_some());
+    assert!(body["uptime"].as_f64().unwrap() >= 0.0);
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    let timestamp = body["timestamp"].as_str().unwrap();
+    assert!(
+        time::OffsetDateTime::parse(timestamp, &time::format_description::well_known::Rfc3339)
+            .is_ok()
+    );
+    assert!(timestamp.ends_with('Z'), "UTC: {timestamp}");
+}
+
+#[tokio::test]
+async fn readiness_checks_the_database() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/health/ready").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["database"], "ok");
+
+    // A database that cannot be reached makes the server unready.
+    app.state.db.close().await;
+    let response = app.get("/health/ready").await;
+    assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status() {
+    let app = TestApp::spawn().await;
+    app.get("/health").await;
+    app.get("/no/such/route").await;
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains(r#"http_requests_total{method="GET",route="/health",status="200"}"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"route="unmatched",status="404""#), "{text}");
+    assert!(
+        text.contains("http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn api_docs_are_served_from_the_binary() {
+    let app = TestApp::spawn().await;
+    let page = app.get("/api-docs/").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(page.text().await.unwrap().contains("swagger"));
+    let script = app.get("/api-docs/swagger-ui-bundle.js").await;
+    assert_eq!(script.status(), StatusCode::OK);
+
+    let redirect = app.client.get(app.url("/api-docs")).send().await.unwrap();
+    assert_eq!(
+        redirect.status(),
+        StatusCode::OK,
+        "followed the redirect to /api-docs/"
+    );
+
+    let doc: Value = app
+        .get("/api-docs/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    for path in ["/health", "/health/ready", "/metrics"] {
+        assert!(doc["paths"][path].is_object(), "{path} documented");
+    }
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}

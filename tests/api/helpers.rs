@@ -1,0 +1,175 @@
+//! The one test harness: `TestApp::spawn()` starts persona in-process on `127.0.0.1:0` with a
+//! fresh data dir and returns typed helpers to drive it over real HTTP.
+
+use std::{net::SocketAddr, path::Path, process::Command};
+
+use axum::Router;
+use persona::{
+    app::{self, App, AppState},
+    config::Config,
+};
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// The configuration every test starts from: defaults, a data dir inside `dir`, port 0, and
+/// argon2 parameters small enough for a debug build.
+pub fn test_config(dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.storage.data_dir = dir.join("data");
+    config.server.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.auth.argon2_memory_kib = 1024;
+    config.auth.argon2_iterations = 1;
+    config
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(|_| {}).await
+    }
+
+    /// Starts with the test config changed by `configure`.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::start(tempfile::tempdir().unwrap(), configure, Router::new()).await
+    }
+
+    /// Starts with extra routes inside the real middleware stack (for behaviour no product
+    /// route can trigger on demand: panics, slow handlers).
+    pub async fn spawn_with_routes(
+        configure: impl FnOnce(&mut Config),
+        extra: Router<AppState>,
+    ) -> TestApp {
+        TestApp::start(tempfile::tempdir().unwrap(), configure, extra).await
+    }
+
+    async fn start(
+        dir: TempDir,
+        configure: impl FnOnce(&mut Config),
+        extra: Router<AppState>,
+    ) -> TestApp {
+        let mut config = test_config(dir.path());
+        configure(&mut config);
+        config.validate().expect("test config is valid");
+        let state = App::init(config).expect("app starts");
+        let listener = TcpListener::bind(state.config.server.bind).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router =
+            persona::http::with_middleware(persona::http::routes().merge(extra), state.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app::serve_router(
+            state.clone(),
+            router,
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        TestApp {
+            addr,
+            client: reqwest::Client::builder().no_proxy().build().unwrap(),
+            state,
+            dir,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Asks the server to stop and waits until it has; the data dir is kept.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+
+    /// Stops this server and starts a new one on the same data dir.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        let config = self.state.config.clone();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        drop(self);
+        TestApp::start(dir, move |c| *c = config, Router::new()).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Asserts SPEC section 2's error envelope with `status` and `code`; the body's `requestId`
+/// must be the `X-Request-Id` header. Returns the `error` object.
+pub async fn assert_error(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status, "status");
+    let header_id = response
+        .headers()
+        .get("x-request-id")
+        .expect("x-request-id header")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        response.headers()[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let body: Value = response.json().await.expect("JSON error body");
+    let error = body["error"].clone();
+    assert_eq!(error["code"], code, "code in {body}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "message in {body}"
+    );
+    assert_eq!(
+        error["requestId"],
+        header_id.as_str(),
+        "requestId in {body}"
+    );
+    error
+}
+
+/// The `persona` binary with a clean environment (no `PERSONA_*` from the developer's shell)
+/// running in `dir`, so no stray `./persona.toml` is read.
+pub fn persona_command(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_persona"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PERSONA_") {
+            command.env_remove(key);
+        }
+    }
+    command.current_dir(dir).env("PERSONA_LOG__FORMAT", "json");
+    command
+}

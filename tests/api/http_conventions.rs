@@ -1,0 +1,198 @@
+//! SPEC section 2: request ids, security headers, CORS, compression.
+
+use reqwest::{StatusCode, header};
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn a_request_id_is_generated_when_the_client_sends_none() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/health").await;
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+    let other = app.get("/health").await;
+    assert_ne!(other.headers()["x-request-id"].to_str().unwrap(), id);
+}
+
+#[tokio::test]
+async fn a_sane_client_request_id_is_echoed() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "app-42.retry:1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "app-42.retry:1");
+}
+
+#[tokio::test]
+async fn an_unsafe_client_request_id_is_replaced() {
+    let app = TestApp::spawn().await;
+    for bad in ["has spaces", "quote\"s", &"x".repeat(129)] {
+        let response = app
+            .client
+            .get(app.url("/nope"))
+            .header("x-request-id", bad)
+            .send()
+            .await
+            .unwrap();
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_ne!(id, bad);
+        assert!(uuid::Uuid::parse_str(&id).is_ok());
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["requestId"], id.as_str());
+    }
+}
+
+#[tokio::test]
+async fn security_headers_are_on_every_response() {
+    let app = TestApp::spawn().await;
+    for path in ["/health", "/no/such/route", "/api/v1/nothing"] {
+        let response = app.get(path).await;
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(
+            headers["content-security-policy"], "default-src 'none'; frame-ancestors 'none'",
+            "{path}"
+        );
+        assert!(
+            headers.get("strict-transport-security").is_none(),
+            "HSTS off by default"
+        );
+    }
+}
+
+#[tokio::test]
+async fn hsts_is_sent_when_enabled() {
+    let app = TestApp::spawn_with(|c| c.server.hsts = true).await;
+    let response = app.get("/health").await;
+    assert!(
+        response.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap()
+            .contains("max-age=")
+    );
+}
+
+#[tokio::test]
+async fn cors_allows_listed_origins_only() {
+    let app =
+        TestApp::spawn_with(|c| c.server.cors_origins = vec!["https://app.example.com".into()])
+            .await;
+
+    let allowed = app
+        .client
+        .get(app.url("/health"))
+        .header(header::ORIGIN, "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        allowed.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://app.example.com"
+    );
+
+    let refused = app
+        .client
+        .get(app.url("/health"))
+        .header(header::ORIGIN, "https://evil.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        refused
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .is_none()
+    );
+
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/api/v1/auth/login"))
+        .header(header::ORIGIN, "https://app.example.com")
+        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+        .header(
+            header::ACCESS_CONTROL_REQUEST_HEADERS,
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    assert_eq!(
+        preflight.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://app.example.com"
+    );
+    let allowed_headers = preflight.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        allowed_headers.contains("authorization"),
+        "{allowed_headers}"
+    );
+
+    let refused_preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/api/v1/auth/login"))
+        .header(header::ORIGIN, "https://evil.example.com")
+        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        refused_preflight
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn no_cors_headers_by_default() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .get(app.url("/health"))
+        .header(header::ORIGIN, "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn responses_are_compressed_when_the_client_accepts_it() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .get(app.url("/api-docs/openapi.json"))
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
+}
+
+#[tokio::test]
+async fn the_api_is_mounted_at_both_prefixes() {
+    let app = TestApp::spawn().await;
+    // Unknown paths under either prefix get the API's JSON 404 rather than anything else.
+    for path in ["/api/v1/unknown", "/api/unknown"] {
+        let response = app.get(path).await;
+        crate::helpers::assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
+    }
+}
