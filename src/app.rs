@@ -10,7 +10,7 @@ use anyhow::Context;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::{config::Config, db::Db, http, secrets::Secrets};
+use crate::{auth::Auth, config::Config, db::Db, http, mail::Mailer, secrets::Secrets};
 
 /// Shared state of the server. Cheap to clone (an `Arc`).
 pub type AppState = Arc<App>;
@@ -19,6 +19,9 @@ pub struct App {
     pub config: Config,
     pub db: Db,
     pub secrets: Secrets,
+    pub auth: Auth,
+    /// `None` while `smtp.host` is unset.
+    pub mailer: Option<Mailer>,
     pub started_at: Instant,
 }
 
@@ -31,10 +34,14 @@ impl App {
             tracing::info!(migration, "applied migration");
         }
         let secrets = Secrets::load_or_create(&config.secrets_path())?;
+        let auth = Auth::new(&config, &secrets)?;
+        let mailer = Mailer::from_config(&config.smtp)?;
         Ok(Arc::new(App {
             config,
             db,
             secrets,
+            auth,
+            mailer,
             started_at: Instant::now(),
         }))
     }

@@ -159,6 +159,32 @@ impl ApiError {
     }
 }
 
+/// Collects field errors while parsing a request, then fails once with all of them.
+#[derive(Debug, Default)]
+pub struct Invalid(FieldErrors);
+
+impl Invalid {
+    /// The parsed value, or `None` with the message recorded under `field`.
+    pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(message) => {
+                self.0.entry(field.to_owned()).or_default().push(message);
+                None
+            }
+        }
+    }
+
+    /// `Err(422 validation_failed)` when any field was invalid.
+    pub fn finish(self) -> AppResult<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.0))
+        }
+    }
+}
+
 /// What the envelope middleware needs to render an error body. Travels in the response
 /// extensions from [`ApiError::into_response`] (or is derived from a bare status).
 #[derive(Debug, Clone)]

@@ -3,6 +3,8 @@
 
 /// The running application: shared state, startup and graceful shutdown.
 pub mod app;
+/// Tokens, password hashing, login throttling and the signed-in-user extractors.
+pub mod auth;
 /// The `persona` command line, one module per subcommand.
 pub mod cli;
 /// Typed, layered configuration (defaults → `persona.toml` → `PERSONA_*` variables).
@@ -15,6 +17,8 @@ pub mod error;
 pub mod features;
 /// Router assembly, middleware, extractors and the OpenAPI document.
 pub mod http;
+/// Outgoing mail (SMTP), when configured.
+pub mod mail;
 /// `secrets.toml`: the JWT and backup-encryption key rings.
 pub mod secrets;
 /// Logging setup.

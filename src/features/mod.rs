@@ -1,9 +1,10 @@
 //! The product, one module per feature. Each owns its routes (`router()`), its handlers and
 //! its SQL; `http` only merges the routers.
 
+pub mod accounts;
 pub mod health;
 
-use crate::http::ApiRouter;
+use crate::{config::Config, http::ApiRouter};
 
 /// Routes outside the API: health and readiness (metrics and docs are added by `http`).
 pub fn system_router() -> ApiRouter {
@@ -11,6 +12,6 @@ pub fn system_router() -> ApiRouter {
 }
 
 /// Every `/api/v1` route (also mounted at `/api`).
-pub fn api_router() -> ApiRouter {
-    ApiRouter::new()
+pub fn api_router(config: &Config) -> ApiRouter {
+    ApiRouter::new().merge(accounts::router(config))
 }

@@ -8,6 +8,7 @@ pub mod extract;
 mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod rate_limit;
 
 use axum::{
     Router,
@@ -19,6 +20,7 @@ use tower_http::{
     catch_panic::CatchPanicLayer,
     compression::{CompressionLayer, DefaultPredicate, Predicate, predicate::NotForContentType},
     cors::{AllowOrigin, CorsLayer},
+    map_response_body::MapResponseBodyLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
     timeout::TimeoutLayer,
@@ -38,13 +40,13 @@ const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'sel
 
 /// The whole server: every route inside the middleware stack.
 pub fn router(state: AppState) -> Router {
-    with_middleware(routes(), state)
+    with_middleware(routes(&state.config), state)
 }
 
 /// Every route, without middleware: system routes, the API at `/api/v1` and `/api`, the
 /// metrics and the docs.
-pub fn routes() -> Router<AppState> {
-    let (system, api, doc) = openapi::split();
+pub fn routes(config: &Config) -> Router<AppState> {
+    let (system, api, doc) = openapi::split(config);
     let docs: Router<AppState> = Router::from(
         SwaggerUi::new("/api-docs").url("/api-docs/openapi.json", doc),
     )
@@ -98,6 +100,9 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         }))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(axum::middleware::from_fn(middleware::error_envelope))
+        .layer(rate_limit::general_layer(config))
+        // The limiter wants to answer with axum's body type; everything inside is boxed.
+        .layer(MapResponseBodyLayer::new(axum::body::Body::new))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,

@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     app::AppState,
+    config::Config,
     error::{ErrorBody, ErrorObject},
     features,
 };
@@ -27,6 +28,7 @@ use crate::{
     modifiers(&BearerAuth),
     tags(
         (name = "system", description = "Health, readiness and metrics"),
+        (name = "auth", description = "Accounts, sessions and tokens"),
     )
 )]
 struct ApiDoc;
@@ -51,9 +53,9 @@ impl Modify for BearerAuth {
 
 /// Splits the system routes and the API routes into axum routers and one document in which
 /// the API appears under `/api/v1` (the `/api` mount is an alias and is not repeated).
-pub fn split() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+pub fn split(config: &Config) -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     let system = features::system_router().merge(super::metrics::router());
-    let (api, api_doc) = features::api_router().split_for_parts();
+    let (api, api_doc) = features::api_router(config).split_for_parts();
     let (system, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(system)
         .split_for_parts();
@@ -63,6 +65,6 @@ pub fn split() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi)
 }
 
 /// The whole document (for `persona admin openapi` and tests).
-pub fn document() -> utoipa::openapi::OpenApi {
-    split().2
+pub fn document(config: &Config) -> utoipa::openapi::OpenApi {
+    split(config).2
 }

@@ -63,8 +63,10 @@ impl TestApp {
         let state = App::init(config).expect("app starts");
         let listener = TcpListener::bind(state.config.server.bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let router =
-            persona::http::with_middleware(persona::http::routes().merge(extra), state.clone());
+        let router = persona::http::with_middleware(
+            persona::http::routes(&state.config).merge(extra),
+            state.clone(),
+        );
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app::serve_router(
             state.clone(),

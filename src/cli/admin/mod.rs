@@ -27,7 +27,11 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
     match &opts.command {
         AdminCommand::Config(opts) => config::run(cli, opts),
         AdminCommand::Openapi => {
-            println!("{}", crate::http::openapi::document().to_pretty_json()?);
+            let config = cli.load_config()?;
+            println!(
+                "{}",
+                crate::http::openapi::document(&config).to_pretty_json()?
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -1,0 +1,86 @@
+//! `AuthUser` (a valid access token of a live session) and `AdminUser` (the same, with the
+//! admin role). Handlers take them as arguments; nothing else reads `Authorization`.
+
+use axum::{
+    extract::FromRequestParts,
+    http::{header, request::Parts},
+};
+
+use super::Role;
+use crate::{app::AppState, error::ApiError};
+
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: String,
+    pub session_id: String,
+    pub role: Role,
+}
+
+impl AuthUser {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+fn unauthorized(message: &'static str) -> ApiError {
+    ApiError::Unauthorized {
+        code: "unauthorized",
+        message: message.into(),
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            unauthorized("Sign in first: send Authorization: Bearer <access token>.")
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                unauthorized("The Authorization header must be `Bearer <access token>`.")
+            })?;
+        let claims = state.auth.jwt.verify(token)?;
+        let session = state.auth.session(&state.db, &claims.sid).await?;
+        match session {
+            Some(s) if s.user_id != claims.sub => Err(unauthorized("The access token is invalid.")),
+            Some(s) if s.disabled => Err(ApiError::Forbidden {
+                code: "account_disabled",
+                message: "This account is disabled.".into(),
+            }),
+            Some(s) if s.live => Ok(AuthUser {
+                user_id: claims.sub,
+                session_id: claims.sid,
+                role: s.role,
+            }),
+            _ => Err(unauthorized("The session has ended; sign in again.")),
+        }
+    }
+}
+
+/// A signed-in admin; anyone else is 403 `forbidden`.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub AuthUser);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        if !user.is_admin() {
+            return Err(ApiError::Forbidden {
+                code: "forbidden",
+                message: "This needs an administrator.".into(),
+            });
+        }
+        Ok(AdminUser(user))
+    }
+}

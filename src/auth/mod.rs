@@ -1,0 +1,117 @@
+//! Authentication plumbing every feature uses: access tokens (`jwt`), password hashing
+//! (`password`), opaque tokens (refresh, reset, verification), login throttling, and the
+//! `AuthUser` / `AdminUser` extractors.
+//!
+//! The per-request check is a JWT verification (an HMAC) plus a session lookup through a
+//! small in-memory cache: logout and revocation in this process evict the entry, so a
+//! logged-out token fails at once; changes made by another process (the admin CLI) are
+//! seen within `SESSION_CACHE_TTL`.
+
+mod extract;
+pub mod jwt;
+pub mod password;
+mod throttle;
+
+use std::time::Duration;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+pub use extract::{AdminUser, AuthUser};
+pub use throttle::LoginThrottle;
+
+use crate::{
+    config::Config,
+    db::Db,
+    error::{ApiError, AppResult},
+    features::accounts::store::{self, SessionState},
+    secrets::Secrets,
+};
+
+/// How long a looked-up session state is trusted without asking the database again.
+pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+pub struct Auth {
+    pub jwt: jwt::Jwt,
+    pub passwords: password::Passwords,
+    pub throttle: LoginThrottle,
+    sessions: moka::sync::Cache<String, Option<SessionState>>,
+}
+
+impl Auth {
+    pub fn new(config: &Config, secrets: &Secrets) -> anyhow::Result<Self> {
+        Ok(Auth {
+            jwt: jwt::Jwt::new(secrets, &config.auth),
+            passwords: password::Passwords::new(&config.auth)?,
+            throttle: LoginThrottle::new(),
+            sessions: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(SESSION_CACHE_TTL)
+                .build(),
+        })
+    }
+
+    /// The state of session `sid`, from the cache or the database.
+    pub async fn session(&self, db: &Db, sid: &str) -> AppResult<Option<SessionState>> {
+        if let Some(state) = self.sessions.get(sid) {
+            return Ok(state);
+        }
+        let owned = sid.to_owned();
+        let now = now();
+        let state = db
+            .read(move |conn| store::session_state(conn, &owned, now))
+            .await?;
+        self.sessions.insert(sid.to_owned(), state.clone());
+        Ok(state)
+    }
+
+    /// Forgets cached session states after sessions were ended or a user changed, so the
+    /// next request sees the database.
+    pub fn forget_session(&self, sid: &str) {
+        self.sessions.invalidate(sid);
+    }
+
+    /// Forgets every cached session (after a change that touches all of a user's sessions).
+    pub fn forget_all_sessions(&self) {
+        self.sessions.invalidate_all();
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A new opaque token (256 random bits, base64url) and the SHA-256 hex stored in its place.
+pub fn new_opaque_token() -> AppResult<(String, String)> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("no randomness: {e}")))?;
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let hash = hash_opaque_token(&token);
+    Ok((token, hash))
+}
+
+/// The stored form of an opaque token. Tokens carry 256 bits of entropy, so a fast hash is
+/// enough: nothing about them can be guessed from the hash.
+pub fn hash_opaque_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}

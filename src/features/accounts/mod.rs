@@ -1,0 +1,38 @@
+//! Accounts and sessions, SPEC section 3: `/api/v1/auth/*`.
+//!
+//! A login opens a session; its refresh token is rotated on every use and a reused one ends
+//! the session. Logout, revocation, a password change or reset end sessions at once. Unknown
+//! emails and wrong passwords look the same from outside, in answer and in time.
+
+mod handlers;
+pub mod mail;
+pub mod service;
+pub mod store;
+pub mod types;
+
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{app::AppState, config::Config, http::rate_limit};
+
+pub fn router(config: &Config) -> OpenApiRouter<AppState> {
+    // Guessing surfaces get the stricter per-IP login limit on top of the general one.
+    let guarded = OpenApiRouter::new()
+        .routes(routes!(handlers::login))
+        .routes(routes!(handlers::register))
+        .routes(routes!(handlers::forgot_password))
+        .routes(routes!(handlers::reset_password))
+        .routes(routes!(handlers::verify_email))
+        .layer(rate_limit::login_layer(config));
+    OpenApiRouter::new()
+        .merge(guarded)
+        .routes(routes!(handlers::refresh))
+        .routes(routes!(handlers::logout))
+        .routes(routes!(handlers::logout_all))
+        .routes(routes!(handlers::me))
+        .routes(routes!(handlers::profile, handlers::update_profile))
+        .routes(routes!(handlers::verify))
+        .routes(routes!(handlers::change_password))
+        .routes(routes!(handlers::resend_verification))
+        .routes(routes!(handlers::sessions))
+        .routes(routes!(handlers::revoke_session))
+}

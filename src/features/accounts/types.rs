@@ -1,0 +1,294 @@
+//! Request and response shapes of `/auth`, and the validated newtypes input is parsed into.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use super::store::{SessionRow, UserRow};
+use crate::auth::Role;
+
+/// A trimmed, lower-cased, plausible email address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(input: &str) -> Result<Email, String> {
+        let email = input.trim().to_lowercase();
+        let invalid = || Err("is not a valid email address".to_owned());
+        if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return invalid();
+        }
+        let Some((local, domain)) = email.rsplit_once('@') else {
+            return invalid();
+        };
+        let domain_ok = domain.len() >= 3
+            && domain.contains('.')
+            && !domain.starts_with(['.', '-'])
+            && !domain.ends_with(['.', '-'])
+            && !domain.contains("..")
+            && domain
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '.' || c == '-');
+        if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_ok {
+            return invalid();
+        }
+        Ok(Email(email))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// 8 to 1024 characters.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    pub fn parse(input: String) -> Result<Password, String> {
+        let chars = input.chars().count();
+        if chars < 8 {
+            return Err("must be at least 8 characters".to_owned());
+        }
+        if chars > 1024 {
+            return Err("must be at most 1024 characters".to_owned());
+        }
+        Ok(Password(input))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password([redacted])")
+    }
+}
+
+/// 1 to 100 characters after trimming; empty means "no display name".
+pub fn parse_display_name(input: Option<&str>) -> Result<Option<String>, String> {
+    match input.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(name) if name.chars().count() > 100 => {
+            Err("must be at most 100 characters".to_owned())
+        }
+        Some(name) if name.chars().any(char::is_control) => {
+            Err("must not contain control characters".to_owned())
+        }
+        Some(name) => Ok(Some(name.to_owned())),
+    }
+}
+
+/// 1 to 100 characters; longer names are cut rather than refused (they come from the device).
+pub fn parse_device_name(input: Option<&str>) -> Option<String> {
+    input
+        .map(|n| {
+            n.trim()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(100)
+                .collect::<String>()
+        })
+        .filter(|n| !n.is_empty())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterRequest {
+    pub email: String,
+    #[schema(min_length = 8, max_length = 1024)]
+    pub password: String,
+    pub display_name: Option<String>,
+    pub device_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+    pub device_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateProfileRequest {
+    /// Empty string clears it.
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    /// Required when changing the email.
+    pub current_password: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ForgotPasswordRequest {
+    pub email: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetPasswordRequest {
+    pub token: String,
+    pub new_password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyEmailRequest {
+    pub token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub display_name: Option<String>,
+    pub role: Role,
+    pub email_verified: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_sync_at: Option<OffsetDateTime>,
+    pub device_count: i64,
+}
+
+pub fn timestamp(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+impl From<&UserRow> for User {
+    fn from(row: &UserRow) -> Self {
+        User {
+            id: row.id.clone(),
+            email: row.email.clone(),
+            display_name: row.display_name.clone(),
+            role: row.role,
+            email_verified: row.email_verified,
+            created_at: timestamp(row.created_at),
+            last_sync_at: row.last_sync_at.map(timestamp),
+            device_count: row.device_count,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthResponse {
+    pub user: User,
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserResponse {
+    pub user: User,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyResponse {
+    pub valid: bool,
+    pub user: User,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    pub id: String,
+    pub device_name: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_used_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// The session of the token making this request.
+    pub current: bool,
+}
+
+impl Session {
+    pub fn from_row(row: SessionRow, current_sid: &str) -> Self {
+        Session {
+            current: row.id == current_sid,
+            id: row.id,
+            device_name: row.device_name,
+            created_at: timestamp(row.created_at),
+            last_used_at: timestamp(row.last_used_at),
+            expires_at: timestamp(row.expires_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    pub items: Vec<Session>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalized_and_checked() {
+        assert_eq!(
+            Email::parse("  Ana@Example.COM ").unwrap().as_str(),
+            "ana@example.com"
+        );
+        for bad in [
+            "",
+            "ana",
+            "ana@",
+            "@example.com",
+            "ana@example",
+            "a b@example.com",
+            "ana@-x.com",
+            "ana@x..com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_8_to_1024_characters() {
+        assert!(Password::parse("short".into()).is_err());
+        assert!(Password::parse("long enough".into()).is_ok());
+        assert!(Password::parse("ü".repeat(1024)).is_ok());
+        assert!(Password::parse("x".repeat(1025)).is_err());
+        assert!(
+            !format!("{:?}", Password::parse("secret-password".into()).unwrap()).contains("secret")
+        );
+    }
+
+    #[test]
+    fn display_names() {
+        assert_eq!(
+            parse_display_name(Some("  Ana ")).unwrap().as_deref(),
+            Some("Ana")
+        );
+        assert_eq!(parse_display_name(Some("")).unwrap(), None);
+        assert!(parse_display_name(Some(&"x".repeat(101))).is_err());
+    }
+}
