@@ -65,6 +65,7 @@ pub async fn serve_router(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = state.config.server.shutdown_timeout;
+    let watcher = tokio::spawn(watch_secrets(Arc::downgrade(&state)));
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(
         listener,
@@ -88,9 +89,47 @@ pub async fn serve_router(
             tracing::warn!(?grace, "in-flight requests did not finish in time; dropping them");
         }
     }
+    watcher.abort();
     state.db.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often the server looks for a rotated `secrets.toml`.
+pub const SECRETS_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reloads the JWT key ring when `secrets.toml` changes, so a key rotated with the CLI
+/// starts signing without a restart (and old keys can be retired on schedule).
+async fn watch_secrets(state: std::sync::Weak<App>) {
+    let modified = |app: &App| {
+        std::fs::metadata(app.config.secrets_path())
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    let mut seen = match state.upgrade() {
+        Some(app) => modified(&app),
+        None => return,
+    };
+    let mut tick = tokio::time::interval(SECRETS_RELOAD_INTERVAL);
+    loop {
+        tick.tick().await;
+        let Some(app) = state.upgrade() else { return };
+        let now = modified(&app);
+        if now == seen {
+            continue;
+        }
+        match Secrets::read(&app.config.secrets_path()) {
+            Ok(secrets) => {
+                app.auth.reload_keys(&app.config, &secrets);
+                tracing::info!(kid = %secrets.signing_jwt_key().kid, "reloaded the JWT key ring");
+                seen = now;
+            }
+            Err(err) => tracing::warn!(
+                error = format!("{err:#}"),
+                "secrets.toml changed but cannot be read"
+            ),
+        }
+    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

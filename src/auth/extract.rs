@@ -48,7 +48,7 @@ impl FromRequestParts<AppState> for AuthUser {
             .ok_or_else(|| {
                 unauthorized("The Authorization header must be `Bearer <access token>`.")
             })?;
-        let claims = state.auth.jwt.verify(token)?;
+        let claims = state.auth.jwt().verify(token)?;
         let session = state.auth.session(&state.db, &claims.sid).await?;
         match session {
             Some(s) if s.user_id != claims.sub => Err(unauthorized("The access token is invalid.")),

@@ -50,7 +50,8 @@ impl Role {
 }
 
 pub struct Auth {
-    pub jwt: jwt::Jwt,
+    /// Swapped when `secrets.toml` changes (a key rotation by the CLI).
+    jwt: std::sync::RwLock<std::sync::Arc<jwt::Jwt>>,
     pub passwords: password::Passwords,
     pub throttle: LoginThrottle,
     sessions: moka::sync::Cache<String, Option<SessionState>>,
@@ -59,7 +60,7 @@ pub struct Auth {
 impl Auth {
     pub fn new(config: &Config, secrets: &Secrets) -> anyhow::Result<Self> {
         Ok(Auth {
-            jwt: jwt::Jwt::new(secrets, &config.auth),
+            jwt: std::sync::RwLock::new(std::sync::Arc::new(jwt::Jwt::new(secrets, &config.auth))),
             passwords: password::Passwords::new(&config.auth)?,
             throttle: LoginThrottle::new(),
             sessions: moka::sync::Cache::builder()
@@ -67,6 +68,17 @@ impl Auth {
                 .time_to_live(SESSION_CACHE_TTL)
                 .build(),
         })
+    }
+
+    /// The current JWT key ring.
+    pub fn jwt(&self) -> std::sync::Arc<jwt::Jwt> {
+        self.jwt.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Takes up a new key ring (after `persona admin secrets rotate jwt`).
+    pub fn reload_keys(&self, config: &Config, secrets: &Secrets) {
+        let jwt = std::sync::Arc::new(jwt::Jwt::new(secrets, &config.auth));
+        *self.jwt.write().unwrap_or_else(|p| p.into_inner()) = jwt;
     }
 
     /// The state of session `sid`, from the cache or the database.

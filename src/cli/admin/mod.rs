@@ -2,6 +2,8 @@
 //! here (`user`, `scripts`, `secrets`, `backups`, `db`, `usage`).
 
 mod config;
+mod secrets;
+mod user;
 
 use std::process::ExitCode;
 
@@ -21,11 +23,17 @@ pub enum AdminCommand {
     Config(config::Opts),
     /// Print the OpenAPI document (JSON)
     Openapi,
+    /// Accounts: create, list, disable, enable, promote, reset-password
+    User(user::Opts),
+    /// Key rings in secrets.toml
+    Secrets(secrets::Opts),
 }
 
 pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
     match &opts.command {
         AdminCommand::Config(opts) => config::run(cli, opts),
+        AdminCommand::User(opts) => user::run(cli, opts).await,
+        AdminCommand::Secrets(opts) => secrets::run(cli, opts),
         AdminCommand::Openapi => {
             let config = cli.load_config()?;
             println!(

@@ -208,7 +208,7 @@ pub async fn verify(
         .and_then(|h| h.get(7..))
         .unwrap_or_default()
         .trim();
-    let claims = state.auth.jwt.verify(token)?;
+    let claims = state.auth.jwt().verify(token)?;
     Ok(AppJson(VerifyResponse {
         valid: true,
         user: User::from(&row),

@@ -97,14 +97,14 @@ fn token_pair(
 ) -> AppResult<AuthResponse> {
     let access_token = app
         .auth
-        .jwt
+        .jwt()
         .sign(&user.id, session_id, user.role, auth::now() as u64)?;
     Ok(AuthResponse {
         user: User::from(user),
         access_token,
         refresh_token,
         token_type: "Bearer",
-        expires_in: app.auth.jwt.ttl().as_secs(),
+        expires_in: app.auth.jwt().ttl().as_secs(),
     })
 }
 
