@@ -52,6 +52,11 @@ impl TestApp {
         TestApp::start(tempfile::tempdir().unwrap(), configure, extra).await
     }
 
+    /// Starts on an existing data dir (a restart with another configuration).
+    pub async fn spawn_in(dir: TempDir, configure: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::start(dir, configure, Router::new()).await
+    }
+
     async fn start(
         dir: TempDir,
         configure: impl FnOnce(&mut Config),
@@ -103,6 +108,65 @@ impl TestApp {
             .unwrap()
     }
 
+    /// GET with a bearer token.
+    pub async fn get_as(&self, token: &str, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POST JSON with a bearer token.
+    pub async fn post_as(&self, token: &str, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Registers `email` with the password `password123` and returns the auth response.
+    pub async fn register(&self, email: &str) -> Session {
+        let response = self
+            .post_json(
+                "/api/v1/auth/register",
+                &serde_json::json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED, "register {email}");
+        Session::from(response.json::<Value>().await.unwrap())
+    }
+
+    /// Logs in with `PASSWORD` and returns the new session.
+    pub async fn login(&self, email: &str) -> Session {
+        let response = self
+            .post_json(
+                "/api/v1/auth/login",
+                &serde_json::json!({"email": email, "password": PASSWORD, "deviceName": "test"}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "login {email}");
+        Session::from(response.json::<Value>().await.unwrap())
+    }
+
+    /// Runs a closure on the writer connection (to arrange what no route can, e.g. an admin).
+    pub async fn sql(&self, sql: &'static str, email: &str) {
+        let email = email.to_owned();
+        self.state
+            .db
+            .write(move |tx| {
+                tx.execute(sql, [email])?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        self.state.auth.forget_all_sessions();
+    }
+
     /// Asks the server to stop and waits until it has; the data dir is kept.
     pub async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -127,6 +191,33 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+    }
+}
+
+/// The password every test account has.
+pub const PASSWORD: &str = "password123";
+
+/// What register and login answer.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub access: String,
+    pub refresh: String,
+    pub user: Value,
+}
+
+impl From<Value> for Session {
+    fn from(body: Value) -> Self {
+        Session {
+            access: body["accessToken"]
+                .as_str()
+                .expect("accessToken")
+                .to_owned(),
+            refresh: body["refreshToken"]
+                .as_str()
+                .expect("refreshToken")
+                .to_owned(),
+            user: body["user"].clone(),
         }
     }
 }

@@ -3,6 +3,8 @@
 
 mod helpers;
 
+mod auth;
+mod auth_limits;
 mod cli;
 mod errors;
 mod health;

@@ -46,6 +46,14 @@ pub async fn register(
         unreachable!("finish() returned Ok, so every field parsed")
     };
     let user = service::create_user(&state, email, password, display_name, Role::User).await?;
+    if state.mailer.is_some() {
+        let (app, row) = (state.clone(), user.clone());
+        tokio::spawn(async move {
+            if let Err(err) = super::mail::send_verification(&app, &row).await {
+                tracing::warn!(error = %err, "verification mail failed");
+            }
+        });
+    }
     let response =
         service::start_session(&state, user, parse_device_name(req.device_name.as_deref())).await?;
     Ok((StatusCode::CREATED, AppJson(response)))

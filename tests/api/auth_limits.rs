@@ -1,0 +1,268 @@
+//! SPEC section 3's limits and mail: per-IP limits, per-account backoff, SMTP resets and
+//! email verification against a real SMTP listener on loopback.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    net::TcpListener,
+    sync::mpsc,
+};
+
+use crate::helpers::{PASSWORD, TestApp, assert_error};
+
+#[tokio::test]
+async fn logins_per_ip_are_limited_with_retry_after() {
+    let app = TestApp::spawn_with(|c| c.rate_limit.login_per_ip_per_minute = 3).await;
+    for _ in 0..3 {
+        let response = app
+            .post_json(
+                "/api/v1/auth/login",
+                &json!({"email": "x@example.com", "password": "whatever1"}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let response = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": "x@example.com", "password": "whatever1"}),
+        )
+        .await;
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after));
+    assert_error(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // Other routes are not affected by the login limit.
+    assert_eq!(app.get("/health").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn every_route_has_the_general_per_ip_limit() {
+    let app = TestApp::spawn_with(|c| c.rate_limit.per_ip_per_minute = 5).await;
+    for _ in 0..5 {
+        assert_eq!(app.get("/health").await.status(), StatusCode::OK);
+    }
+    let response = app.get("/health").await;
+    assert!(response.headers().contains_key("retry-after"));
+    assert_error(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+}
+
+#[tokio::test]
+async fn repeated_failures_for_one_account_back_off() {
+    let app = TestApp::spawn_with(|c| c.rate_limit.login_per_ip_per_minute = 1000).await;
+    app.register("ana@example.com").await;
+    for _ in 0..5 {
+        let response = app
+            .post_json(
+                "/api/v1/auth/login",
+                &json!({"email": "ana@example.com", "password": "wrong-pass"}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Even the right password waits now.
+    let response = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": "ana@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert!(response.headers().contains_key("retry-after"));
+    assert_error(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // Unknown emails are throttled the same way (no enumeration through 429s).
+    for _ in 0..5 {
+        app.post_json(
+            "/api/v1/auth/login",
+            &json!({"email": "ghost@example.com", "password": "wrong-pass"}),
+        )
+        .await;
+    }
+    let ghost = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": "ghost@example.com", "password": "wrong-pass"}),
+        )
+        .await;
+    assert_eq!(ghost.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Another account is unaffected.
+    app.register("bob@example.com").await;
+    app.login("bob@example.com").await;
+}
+
+/// A minimal SMTP server: accepts every message and sends its text down a channel.
+async fn smtp_listener() -> (u16, mpsc::UnboundedReceiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 test ESMTP\r\n").await.unwrap();
+                let mut data: Option<String> = None;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(body) = data.as_mut() {
+                        if line == "." {
+                            tx.send(data.take().unwrap()).ok();
+                            write.write_all(b"250 queued\r\n").await.unwrap();
+                        } else {
+                            body.push_str(&line);
+                            body.push('\n');
+                        }
+                        continue;
+                    }
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 test\r\n",
+                        "DATA" => {
+                            data = Some(String::new());
+                            b"354 go on\r\n"
+                        }
+                        "QUIT" => {
+                            write.write_all(b"221 bye\r\n").await.ok();
+                            return;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    write.write_all(reply).await.unwrap();
+                }
+            });
+        }
+    });
+    (port, rx)
+}
+
+/// The token in a mail: the line after the one announcing it.
+fn token_in(mail: &str) -> String {
+    let unfolded = mail.replace("=\n", "");
+    let lines: Vec<&str> = unfolded.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("code"))
+        .expect("mail announces a code");
+    lines[at + 1..]
+        .iter()
+        .map(|l| l.trim())
+        .find(|l| !l.is_empty())
+        .unwrap()
+        .to_owned()
+}
+
+async fn app_with_smtp() -> (TestApp, mpsc::UnboundedReceiver<String>) {
+    let (port, mails) = smtp_listener().await;
+    let app = TestApp::spawn_with(move |c| {
+        c.smtp.host = Some("127.0.0.1".into());
+        c.smtp.port = Some(port);
+        c.smtp.starttls = Some(false);
+        c.smtp.from = Some("Persona <persona@example.com>".into());
+    })
+    .await;
+    (app, mails)
+}
+
+#[tokio::test]
+async fn forgot_password_mails_a_single_use_reset_token() {
+    let (app, mut mails) = app_with_smtp().await;
+    app.register("ana@example.com").await;
+    // The verification mail sent at registration comes first.
+    let welcome = tokio::time::timeout(Duration::from_secs(10), mails.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(welcome.contains("To: ana@example.com"), "{welcome}");
+
+    let response = app
+        .post_json(
+            "/api/v1/auth/forgot-password",
+            &json!({"email": "ana@example.com"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let mail = tokio::time::timeout(Duration::from_secs(10), mails.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        mail.contains("Subject: Reset your Persona password"),
+        "{mail}"
+    );
+    let token = token_in(&mail);
+
+    let reset = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({"token": token, "newPassword": "mailed-reset-1"}),
+        )
+        .await;
+    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+    let login = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": "ana@example.com", "password": "mailed-reset-1"}),
+        )
+        .await;
+    assert_eq!(login.status(), StatusCode::OK);
+
+    // No mail for an unknown address, and still 202.
+    let response = app
+        .post_json(
+            "/api/v1/auth/forgot-password",
+            &json!({"email": "ghost@example.com"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), mails.recv())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn email_verification_with_the_mailed_token() {
+    let (app, mut mails) = app_with_smtp().await;
+    let ana = app.register("ana@example.com").await;
+    let mail = tokio::time::timeout(Duration::from_secs(10), mails.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(mail.contains("Subject: Confirm your email"), "{mail}");
+
+    // Resending invalidates the first token.
+    let response = app
+        .post_as(&ana.access, "/api/v1/auth/resend-verification", &json!({}))
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let second = tokio::time::timeout(Duration::from_secs(10), mails.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let stale = app
+        .post_json(
+            "/api/v1/auth/verify-email",
+            &json!({"token": token_in(&mail)}),
+        )
+        .await;
+    assert_error(stale, StatusCode::UNAUTHORIZED, "invalid_token").await;
+
+    let response = app
+        .post_json(
+            "/api/v1/auth/verify-email",
+            &json!({"token": token_in(&second)}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["user"]["emailVerified"], true);
+}
