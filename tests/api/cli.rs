@@ -1,16 +1,9 @@
 //! The binary itself: configuration errors, `migrate`, `doctor`, `admin config`, and
 //! `serve` stopping on SIGTERM.
 
-use std::{
-    io::{BufRead, BufReader},
-    os::unix::fs::PermissionsExt,
-    process::{Output, Stdio},
-    time::Duration,
-};
+use std::{os::unix::fs::PermissionsExt, process::Output, time::Duration};
 
-use serde_json::Value;
-
-use crate::helpers::persona_command;
+use crate::helpers::{persona_command, start_server};
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -193,29 +186,6 @@ fn migrate_is_idempotent() {
     assert_eq!(after.server_epoch, epoch);
     assert!(after.pending_migrations.is_empty());
     assert_eq!(after.quick_check, "ok");
-}
-
-/// Starts `persona serve` on port 0 and returns the child and the address it logged.
-fn start_server(dir: &std::path::Path) -> (std::process::Child, String) {
-    let mut child = persona_command(dir)
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = loop {
-        let line = lines.next().expect("server logged its address").unwrap();
-        let Ok(event) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if let Some(address) = event["address"].as_str() {
-            break address.to_owned();
-        }
-    };
-    // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, address)
 }
 
 #[test]

@@ -1,7 +1,12 @@
 //! The one test harness: `TestApp::spawn()` starts persona in-process on `127.0.0.1:0` with a
 //! fresh data dir and returns typed helpers to drive it over real HTTP.
 
-use std::{net::SocketAddr, path::Path, process::Command};
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::Path,
+    process::{Command, Stdio},
+};
 
 use axum::Router;
 use persona::{
@@ -263,6 +268,59 @@ pub fn persona_command(dir: &Path) -> Command {
             command.env_remove(key);
         }
     }
-    command.current_dir(dir).env("PERSONA_LOG__FORMAT", "json");
     command
+        .current_dir(dir)
+        .env("PERSONA_LOG__FORMAT", "json")
+        .env("PERSONA_AUTH__ARGON2_MEMORY_KIB", "1024")
+        .env("PERSONA_AUTH__ARGON2_ITERATIONS", "1")
+        // Tests poll; the login limit has tests of its own.
+        .env("PERSONA_RATE_LIMIT__LOGIN_PER_IP_PER_MINUTE", "10000");
+    command
+}
+
+/// A `persona serve` child process, killed when dropped.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub address: String,
+}
+
+impl ServerProcess {
+    pub fn start(dir: &Path) -> ServerProcess {
+        let (child, address) = start_server(dir);
+        ServerProcess { child, address }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `persona serve` on port 0 and returns the child and the address it logged.
+pub fn start_server(dir: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = persona_command(dir)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next().expect("server logged its address").unwrap();
+        let Ok(event) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if let Some(address) = event["address"].as_str() {
+            break address.to_owned();
+        }
+    };
+    // Keep draining the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, address)
 }

@@ -6,6 +6,7 @@ mod helpers;
 mod auth;
 mod auth_limits;
 mod cli;
+mod cli_admin;
 mod errors;
 mod health;
 mod http_conventions;
