@@ -66,6 +66,7 @@ pub async fn serve_router(
 ) -> anyhow::Result<()> {
     let grace = state.config.server.shutdown_timeout;
     let watcher = tokio::spawn(watch_secrets(Arc::downgrade(&state)));
+    let pruner = tokio::spawn(prune_periodically(Arc::downgrade(&state)));
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(
         listener,
@@ -90,6 +91,7 @@ pub async fn serve_router(
         }
     }
     watcher.abort();
+    pruner.abort();
     state.db.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -128,6 +130,25 @@ async fn watch_secrets(state: std::sync::Weak<App>) {
                 error = format!("{err:#}"),
                 "secrets.toml changed but cannot be read"
             ),
+        }
+    }
+}
+
+/// Deletes ended sessions and spent tokens once an hour (and once shortly after start).
+async fn prune_periodically(state: std::sync::Weak<App>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let Some(app) = state.upgrade() else { return };
+        let now = crate::auth::now();
+        match app
+            .db
+            .write(move |tx| crate::features::accounts::store::prune(tx, now))
+            .await
+        {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "pruned ended sessions and spent tokens"),
+            Err(err) => tracing::warn!(error = %err, "pruning failed"),
         }
     }
 }

@@ -89,7 +89,15 @@ async fn api_docs_are_served_from_the_binary() {
         .unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
-    for path in ["/health", "/health/ready", "/metrics"] {
+    for path in [
+        "/health",
+        "/health/ready",
+        "/metrics",
+        "/api/v1/auth/register",
+        "/api/v1/auth/login",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/sessions/{id}",
+    ] {
         assert!(doc["paths"][path].is_object(), "{path} documented");
     }
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());

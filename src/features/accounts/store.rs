@@ -433,3 +433,108 @@ pub fn consume_user_token(
         .query_row(params![hash, purpose.as_str(), now], |r| r.get(0))
         .optional()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(include_str!("../../../migrations/V2__accounts.sql"))
+            .unwrap();
+        conn
+    }
+
+    fn user(conn: &Connection, id: &str, email: &str) {
+        insert_user(
+            conn,
+            &NewUser {
+                id,
+                email,
+                password_hash: "h",
+                display_name: None,
+                role: Role::User,
+                now: 0,
+            },
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_duplicate_email_is_a_conflict() {
+        let conn = conn();
+        user(&conn, "u1", "a@b.co");
+        let dup = insert_user(
+            &conn,
+            &NewUser {
+                id: "u2",
+                email: "a@b.co",
+                password_hash: "h",
+                display_name: None,
+                role: Role::User,
+                now: 0,
+            },
+        );
+        assert!(matches!(
+            dup,
+            Err(ApiError::Conflict {
+                code: "email_taken",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn prune_removes_expired_sessions_with_their_tokens() {
+        let conn = conn();
+        user(&conn, "u1", "a@b.co");
+        for (id, hash, expires) in [("s1", "t1", 100), ("s2", "t2", 10_000)] {
+            create_session(
+                &conn,
+                &NewSession {
+                    id,
+                    user_id: "u1",
+                    device_name: None,
+                    refresh_hash: hash,
+                    now: 0,
+                    expires_at: expires,
+                },
+            )
+            .unwrap();
+        }
+        assert_eq!(prune(&conn, 1000).unwrap(), 1);
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM refresh_tokens", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 1);
+        assert!(session_state(&conn, "s2", 1000).unwrap().unwrap().live);
+        assert!(session_state(&conn, "s1", 1000).unwrap().is_none());
+    }
+
+    #[test]
+    fn single_use_tokens_work_once() {
+        let conn = conn();
+        user(&conn, "u1", "a@b.co");
+        create_user_token(&conn, "u1", Purpose::ResetPassword, "h1", 0, 100).unwrap();
+        assert_eq!(
+            consume_user_token(&conn, Purpose::VerifyEmail, "h1", 1).unwrap(),
+            None
+        );
+        assert_eq!(
+            consume_user_token(&conn, Purpose::ResetPassword, "h1", 1)
+                .unwrap()
+                .as_deref(),
+            Some("u1")
+        );
+        assert_eq!(
+            consume_user_token(&conn, Purpose::ResetPassword, "h1", 2).unwrap(),
+            None
+        );
+        create_user_token(&conn, "u1", Purpose::ResetPassword, "h2", 0, 100).unwrap();
+        assert_eq!(
+            consume_user_token(&conn, Purpose::ResetPassword, "h2", 101).unwrap(),
+            None,
+            "expired"
+        );
+    }
+}
