@@ -107,30 +107,24 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
             }
         }
         UserCommand::Disable { email } => {
-            let user = find(&app, email).await?;
-            let id = user.id.clone();
-            app.db
-                .write(move |tx| store::set_disabled(tx, &id, true, auth::now()))
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let user = update(&app, email, |tx, id, now| {
+                store::set_disabled(tx, id, true, now)
+            })
+            .await?;
             println!("disabled {}; its sessions have ended", user.email);
         }
         UserCommand::Enable { email } => {
-            let user = find(&app, email).await?;
-            let id = user.id.clone();
-            app.db
-                .write(move |tx| store::set_disabled(tx, &id, false, auth::now()))
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let user = update(&app, email, |tx, id, now| {
+                store::set_disabled(tx, id, false, now)
+            })
+            .await?;
             println!("enabled {}", user.email);
         }
         UserCommand::Promote { email } => {
-            let user = find(&app, email).await?;
-            let id = user.id.clone();
-            app.db
-                .write(move |tx| store::set_role(tx, &id, Role::Admin, auth::now()))
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let user = update(&app, email, |tx, id, now| {
+                store::set_role(tx, id, Role::Admin, now)
+            })
+            .await?;
             println!("{} is now an administrator", user.email);
         }
         UserCommand::ResetPassword { email } => {
@@ -157,6 +151,23 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
     }
     app.db.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Finds the account of `email` and applies `change` to it in one write.
+async fn update(
+    app: &AppState,
+    email: &str,
+    change: impl FnOnce(&rusqlite::Connection, &str, i64) -> crate::error::AppResult<()>
+    + Send
+    + 'static,
+) -> anyhow::Result<UserRow> {
+    let user = find(app, email).await?;
+    let id = user.id.clone();
+    app.db
+        .write(move |tx| change(tx, &id, auth::now()))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(user)
 }
 
 async fn find(app: &AppState, email: &str) -> anyhow::Result<UserRow> {
