@@ -14,6 +14,8 @@ pub struct AuthUser {
     pub user_id: String,
     pub session_id: String,
     pub role: Role,
+    /// When the presented access token expires (Unix seconds).
+    pub token_expires_at: u64,
 }
 
 impl AuthUser {
@@ -60,6 +62,7 @@ impl FromRequestParts<AppState> for AuthUser {
                 user_id: claims.sub,
                 session_id: claims.sid,
                 role: s.role,
+                token_expires_at: claims.exp,
             }),
             _ => Err(unauthorized("The session has ended; sign in again.")),
         }
