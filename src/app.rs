@@ -4,7 +4,12 @@
 //! configured address and waits for SIGINT/SIGTERM, while tests bind port 0 and shut down on
 //! demand, with no sleeps.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Instant};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, RwLock},
+    time::Instant,
+};
 
 use anyhow::Context;
 use axum::Router;
@@ -18,7 +23,8 @@ pub type AppState = Arc<App>;
 pub struct App {
     pub config: Config,
     pub db: Db,
-    pub secrets: Secrets,
+    /// Swapped when `secrets.toml` changes (a rotation by the CLI); see [`App::secrets`].
+    secrets: RwLock<Arc<Secrets>>,
     pub auth: Auth,
     /// `None` while `smtp.host` is unset.
     pub mailer: Option<Mailer>,
@@ -39,11 +45,29 @@ impl App {
         Ok(Arc::new(App {
             config,
             db,
-            secrets,
+            secrets: RwLock::new(Arc::new(secrets)),
             auth,
             mailer,
             started_at: Instant::now(),
         }))
+    }
+}
+
+impl App {
+    /// The key rings as last read from `secrets.toml`.
+    pub fn secrets(&self) -> Arc<Secrets> {
+        self.secrets
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reads `secrets.toml` again and takes up its key rings (after a rotation by the CLI).
+    pub fn reload_secrets(&self) -> anyhow::Result<Arc<Secrets>> {
+        let secrets = Arc::new(Secrets::read(&self.config.secrets_path())?);
+        self.auth.reload_keys(&self.config, &secrets);
+        *self.secrets.write().unwrap_or_else(|p| p.into_inner()) = secrets.clone();
+        Ok(secrets)
     }
 }
 
@@ -100,8 +124,8 @@ pub async fn serve_router(
 /// How often the server looks for a rotated `secrets.toml`.
 pub const SECRETS_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Reloads the JWT key ring when `secrets.toml` changes, so a key rotated with the CLI
-/// starts signing without a restart (and old keys can be retired on schedule).
+/// Reloads the key rings when `secrets.toml` changes, so a key rotated with the CLI starts
+/// signing (or sealing backups) without a restart, and old keys can be retired on schedule.
 async fn watch_secrets(state: std::sync::Weak<App>) {
     let modified = |app: &App| {
         std::fs::metadata(app.config.secrets_path())
@@ -120,10 +144,13 @@ async fn watch_secrets(state: std::sync::Weak<App>) {
         if now == seen {
             continue;
         }
-        match Secrets::read(&app.config.secrets_path()) {
+        match app.reload_secrets() {
             Ok(secrets) => {
-                app.auth.reload_keys(&app.config, &secrets);
-                tracing::info!(kid = %secrets.signing_jwt_key().kid, "reloaded the JWT key ring");
+                tracing::info!(
+                    kid = %secrets.signing_jwt_key().kid,
+                    backup_key = secrets.current_backup_key().version,
+                    "reloaded the key rings"
+                );
                 seen = now;
             }
             Err(err) => tracing::warn!(

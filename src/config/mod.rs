@@ -365,6 +365,11 @@ impl Config {
         )?;
         positive("backups.max_size", self.backups.max_size.as_u64())?;
         positive("backups.retain", self.backups.retain.into())?;
+        // A backup is held in memory a few times over while it is sealed, and one SQLite
+        // value cannot exceed 1 GB.
+        if self.backups.max_size > ByteSize::mib(512) {
+            bail!("backups.max_size: must be at most 512MiB");
+        }
 
         let ai = &self.ai;
         http_url("ai.base_url", &ai.base_url)?;

@@ -42,6 +42,7 @@ struct Inner {
     writer: Arc<Mutex<Connection>>,
     write_permit: Arc<Semaphore>,
     wait_timeout: Duration,
+    server_epoch: String,
 }
 
 impl Db {
@@ -63,6 +64,7 @@ impl Db {
             "the database refused WAL mode (got {mode})"
         );
         let report = migrations::run(&mut writer)?;
+        let epoch = server_epoch(&writer).context("cannot read the server epoch")?;
 
         let readers = config.storage.read_connections;
         let readers = if readers == 0 {
@@ -92,6 +94,7 @@ impl Db {
                 writer: Arc::new(Mutex::new(writer)),
                 write_permit: Arc::new(Semaphore::new(1)),
                 wait_timeout: busy,
+                server_epoch: epoch,
             }),
         };
         Ok((db, report))
@@ -99,6 +102,12 @@ impl Db {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// This database's `serverEpoch` (SPEC section 4), read at open. Only `persona admin db
+    /// restore` changes it, with the server stopped.
+    pub fn server_epoch(&self) -> &str {
+        &self.inner.server_epoch
     }
 
     /// Runs `f` on a read-only connection from the pool, off the async runtime.

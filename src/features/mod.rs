@@ -2,7 +2,9 @@
 //! its SQL; `http` only merges the routers.
 
 pub mod accounts;
+pub mod backups;
 pub mod health;
+pub mod sync;
 
 use crate::{config::Config, http::ApiRouter};
 
@@ -13,5 +15,8 @@ pub fn system_router() -> ApiRouter {
 
 /// Every `/api/v1` route (also mounted at `/api`).
 pub fn api_router(config: &Config) -> ApiRouter {
-    ApiRouter::new().merge(accounts::router(config))
+    ApiRouter::new()
+        .merge(accounts::router(config))
+        .merge(sync::router())
+        .merge(backups::router())
 }

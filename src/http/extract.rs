@@ -42,7 +42,7 @@ impl<T: Serialize> IntoResponse for AppJson<T> {
 
 /// Deserializes JSON, telling a syntax error (400) from a shape error (422 with the path of
 /// the offending field).
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub fn parse_json<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = match serde_path_to_error::deserialize(&mut de) {
         Ok(value) => value,
@@ -78,7 +78,7 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-fn is_json(content_type: Option<&axum::http::HeaderValue>) -> bool {
+pub fn is_json(content_type: Option<&axum::http::HeaderValue>) -> bool {
     let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
         return false;
     };
@@ -99,6 +99,84 @@ pub fn body_error(rejection: BytesRejection) -> ApiError {
     } else {
         ApiError::BadRequest("The request body could not be read.".into())
     }
+}
+
+/// Reads a body of at most `limit` bytes chunk by chunk, handing each chunk to `inspect`
+/// (to hash it as it arrives). A declared `Content-Length` over the limit is refused before
+/// anything is read, and a body that grows past it is refused as soon as it does: 413 never
+/// waits for the whole body.
+pub async fn read_limited(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+    mut inspect: impl FnMut(&[u8]),
+) -> Result<Vec<u8>, ApiError> {
+    use http_body_util::BodyExt;
+
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    // Room for the tag the backup encryption appends in place, so it never reallocates.
+    let mut bytes = Vec::with_capacity(declared.map_or(64 * 1024, |n| n as usize) + 16);
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|_| ApiError::BadRequest("The request body could not be read.".into()))?;
+        if let Ok(chunk) = frame.into_data() {
+            if bytes.len() + chunk.len() > limit {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            inspect(&chunk);
+            bytes.extend_from_slice(&chunk);
+        }
+    }
+    Ok(bytes)
+}
+
+/// `?limit=&cursor=` of a list (SPEC section 2): `limit` 1..100 (default 20), `cursor` the
+/// opaque `nextCursor` of the previous page.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    /// The page size; 422 outside 1..=100.
+    pub fn limit(&self) -> Result<u32, ApiError> {
+        match self.limit {
+            None => Ok(20),
+            Some(n @ 1..=100) => Ok(n),
+            Some(_) => Err(ApiError::invalid_field("limit", "must be from 1 to 100")),
+        }
+    }
+
+    /// The position the cursor encodes (a sort key); 400 when it was not made by us.
+    pub fn position(&self) -> Result<Option<i64>, ApiError> {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        let Some(cursor) = &self.cursor else {
+            return Ok(None);
+        };
+        URL_SAFE_NO_PAD
+            .decode(cursor)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.strip_prefix("p:")?.parse().ok())
+            .map(Some)
+            .ok_or_else(|| ApiError::BadRequest("The cursor is invalid.".into()))
+    }
+}
+
+/// The opaque cursor for a position.
+pub fn cursor_for(position: i64) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    URL_SAFE_NO_PAD.encode(format!("p:{position}"))
 }
 
 /// Query string, 400 when it does not parse.

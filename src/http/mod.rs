@@ -13,7 +13,7 @@ pub mod rate_limit;
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    http::{Extensions, HeaderName, HeaderValue, Method, StatusCode, header},
 };
 use tower::ServiceBuilder;
 use tower_http::{
@@ -37,6 +37,11 @@ const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 /// Swagger UI loads its own scripts and styles from this server, and nothing else.
 const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
      script-src 'self'; connect-src 'self'; frame-ancestors 'none'";
+
+/// A response extension that keeps the response uncompressed (large bodies of random-looking
+/// bytes, such as a backup in base64, gain little and cost a lot of CPU).
+#[derive(Debug, Clone, Copy)]
+pub struct NoCompression;
 
 /// The whole server: every route inside the middleware stack.
 pub fn router(state: AppState) -> Router {
@@ -72,9 +77,15 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(middleware::trace_layer())
-        .layer(CompressionLayer::new().compress_when(
-            DefaultPredicate::new().and(NotForContentType::const_new("application/octet-stream")),
-        ))
+        .layer(
+            CompressionLayer::new().compress_when(
+                DefaultPredicate::new()
+                    .and(NotForContentType::const_new("application/octet-stream"))
+                    .and(|_, _, _: &_, extensions: &Extensions| {
+                        extensions.get::<NoCompression>().is_none()
+                    }),
+            ),
+        )
         .layer(cors_layer(config))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -100,6 +111,10 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         }))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(axum::middleware::from_fn(middleware::error_envelope))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::features::sync::server_epoch_header,
+        ))
         .layer(rate_limit::general_layer(config))
         // The limiter wants to answer with axum's body type; everything inside is boxed.
         .layer(MapResponseBodyLayer::new(axum::body::Body::new))
@@ -145,6 +160,7 @@ fn cors_layer(config: &Config) -> CorsLayer {
             header::ETAG,
             HeaderName::from_static("x-checksum-sha256"),
             HeaderName::from_static("x-persona-crisis-level"),
+            HeaderName::from_static("x-server-epoch"),
         ])
         .max_age(std::time::Duration::from_secs(3600))
 }

@@ -134,6 +134,16 @@ impl TestApp {
             .unwrap()
     }
 
+    /// DELETE with a bearer token.
+    pub async fn delete_as(&self, token: &str, path: &str) -> Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Registers `email` with the password `password123` and returns the auth response.
     pub async fn register(&self, email: &str) -> Session {
         let response = self

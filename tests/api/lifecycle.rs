@@ -29,13 +29,13 @@ async fn first_start_creates_a_private_data_dir_and_secrets_file() {
 #[tokio::test]
 async fn a_restart_keeps_the_secrets_and_the_server_epoch() {
     let app = TestApp::spawn().await;
-    let kid = app.state.secrets.signing_jwt_key().kid.clone();
-    let backup_key = app.state.secrets.current_backup_key().key.clone();
+    let kid = app.state.secrets().signing_jwt_key().kid.clone();
+    let backup_key = app.state.secrets().current_backup_key().key.clone();
     let epoch = app.state.db.read(persona::db::server_epoch).await.unwrap();
 
     let app = app.restart().await;
-    assert_eq!(app.state.secrets.signing_jwt_key().kid, kid);
-    assert!(app.state.secrets.current_backup_key().key == backup_key);
+    assert_eq!(app.state.secrets().signing_jwt_key().kid, kid);
+    assert!(app.state.secrets().current_backup_key().key == backup_key);
     let again = app.state.db.read(persona::db::server_epoch).await.unwrap();
     assert_eq!(again, epoch);
     assert_eq!(app.get("/health/ready").await.status(), StatusCode::OK);

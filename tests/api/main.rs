@@ -5,9 +5,11 @@ mod helpers;
 
 mod auth;
 mod auth_limits;
+mod backups;
 mod cli;
 mod cli_admin;
 mod errors;
 mod health;
 mod http_conventions;
 mod lifecycle;
+mod sync;

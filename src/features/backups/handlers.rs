@@ -1,0 +1,326 @@
+//! `/sync/backup*` handlers: bodies in two forms (JSON with base64, or raw bytes), downloads
+//! in either form by content negotiation.
+
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use base64::{
+    Engine, alphabet,
+    engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig, general_purpose::STANDARD},
+};
+use sha2::{Digest, Sha256};
+
+use super::{
+    service::{self, Upload, Which},
+    store,
+    types::*,
+};
+use crate::{
+    app::AppState,
+    auth::AuthUser,
+    db::run_blocking,
+    error::{ApiError, AppResult, ErrorBody, Invalid},
+    features::sync::types::parse_device_id,
+    http::{
+        NoCompression,
+        extract::{
+            AppJson, AppPath, AppQuery, PageQuery, cursor_for, is_json, parse_json, read_limited,
+        },
+    },
+};
+
+const CHECKSUM_HEADER: &str = "x-checksum-sha256";
+const DEVICE_HEADER: &str = "x-device-id";
+
+/// Standard base64, with or without padding.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Upload a backup: JSON `{data (base64), checksum, deviceId?, metadata?}`, or the raw bytes
+/// as `application/octet-stream` with `X-Checksum-SHA256` (and optional `X-Device-Id`).
+///
+/// The checksum is verified (422 `checksum_mismatch`), the bytes are encrypted at rest, and
+/// only the newest `backups.retain` backups of the user are kept. A body over
+/// `backups.max_size` is refused with 413 as soon as that is known.
+#[utoipa::path(post, path = "/sync/backup", tag = "backups", security(("bearer" = [])),
+    request_body(content(
+        (BackupUpload = "application/json"),
+        (Vec<u8> = "application/octet-stream"),
+    )),
+    params(
+        ("X-Checksum-SHA256" = Option<String>, Header, description = "SHA-256 hex of a raw body"),
+        ("X-Device-Id" = Option<String>, Header, description = "the uploading device, for a raw body"),
+    ),
+    responses(
+        (status = 201, body = BackupInfo),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "neither JSON nor application/octet-stream", body = ErrorBody),
+        (status = 422, description = "`checksum_mismatch` or `validation_failed`", body = ErrorBody),
+    ))]
+pub async fn upload(
+    State(state): State<AppState>,
+    user: AuthUser,
+    request: Request,
+) -> AppResult<(StatusCode, AppJson<BackupInfo>)> {
+    let (parts, body) = request.into_parts();
+    let max = state.config.backups.max_size.as_u64() as usize;
+    let content_type = parts.headers.get(header::CONTENT_TYPE);
+    let upload = if is_json(content_type) {
+        // Base64 grows the data by a third; the other fields are small.
+        let limit = max.div_ceil(3) * 4 + MAX_METADATA + 4096;
+        let bytes = read_limited(&parts.headers, body, limit, |_| {}).await?;
+        run_blocking(move || parse_json_upload(&bytes, max)).await?
+    } else if is_octet_stream(content_type) {
+        // Check the headers before reading a byte of the body.
+        let mut invalid = Invalid::default();
+        let checksum = invalid.check(
+            "X-Checksum-SHA256",
+            header_text(&parts.headers, CHECKSUM_HEADER)
+                .ok_or_else(|| "is required for a raw upload".to_owned())
+                .and_then(parse_checksum),
+        );
+        let device_id = invalid.check(
+            "X-Device-Id",
+            header_text(&parts.headers, DEVICE_HEADER)
+                .map(parse_device_id)
+                .transpose(),
+        );
+        invalid.finish()?;
+        let (Some(checksum), Some(device_id)) = (checksum, device_id) else {
+            unreachable!("finish() returned Ok, so every field parsed")
+        };
+        let mut hasher = Sha256::new();
+        let data = read_limited(&parts.headers, body, max, |chunk| hasher.update(chunk)).await?;
+        Upload {
+            data,
+            checksum,
+            computed: Some(hasher.finalize().into()),
+            device_id,
+            metadata: None,
+        }
+    } else {
+        return Err(ApiError::UnsupportedMediaType(
+            "Send a backup as application/json or application/octet-stream.".into(),
+        ));
+    };
+    let row = service::store(&state, &user.user_id, upload).await?;
+    Ok((StatusCode::CREATED, AppJson(BackupInfo::from(&row))))
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"))
+}
+
+fn is_octet_stream(content_type: Option<&HeaderValue>) -> bool {
+    content_type
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/octet-stream"))
+}
+
+/// Parses and checks a JSON upload and decodes its data (blocking: large bodies).
+fn parse_json_upload(bytes: &[u8], max: usize) -> AppResult<Upload> {
+    let json: UploadJson<'_> = parse_json(bytes)?;
+    let mut invalid = Invalid::default();
+    let checksum = invalid.check("checksum", parse_checksum(&json.checksum));
+    let device_id = invalid.check(
+        "deviceId",
+        json.device_id.as_deref().map(parse_device_id).transpose(),
+    );
+    let metadata = invalid.check(
+        "metadata",
+        json.metadata
+            .as_ref()
+            .map(|m| {
+                let text = m.to_string();
+                if text.len() > MAX_METADATA {
+                    Err(format!("must be at most {MAX_METADATA} bytes of JSON"))
+                } else {
+                    Ok(text)
+                }
+            })
+            .transpose(),
+    );
+    if json.data.len() / 4 * 3 > max + 3 {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let data = invalid.check(
+        "data",
+        BASE64
+            .decode(json.data.as_bytes())
+            .map_err(|_| "must be base64 (standard alphabet)".to_owned()),
+    );
+    invalid.finish()?;
+    let (Some(checksum), Some(device_id), Some(metadata), Some(mut data)) =
+        (checksum, device_id, metadata, data)
+    else {
+        unreachable!("finish() returned Ok, so every field parsed")
+    };
+    if data.len() > max {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    data.reserve_exact(16);
+    Ok(Upload {
+        data,
+        checksum,
+        computed: None,
+        device_id,
+        metadata,
+    })
+}
+
+/// The newest backup, as JSON or (with `Accept: application/octet-stream`) as raw bytes with
+/// `X-Checksum-SHA256`.
+#[utoipa::path(get, path = "/sync/backup/latest", tag = "backups", security(("bearer" = [])),
+    responses(
+        (status = 200, content(
+            (BackupDownload = "application/json"),
+            (Vec<u8> = "application/octet-stream"),
+        )),
+        (status = 404, description = "no backup yet", body = ErrorBody),
+    ))]
+pub async fn latest(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    download(&state, &user, Which::Latest, &headers).await
+}
+
+/// One backup, as JSON or raw bytes (see `/sync/backup/latest`).
+#[utoipa::path(get, path = "/sync/backup/{id}", tag = "backups", security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid)),
+    responses(
+        (status = 200, content(
+            (BackupDownload = "application/json"),
+            (Vec<u8> = "application/octet-stream"),
+        )),
+        (status = 404, body = ErrorBody),
+    ))]
+pub async fn by_id(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppPath(id): AppPath<String>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    let id = parse_backup_id(&id)?;
+    download(&state, &user, Which::Id(id), &headers).await
+}
+
+/// A backup id is a UUID; anything else cannot exist (404, like someone else's id).
+fn parse_backup_id(id: &str) -> AppResult<String> {
+    uuid::Uuid::parse_str(id)
+        .map(|u| u.to_string())
+        .map_err(|_| ApiError::NotFound)
+}
+
+fn wants_raw(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/octet-stream"))
+        })
+}
+
+async fn download(
+    state: &AppState,
+    user: &AuthUser,
+    which: Which,
+    headers: &HeaderMap,
+) -> AppResult<Response> {
+    let (row, data) = service::fetch(state, &user.user_id, which).await?;
+    let checksum = HeaderValue::from_str(&row.checksum).map_err(ApiError::internal)?;
+    if wants_raw(headers) {
+        let mut response = Body::from(data).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        headers.insert(CHECKSUM_HEADER, checksum);
+        return Ok(response);
+    }
+    // `{"data":"<base64>", ...info}` written straight into one buffer: the base64 of a large
+    // backup is not copied again by a serializer.
+    let body = run_blocking(move || {
+        let info = serde_json::to_vec(&BackupInfo::from(&row)).map_err(ApiError::internal)?;
+        let encoded = base64::encoded_len(data.len(), true).ok_or(ApiError::PayloadTooLarge)?;
+        let mut out = Vec::with_capacity(encoded + info.len() + 16);
+        out.extend_from_slice(b"{\"data\":\"");
+        let start = out.len();
+        out.resize(start + encoded, 0);
+        STANDARD
+            .encode_slice(&data, &mut out[start..])
+            .map_err(ApiError::internal)?;
+        out.extend_from_slice(b"\",");
+        out.extend_from_slice(&info[1..]);
+        Ok(out)
+    })
+    .await?;
+    let mut response = Body::from(body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response.headers_mut().insert(CHECKSUM_HEADER, checksum);
+    response.extensions_mut().insert(NoCompression);
+    Ok(response)
+}
+
+/// The user's backups, newest first, without their data.
+#[utoipa::path(get, path = "/sync/backups", tag = "backups", security(("bearer" = [])),
+    params(PageQuery),
+    responses((status = 200, body = BackupList), (status = 401, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppQuery(query): AppQuery<PageQuery>,
+) -> AppResult<AppJson<BackupList>> {
+    let limit = query.limit()?;
+    let before = query.position()?;
+    let mut rows = state
+        .db
+        .read(move |conn| store::page(conn, &user.user_id, before, limit + 1))
+        .await?;
+    let next_cursor = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| cursor_for(r.seq))
+    } else {
+        None
+    };
+    Ok(AppJson(BackupList {
+        items: rows.iter().map(BackupInfo::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Delete one of the user's backups.
+#[utoipa::path(delete, path = "/sync/backup/{id}", tag = "backups", security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppPath(id): AppPath<String>,
+) -> AppResult<StatusCode> {
+    let id = parse_backup_id(&id)?;
+    let deleted = state
+        .db
+        .write(move |tx| store::delete(tx, &user.user_id, &id))
+        .await?;
+    if deleted {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}

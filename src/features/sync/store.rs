@@ -1,0 +1,127 @@
+//! SQL of sync metadata: plain functions over a connection.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::AppResult;
+
+#[derive(Debug, Clone)]
+pub struct DeviceRow {
+    pub device_id: String,
+    pub device_name: Option<String>,
+    pub platform: Option<String>,
+    pub sync_version: i64,
+    pub data_hash: String,
+    pub is_active: bool,
+    pub created_at: i64,
+    pub last_sync_at: i64,
+}
+
+const COLUMNS: &str = "device_id, device_name, platform, sync_version, data_hash, is_active, created_at, last_sync_at";
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
+    Ok(DeviceRow {
+        device_id: row.get(0)?,
+        device_name: row.get(1)?,
+        platform: row.get(2)?,
+        sync_version: row.get(3)?,
+        data_hash: row.get(4)?,
+        is_active: row.get(5)?,
+        created_at: row.get(6)?,
+        last_sync_at: row.get(7)?,
+    })
+}
+
+pub fn device(conn: &Connection, user_id: &str, device_id: &str) -> AppResult<Option<DeviceRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM sync_devices WHERE user_id = ?1 AND device_id = ?2");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([user_id, device_id], from_row)
+        .optional()?)
+}
+
+/// Every device of the user, most recently synced first.
+pub fn devices(conn: &Connection, user_id: &str) -> AppResult<Vec<DeviceRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM sync_devices WHERE user_id = ?1
+         ORDER BY last_sync_at DESC, device_id"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([user_id], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The active device with the highest version; on a tie, the one that synced last.
+pub fn latest_active(conn: &Connection, user_id: &str) -> AppResult<Option<DeviceRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM sync_devices WHERE user_id = ?1 AND is_active = 1
+         ORDER BY sync_version DESC, last_sync_at DESC, device_id LIMIT 1"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([user_id], from_row)
+        .optional()?)
+}
+
+pub struct Report<'a> {
+    pub user_id: &'a str,
+    pub device_id: &'a str,
+    pub device_name: Option<&'a str>,
+    pub platform: Option<&'a str>,
+    pub sync_version: i64,
+    pub data_hash: &'a str,
+    pub now: i64,
+}
+
+/// Inserts or updates the device's row (reactivating it); name and platform are kept when
+/// the report leaves them out.
+pub fn upsert(conn: &Connection, r: &Report<'_>) -> AppResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO sync_devices (user_id, device_id, device_name, platform, sync_version,
+                                   data_hash, is_active, created_at, last_sync_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7)
+         ON CONFLICT (user_id, device_id) DO UPDATE SET
+             device_name = coalesce(excluded.device_name, device_name),
+             platform = coalesce(excluded.platform, platform),
+             sync_version = excluded.sync_version,
+             data_hash = excluded.data_hash,
+             is_active = 1,
+             last_sync_at = excluded.last_sync_at",
+    )?
+    .execute(params![
+        r.user_id,
+        r.device_id,
+        r.device_name,
+        r.platform,
+        r.sync_version,
+        r.data_hash,
+        r.now
+    ])?;
+    Ok(())
+}
+
+/// Marks a device inactive. `false` when the user has no such device.
+pub fn deactivate(conn: &Connection, user_id: &str, device_id: &str) -> AppResult<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE sync_devices SET is_active = 0 WHERE user_id = ?1 AND device_id = ?2",
+        )?
+        .execute([user_id, device_id])?;
+    Ok(changed > 0)
+}
+
+/// Sets the user's `deviceCount` (active devices) and, when given, `lastSyncAt`.
+pub fn refresh_user_summary(
+    conn: &Connection,
+    user_id: &str,
+    synced_at: Option<i64>,
+) -> AppResult<()> {
+    conn.prepare_cached(
+        "UPDATE users SET
+             device_count = (SELECT count(*) FROM sync_devices
+                             WHERE user_id = ?1 AND is_active = 1),
+             last_sync_at = coalesce(?2, last_sync_at)
+         WHERE id = ?1",
+    )?
+    .execute(params![user_id, synced_at])?;
+    Ok(())
+}

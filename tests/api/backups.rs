@@ -1,0 +1,1 @@
+//! SPEC section 5: encrypted backups.
