@@ -1,1 +1,636 @@
 //! SPEC section 5: encrypted backups.
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    time::Duration,
+};
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{TestApp, assert_error};
+
+fn sha256(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// Bytes that look like an app's encrypted backup and are unique to `seed`.
+fn sample(seed: u8, len: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(seed);
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+async fn upload_json(app: &TestApp, token: &str, data: &[u8]) -> Response {
+    app.post_as(
+        token,
+        "/api/v1/sync/backup",
+        &json!({"data": STANDARD.encode(data), "checksum": sha256(data), "deviceId": "phone",
+                "metadata": {"appVersion": "2.1.0"}}),
+    )
+    .await
+}
+
+async fn upload_raw(app: &TestApp, token: &str, data: Vec<u8>, checksum: &str) -> Response {
+    app.client
+        .post(app.url("/api/v1/sync/backup"))
+        .bearer_auth(token)
+        .header("content-type", "application/octet-stream")
+        .header("x-checksum-sha256", checksum)
+        .header("x-device-id", "tablet")
+        .body(data)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn list(app: &TestApp, token: &str) -> Vec<Value> {
+    let response = app.get_as(token, "/api/v1/sync/backups").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    body["items"].as_array().unwrap().clone()
+}
+
+async fn download_raw(app: &TestApp, token: &str, path: &str) -> Response {
+    app.client
+        .get(app.url(path))
+        .bearer_auth(token)
+        .header("accept", "application/octet-stream")
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn json_upload_then_download_both_ways() {
+    let app = TestApp::spawn().await;
+    let s = app.register("ana@example.com").await;
+    let data = sample(1, 100_000);
+
+    let response = upload_json(&app, &s.access, &data).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert!(response.headers().contains_key("x-server-epoch"));
+    let created: Value = response.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&id).is_ok());
+    assert_eq!(created["size"], 100_000);
+    assert_eq!(created["checksum"], sha256(&data));
+    assert!(created["createdAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(created["deviceId"], "phone");
+    assert_eq!(created["metadata"]["appVersion"], "2.1.0");
+
+    for path in [
+        "/api/v1/sync/backup/latest".to_owned(),
+        format!("/api/v1/sync/backup/{id}"),
+    ] {
+        let response = app.get_as(&s.access, &path).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json")
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["id"], id.as_str());
+        assert_eq!(body["checksum"], sha256(&data));
+        assert_eq!(body["size"], 100_000);
+        assert_eq!(
+            STANDARD.decode(body["data"].as_str().unwrap()).unwrap(),
+            data
+        );
+
+        let raw = download_raw(&app, &s.access, &path).await;
+        assert_eq!(raw.status(), StatusCode::OK);
+        assert_eq!(raw.headers()["content-type"], "application/octet-stream");
+        assert_eq!(raw.headers()["x-checksum-sha256"], sha256(&data).as_str());
+        assert_eq!(raw.bytes().await.unwrap().as_ref(), data.as_slice());
+    }
+
+    // The list has metadata, never data.
+    let items = list(&app, &s.access).await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["id"], id.as_str());
+    assert!(items[0].get("data").is_none());
+}
+
+#[tokio::test]
+async fn raw_upload_is_verified_and_stored() {
+    let app = TestApp::spawn().await;
+    let s = app.register("ana@example.com").await;
+    let data = sample(2, 300_000);
+    let response = upload_raw(&app, &s.access, data.clone(), &sha256(&data).to_uppercase()).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(created["checksum"], sha256(&data));
+    assert_eq!(created["deviceId"], "tablet");
+
+    let raw = download_raw(&app, &s.access, "/api/v1/sync/backup/latest").await;
+    assert_eq!(raw.bytes().await.unwrap().as_ref(), data.as_slice());
+    // The /api alias serves the same routes.
+    let legacy = download_raw(&app, &s.access, "/api/sync/backup/latest").await;
+    assert_eq!(legacy.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_wrong_checksum_is_refused_and_leaves_nothing() {
+    let app = TestApp::spawn().await;
+    let s = app.register("ana@example.com").await;
+    let data = sample(3, 10_000);
+    let wrong = sha256(b"something else");
+
+    assert_error(
+        upload_raw(&app, &s.access, data.clone(), &wrong).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "checksum_mismatch",
+    )
+    .await;
+    let response = app
+        .post_as(
+            &s.access,
+            "/api/v1/sync/backup",
+            &json!({"data": STANDARD.encode(&data), "checksum": wrong}),
+        )
+        .await;
+    assert_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "checksum_mismatch",
+    )
+    .await;
+    assert!(list(&app, &s.access).await.is_empty());
+    assert_error(
+        app.get_as(&s.access, "/api/v1/sync/backup/latest").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bad_uploads_get_clear_errors() {
+    let app = TestApp::spawn().await;
+    let s = app.register("ana@example.com").await;
+    let url = app.url("/api/v1/sync/backup");
+
+    let text = app
+        .client
+        .post(&url)
+        .bearer_auth(&s.access)
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_error(
+        text,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+
+    let no_checksum = app
+        .client
+        .post(&url)
+        .bearer_auth(&s.access)
+        .header("content-type", "application/octet-stream")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    let error = assert_error(
+        no_checksum,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert!(
+        error["details"].get("X-Checksum-SHA256").is_some(),
+        "{error}"
+    );
+
+    for (body, field) in [
+        (
+            json!({"data": "%%%not base64", "checksum": sha256(b"x")}),
+            "data",
+        ),
+        (json!({"data": "aGVsbG8=", "checksum": "abc"}), "checksum"),
+        (
+            json!({"data": "aGVsbG8=", "checksum": sha256(b"hello"), "deviceId": "a b"}),
+            "deviceId",
+        ),
+        (
+            json!({"data": "aGVsbG8=", "checksum": sha256(b"hello"), "metadata": {"x": "y".repeat(20_000)}}),
+            "metadata",
+        ),
+        (json!({"checksum": sha256(b"hello")}), "body"),
+    ] {
+        let error = assert_error(
+            app.post_as(&s.access, "/api/v1/sync/backup", &body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert!(error["details"].get(field).is_some(), "{field}: {error}");
+    }
+    let malformed = app
+        .client
+        .post(&url)
+        .bearer_auth(&s.access)
+        .header("content-type", "application/json")
+        .body("{\"data\":")
+        .send()
+        .await
+        .unwrap();
+    assert_error(malformed, StatusCode::BAD_REQUEST, "bad_request").await;
+
+    // Without a token nothing is read.
+    let anonymous = app
+        .client
+        .post(&url)
+        .header("content-type", "application/octet-stream")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_error(anonymous, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    assert!(list(&app, &s.access).await.is_empty());
+}
+
+#[tokio::test]
+async fn uploads_over_max_size_are_413() {
+    let app = TestApp::spawn_with(|c| c.backups.max_size = bytesize::ByteSize::kib(64)).await;
+    let s = app.register("ana@example.com").await;
+    let big = sample(4, 64 * 1024 + 1);
+    let exact = sample(5, 64 * 1024);
+
+    assert_error(
+        upload_raw(&app, &s.access, big.clone(), &sha256(&big)).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    )
+    .await;
+    assert_error(
+        upload_json(&app, &s.access, &big).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    )
+    .await;
+    // A streamed body with no Content-Length is cut off when it grows past the limit.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        big.chunks(8192).map(|c| Ok(c.to_vec())).collect();
+    let streamed = app
+        .client
+        .post(app.url("/api/v1/sync/backup"))
+        .bearer_auth(&s.access)
+        .header("content-type", "application/octet-stream")
+        .header("x-checksum-sha256", sha256(&big))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_error(streamed, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+
+    // Exactly the limit is fine, in both forms.
+    assert_eq!(
+        upload_raw(&app, &s.access, exact.clone(), &sha256(&exact))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        upload_json(&app, &s.access, &exact).await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(list(&app, &s.access).await.len(), 2);
+}
+
+/// Writes a request with `Content-Length: declared` but only `sent` body bytes, then reads
+/// what the server answers (within 5 s) and returns the status line.
+fn raw_request(app: &TestApp, token: &str, declared: usize, sent: usize, close: bool) -> String {
+    let mut stream = TcpStream::connect(app.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let head = format!(
+        "POST /api/v1/sync/backup HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/octet-stream\r\nX-Checksum-SHA256: {}\r\n\
+         Content-Length: {declared}\r\n\r\n",
+        sha256(b"")
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&sample(6, sent)).unwrap();
+    if close {
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_declared_oversize_body_is_refused_before_it_is_sent() {
+    let app = TestApp::spawn().await;
+    let s = app.register("ana@example.com").await;
+    let token = s.access.clone();
+    let app = std::sync::Arc::new(app);
+    let status = tokio::task::spawn_blocking({
+        let app = app.clone();
+        // 1 GB declared, 10 bytes sent: the answer comes without waiting for the rest.
+        move || raw_request(&app, &token, 1 << 30, 10, false)
+    })
+    .await
+    .unwrap();
+    assert!(status.contains(" 413 "), "{status}");
+}
+
+#[tokio::test]
+async fn a_cut_off_upload_leaves_nothing() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    let s = app.register("ana@example.com").await;
+    let token = s.access.clone();
+    tokio::task::spawn_blocking({
+        let app = app.clone();
+        move || raw_request(&app, &token, 200_000, 100_000, true)
+    })
+    .await
+    .unwrap();
+    assert!(list(&app, &s.access).await.is_empty());
+    let count: i64 = app
+        .state
+        .db
+        .read(|conn| Ok(conn.query_row("SELECT count(*) FROM backups", [], |r| r.get(0))?))
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+}
+
+#[tokio::test]
+async fn only_the_newest_backups_are_kept() {
+    let app = TestApp::spawn_with(|c| c.backups.retain = 2).await;
+    let s = app.register("ana@example.com").await;
+    let mut ids = Vec::new();
+    for seed in 10..13 {
+        let created: Value = upload_json(&app, &s.access, &sample(seed, 1000))
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let items = list(&app, &s.access).await;
+    let listed: Vec<&str> = items.iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(listed, [ids[2].as_str(), ids[1].as_str()], "newest first");
+    assert_error(
+        app.get_as(&s.access, &format!("/api/v1/sync/backup/{}", ids[0]))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let latest: Value = app
+        .get_as(&s.access, "/api/v1/sync/backup/latest")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(latest["id"], ids[2].as_str());
+
+    // Retention is per user.
+    let bob = app.register("bob@example.com").await;
+    upload_json(&app, &bob.access, &sample(20, 10)).await;
+    assert_eq!(list(&app, &s.access).await.len(), 2);
+}
+
+#[tokio::test]
+async fn the_list_pages_with_a_cursor() {
+    let app = TestApp::spawn().await;
+    let s = app.register("ana@example.com").await;
+    for seed in 30..33 {
+        upload_json(&app, &s.access, &sample(seed, 100)).await;
+    }
+    let first: Value = app
+        .get_as(&s.access, "/api/v1/sync/backups?limit=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    let cursor = first["nextCursor"].as_str().unwrap();
+    let second: Value = app
+        .get_as(
+            &s.access,
+            &format!("/api/v1/sync/backups?limit=2&cursor={cursor}"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert_eq!(second["nextCursor"], Value::Null);
+    assert_ne!(second["items"][0]["id"], first["items"][0]["id"]);
+
+    assert_error(
+        app.get_as(&s.access, "/api/v1/sync/backups?limit=0").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_error(
+        app.get_as(&s.access, "/api/v1/sync/backups?cursor=nonsense")
+            .await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn delete_and_other_users_backups() {
+    let app = TestApp::spawn().await;
+    let ana = app.register("ana@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    let created: Value = upload_json(&app, &ana.access, &sample(40, 500))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/api/v1/sync/backup/{}", created["id"].as_str().unwrap());
+
+    // Bob sees nothing of Ana's: 404, never 403.
+    assert_error(
+        app.get_as(&bob.access, &path).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        app.delete_as(&bob.access, &path).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        app.get_as(&bob.access, "/api/v1/sync/backup/latest").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert!(list(&app, &bob.access).await.is_empty());
+    assert_error(
+        app.get_as(&ana.access, "/api/v1/sync/backup/not-a-uuid")
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+
+    let response = app.delete_as(&ana.access, &path).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_error(
+        app.get_as(&ana.access, &path).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        app.delete_as(&ana.access, &path).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn backup_bytes_never_reach_the_disk_in_clear() {
+    let mut app = TestApp::spawn().await;
+    let s = app.register("ana@example.com").await;
+    let data = sample(50, 256 * 1024);
+    assert_eq!(
+        upload_raw(&app, &s.access, data.clone(), &sha256(&data))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        upload_json(&app, &s.access, &data).await.status(),
+        StatusCode::CREATED
+    );
+    // Read once, so whatever a download might leave behind is there too.
+    download_raw(&app, &s.access, "/api/v1/sync/backup/latest")
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    app.stop().await;
+
+    let probes: Vec<&[u8]> = (0..16)
+        .map(|i| &data[i * 16_000..i * 16_000 + 24])
+        .collect();
+    let mut files = 0;
+    for entry in walk(&app.dir.path().join("data")) {
+        let bytes = std::fs::read(&entry).unwrap();
+        files += 1;
+        for probe in &probes {
+            assert!(
+                !bytes.windows(probe.len()).any(|w| w == *probe),
+                "plaintext found in {}",
+                entry.display()
+            );
+        }
+    }
+    assert!(
+        files >= 2,
+        "the data dir holds the database and the secrets"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_row_moved_to_another_user_fails_to_decrypt() {
+    let app = TestApp::spawn().await;
+    let ana = app.register("ana@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    let created: Value = upload_json(&app, &ana.access, &sample(60, 2000))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    app.sql(
+        "UPDATE backups SET user_id = (SELECT id FROM users WHERE email = ?1)",
+        "bob@example.com",
+    )
+    .await;
+    let response = download_raw(&app, &bob.access, &format!("/api/v1/sync/backup/{id}")).await;
+    let error = assert_error(response, StatusCode::INTERNAL_SERVER_ERROR, "internal").await;
+    assert!(
+        !error.to_string().contains("authentication"),
+        "no internals: {error}"
+    );
+    let response = app.get_as(&bob.access, "/api/v1/sync/backup/latest").await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    // And for Ana it is gone, not readable.
+    assert_error(
+        app.get_as(&ana.access, "/api/v1/sync/backup/latest").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_row_given_another_id_fails_to_decrypt() {
+    let app = TestApp::spawn().await;
+    let ana = app.register("ana@example.com").await;
+    upload_json(&app, &ana.access, &sample(61, 2000)).await;
+    app.sql(
+        "UPDATE backups SET id = '00000000-0000-4000-8000-000000000000' WHERE ?1 IS NOT NULL",
+        "x",
+    )
+    .await;
+    let response = app
+        .get_as(
+            &ana.access,
+            "/api/v1/sync/backup/00000000-0000-4000-8000-000000000000",
+        )
+        .await;
+    assert_error(response, StatusCode::INTERNAL_SERVER_ERROR, "internal").await;
+}
