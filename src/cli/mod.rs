@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod doctor;
 pub mod migrate;
+mod progress;
 pub mod serve;
 
 use std::{path::PathBuf, process::ExitCode};

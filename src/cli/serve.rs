@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use super::Cli;
 use crate::{
     app::{self, App},
+    db::{self, maintenance::DataDirLock},
     telemetry,
 };
 
@@ -25,6 +26,9 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
     }
     telemetry::init(&config.log);
     let bind = config.server.bind;
+    db::create_data_dir(&config.storage.data_dir)?;
+    // Held until the server stops: a second server or a restore on this dir is refused.
+    let _lock = DataDirLock::acquire(&config.storage.data_dir)?;
     let state = App::init(config)?;
     let listener = TcpListener::bind(bind)
         .await

@@ -59,3 +59,13 @@ pub fn pending_migrations(conn: &mut Connection) -> anyhow::Result<Vec<String>> 
         .map(|m| format!("V{}__{}", m.version(), m.name()))
         .collect())
 }
+
+/// The newest schema version embedded in this binary.
+pub fn latest_version() -> i64 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| m.version() as i64)
+        .max()
+        .unwrap_or(0)
+}

@@ -8,6 +8,7 @@
 //!
 //! Store code takes `&rusqlite::Connection` and knows nothing of pools or runtimes.
 
+pub mod maintenance;
 mod migrations;
 
 use std::{

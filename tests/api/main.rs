@@ -8,6 +8,7 @@ mod auth_limits;
 mod backups;
 mod cli;
 mod cli_admin;
+mod cli_data;
 mod errors;
 mod health;
 mod http_conventions;

@@ -1,7 +1,9 @@
 //! `persona admin …`: the administrator's tree. Each feature adds its own subcommand module
 //! here (`user`, `scripts`, `secrets`, `backups`, `db`, `usage`).
 
+mod backups;
 mod config;
+mod db;
 mod secrets;
 mod user;
 
@@ -25,15 +27,21 @@ pub enum AdminCommand {
     Openapi,
     /// Accounts: create, list, disable, enable, promote, reset-password
     User(user::Opts),
-    /// Key rings in secrets.toml
+    /// Key rings in secrets.toml: rotate jwt | backup-key
     Secrets(secrets::Opts),
+    /// Encrypted backups: export
+    Backups(backups::Opts),
+    /// The database file: backup (online snapshot), restore
+    Db(db::Opts),
 }
 
 pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
     match &opts.command {
         AdminCommand::Config(opts) => config::run(cli, opts),
         AdminCommand::User(opts) => user::run(cli, opts).await,
-        AdminCommand::Secrets(opts) => secrets::run(cli, opts),
+        AdminCommand::Secrets(opts) => secrets::run(cli, opts).await,
+        AdminCommand::Backups(opts) => backups::run(cli, opts).await,
+        AdminCommand::Db(opts) => db::run(cli, opts),
         AdminCommand::Openapi => {
             let config = cli.load_config()?;
             println!(

@@ -81,6 +81,20 @@ pub async fn store(app: &App, user_id: &str, upload: Upload) -> AppResult<Backup
         .await
 }
 
+/// The backup key of `version`; reads `secrets.toml` again when this process has not seen
+/// that version yet (the CLI just rotated).
+pub fn backup_key(app: &App, version: u32) -> AppResult<BackupKey> {
+    if let Some(key) = app.secrets().backup_key(version) {
+        return Ok(key.clone());
+    }
+    let secrets = app.reload_secrets().map_err(ApiError::internal)?;
+    secrets.backup_key(version).cloned().ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!(
+            "backup key version {version} is not in secrets.toml"
+        ))
+    })
+}
+
 /// Reads and decrypts the backup `row` (a blocking call: run it on the blocking pool).
 pub fn open(conn: &rusqlite::Connection, key: &BackupKey, row: &BackupRow) -> AppResult<Vec<u8>> {
     let mut bytes = store::sealed(conn, row.seq)?;
@@ -127,4 +141,58 @@ pub async fn fetch(app: &App, user_id: &str, which: Which) -> AppResult<(BackupR
     Err(ApiError::internal(anyhow::anyhow!(
         "a backup is sealed under a key version that secrets.toml does not hold"
     )))
+}
+
+/// Re-encrypts, in batches, every backup sealed under another key than the newest of
+/// `secrets`, calling `on_each` per backup. Each batch is one transaction, and a row changed
+/// meanwhile (deleted, re-sealed) is left alone, so this is safe to interrupt and to run
+/// while the server serves. Returns how many backups were re-sealed.
+pub async fn reseal_all(
+    app: &App,
+    secrets: &crate::secrets::Secrets,
+    mut on_each: impl FnMut(&str),
+) -> AppResult<usize> {
+    const BATCH: u32 = 16;
+    let current = secrets.current_backup_key().clone();
+    let mut resealed = 0;
+    loop {
+        let version = current.version;
+        let rows = app
+            .db
+            .read(move |conn| store::sealed_with_other_key(conn, version, BATCH))
+            .await?;
+        if rows.is_empty() {
+            return Ok(resealed);
+        }
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let key = secrets.backup_key(row.key_version).cloned().ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!(
+                    "backup {} is sealed with key version {}, which secrets.toml no longer holds",
+                    row.id,
+                    row.key_version
+                ))
+            })?;
+            keys.push(key);
+        }
+        let new_key = current.clone();
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let changed = app
+            .db
+            .write(move |tx| {
+                let mut changed = 0;
+                for (row, key) in rows.iter().zip(&keys) {
+                    let mut data = open(tx, key, row)?;
+                    data.reserve_exact(crypto::TAG_LEN);
+                    let nonce = crypto::seal(&new_key.key, &row.user_id, &row.id, &mut data)?;
+                    if store::reseal(tx, row.seq, &row.nonce, new_key.version, &nonce, &data)? {
+                        changed += 1;
+                    }
+                }
+                Ok(changed)
+            })
+            .await?;
+        resealed += changed;
+        ids.iter().for_each(|id| on_each(id));
+    }
 }
