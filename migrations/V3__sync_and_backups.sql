@@ -18,6 +18,8 @@ CREATE TABLE sync_devices (
 -- Backups, sealed with XChaCha20-Poly1305 under backup key `key_version` of secrets.toml;
 -- the associated data binds the owner and the id, so a row moved elsewhere fails to open.
 -- A row is inserted in one transaction with its sealed bytes: never half written.
+-- The sealed bytes live in `backup_chunks`, 1 MiB per row: SQLite writes each byte once,
+-- and no single value of tens of megabytes is copied around in memory.
 CREATE TABLE backups (
     seq         INTEGER PRIMARY KEY,                    -- insertion order (newest = largest)
     id          TEXT NOT NULL UNIQUE,                   -- UUID
@@ -28,8 +30,15 @@ CREATE TABLE backups (
     metadata    TEXT,                                   -- the client's JSON, as sent
     key_version INTEGER NOT NULL,
     nonce       BLOB NOT NULL,                          -- 24 bytes
-    sealed      BLOB NOT NULL,                          -- ciphertext + 16-byte tag
     created_at  INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX backups_by_user ON backups (user_id, seq);
 CREATE INDEX backups_by_key ON backups (key_version);
+
+-- The ciphertext (with its 16-byte tag at the end) of a backup, in order.
+CREATE TABLE backup_chunks (
+    backup_seq INTEGER NOT NULL REFERENCES backups (seq) ON DELETE CASCADE,
+    idx        INTEGER NOT NULL,
+    data       BLOB NOT NULL,
+    PRIMARY KEY (backup_seq, idx)
+) STRICT;

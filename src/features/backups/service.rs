@@ -97,7 +97,7 @@ pub fn backup_key(app: &App, version: u32) -> AppResult<BackupKey> {
 
 /// Reads and decrypts the backup `row` (a blocking call: run it on the blocking pool).
 pub fn open(conn: &rusqlite::Connection, key: &BackupKey, row: &BackupRow) -> AppResult<Vec<u8>> {
-    let mut bytes = store::sealed(conn, row.seq)?;
+    let mut bytes = store::sealed(conn, row.seq, row.size)?;
     crypto::open(&key.key, &row.user_id, &row.id, &row.nonce, &mut bytes)?;
     Ok(bytes)
 }

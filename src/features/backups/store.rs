@@ -1,11 +1,10 @@
-//! SQL of backups: plain functions over a connection. The sealed bytes are written and read
-//! with SQLite's incremental blob I/O, so a large backup is not copied once more by SQLite.
+//! SQL of backups: plain functions over a connection. The sealed bytes are stored in 1 MiB
+//! chunks (`backup_chunks`): SQLite copies a bound value and then its record, so one 50 MB
+//! value would cost 100 MB of transient memory, while chunks cost 2 MiB.
 
-use std::io::Write;
+use rusqlite::{Connection, OptionalExtension, params};
 
-use rusqlite::{Connection, MAIN_DB, OptionalExtension, blob::ZeroBlob, params};
-
-use crate::error::{ApiError, AppResult};
+use crate::error::AppResult;
 
 /// A backup without its bytes.
 #[derive(Debug, Clone)]
@@ -53,13 +52,15 @@ pub struct NewBackup<'a> {
     pub now: i64,
 }
 
+/// Bytes of sealed data per `backup_chunks` row.
+const CHUNK: usize = 1024 * 1024;
+
 /// Inserts a backup with its sealed bytes (inside the caller's transaction).
 pub fn insert(conn: &Connection, b: &NewBackup<'_>) -> AppResult<()> {
-    let len = i32::try_from(b.sealed.len()).map_err(|_| ApiError::PayloadTooLarge)?;
     conn.prepare_cached(
         "INSERT INTO backups (id, user_id, device_id, size, checksum, metadata, key_version,
-                              nonce, sealed, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                              nonce, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         b.id,
@@ -70,13 +71,17 @@ pub fn insert(conn: &Connection, b: &NewBackup<'_>) -> AppResult<()> {
         b.metadata,
         b.key_version,
         b.nonce,
-        ZeroBlob(len),
         b.now
     ])?;
-    let rowid = conn.last_insert_rowid();
-    let mut blob = conn.blob_open(MAIN_DB, c"backups", c"sealed", rowid, false)?;
-    blob.write_all(b.sealed)
-        .map_err(|e| ApiError::internal(anyhow::Error::new(e).context("writing a backup")))?;
+    write_chunks(conn, conn.last_insert_rowid(), b.sealed)
+}
+
+fn write_chunks(conn: &Connection, seq: i64, sealed: &[u8]) -> AppResult<()> {
+    let mut stmt = conn
+        .prepare_cached("INSERT INTO backup_chunks (backup_seq, idx, data) VALUES (?1, ?2, ?3)")?;
+    for (idx, chunk) in sealed.chunks(CHUNK).enumerate() {
+        stmt.execute(params![seq, idx as i64, chunk])?;
+    }
     Ok(())
 }
 
@@ -135,11 +140,17 @@ pub fn all(conn: &Connection, user_id: Option<&str>) -> AppResult<Vec<BackupRow>
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// The sealed bytes of the row `seq`.
-pub fn sealed(conn: &Connection, seq: i64) -> AppResult<Vec<u8>> {
-    let blob = conn.blob_open(MAIN_DB, c"backups", c"sealed", seq, true)?;
-    let mut bytes = vec![0u8; blob.len()];
-    blob.read_at_exact(&mut bytes, 0)?;
+/// The sealed bytes of backup `seq` (`size` is the plaintext size: the buffer is allocated
+/// once, with room to spare for the tag).
+pub fn sealed(conn: &Connection, seq: i64, size: i64) -> AppResult<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0) + 16);
+    let mut stmt =
+        conn.prepare_cached("SELECT data FROM backup_chunks WHERE backup_seq = ?1 ORDER BY idx")?;
+    let mut rows = stmt.query([seq])?;
+    while let Some(row) = rows.next()? {
+        let chunk = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+        bytes.extend_from_slice(chunk);
+    }
     Ok(bytes)
 }
 
@@ -175,11 +186,16 @@ pub fn reseal(
 ) -> AppResult<bool> {
     let changed = conn
         .prepare_cached(
-            "UPDATE backups SET key_version = ?3, nonce = ?4, sealed = ?5
-             WHERE seq = ?1 AND nonce = ?2",
+            "UPDATE backups SET key_version = ?3, nonce = ?4 WHERE seq = ?1 AND nonce = ?2",
         )?
-        .execute(params![seq, old_nonce, key_version, nonce, sealed])?;
-    Ok(changed > 0)
+        .execute(params![seq, old_nonce, key_version, nonce])?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    conn.prepare_cached("DELETE FROM backup_chunks WHERE backup_seq = ?1")?
+        .execute([seq])?;
+    write_chunks(conn, seq, sealed)?;
+    Ok(true)
 }
 
 /// The key versions backups are sealed with.
