@@ -40,6 +40,7 @@ impl App {
             tracing::info!(migration, "applied migration");
         }
         let secrets = Secrets::load_or_create(&config.secrets_path())?;
+        seed_default_scripts(&db)?;
         let auth = Auth::new(&config, &secrets)?;
         let mailer = Mailer::from_config(&config.smtp)?;
         Ok(Arc::new(App {
@@ -51,6 +52,23 @@ impl App {
             started_at: Instant::now(),
         }))
     }
+}
+
+/// Seeds the default AI scripts into a database that has none yet (a first start). Later
+/// starts leave the scripts to the admin (`persona admin scripts seed` adds new defaults).
+fn seed_default_scripts(db: &Db) -> anyhow::Result<()> {
+    use crate::features::scripts::{service, store};
+    let defaults = service::defaults()?;
+    let seeded = db.blocking_write(move |tx| {
+        if !store::all(tx)?.is_empty() {
+            return Ok(None);
+        }
+        service::seed(tx, &defaults).map(Some)
+    })?;
+    if let Some(seeded) = seeded {
+        tracing::info!(scripts = ?seeded.created, "seeded the default AI scripts");
+    }
+    Ok(())
 }
 
 impl App {

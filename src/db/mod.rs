@@ -165,6 +165,23 @@ impl Db {
         .await
     }
 
+    /// [`Db::write`] for start-up work that runs before the server serves (seeding): blocks
+    /// the calling thread, so never call it from a request.
+    pub fn blocking_write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> AppResult<T>,
+    ) -> AppResult<T> {
+        let mut conn = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
     async fn acquire(
         &self,
         semaphore: &Arc<Semaphore>,

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod backups;
 pub mod health;
+pub mod scripts;
 pub mod sync;
 
 use crate::{config::Config, http::ApiRouter};
@@ -19,4 +20,5 @@ pub fn api_router(config: &Config) -> ApiRouter {
         .merge(accounts::router(config))
         .merge(sync::router())
         .merge(backups::router())
+        .merge(scripts::router())
 }

@@ -13,4 +13,5 @@ mod errors;
 mod health;
 mod http_conventions;
 mod lifecycle;
+mod scripts;
 mod sync;

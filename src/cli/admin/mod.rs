@@ -4,6 +4,7 @@
 mod backups;
 mod config;
 mod db;
+mod scripts;
 mod secrets;
 mod user;
 
@@ -33,6 +34,8 @@ pub enum AdminCommand {
     Backups(backups::Opts),
     /// The database file: backup (online snapshot), restore
     Db(db::Opts),
+    /// AI scripts: seed, list, export, import
+    Scripts(scripts::Opts),
 }
 
 pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
@@ -42,6 +45,7 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
         AdminCommand::Secrets(opts) => secrets::run(cli, opts).await,
         AdminCommand::Backups(opts) => backups::run(cli, opts).await,
         AdminCommand::Db(opts) => db::run(cli, opts),
+        AdminCommand::Scripts(opts) => scripts::run(cli, opts).await,
         AdminCommand::Openapi => {
             let config = cli.load_config()?;
             println!(
