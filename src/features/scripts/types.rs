@@ -66,7 +66,7 @@ pub fn check_content(content: &Value) -> Result<(), String> {
         return Err("`temperature` must be a number from 0 to 2".into());
     }
     if let Some(m) = object.get("maxTokens")
-        && !m.as_u64().is_some_and(|m| m >= 1)
+        && m.as_u64().is_none_or(|m| m < 1)
     {
         return Err("`maxTokens` must be a whole number of at least 1".into());
     }
