@@ -28,6 +28,8 @@ pub struct App {
     pub auth: Auth,
     /// `None` while `smtp.host` is unset.
     pub mailer: Option<Mailer>,
+    /// The AI proxy's upstream client, limits and caches.
+    pub ai: crate::features::ai::Ai,
     pub started_at: Instant,
 }
 
@@ -43,12 +45,14 @@ impl App {
         seed_default_scripts(&db)?;
         let auth = Auth::new(&config, &secrets)?;
         let mailer = Mailer::from_config(&config.smtp)?;
+        let ai = crate::features::ai::Ai::new(&config.ai)?;
         Ok(Arc::new(App {
             config,
             db,
             secrets: RwLock::new(Arc::new(secrets)),
             auth,
             mailer,
+            ai,
             started_at: Instant::now(),
         }))
     }

@@ -203,7 +203,9 @@ impl Default for AiConfig {
 }
 
 /// Crisis levels, in order of severity (SPEC section 8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum CrisisLevel {
     None,

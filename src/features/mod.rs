@@ -2,6 +2,7 @@
 //! its SQL; `http` only merges the routers.
 
 pub mod accounts;
+pub mod ai;
 pub mod backups;
 pub mod health;
 pub mod scripts;
@@ -21,4 +22,5 @@ pub fn api_router(config: &Config) -> ApiRouter {
         .merge(sync::router())
         .merge(backups::router())
         .merge(scripts::router())
+        .merge(ai::router())
 }

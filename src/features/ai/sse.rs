@@ -1,0 +1,154 @@
+//! Relaying an upstream SSE stream to the client, event by event, without buffering the
+//! answer: `data:` lines go out as they arrive, SSE comments (OpenRouter's `: OPENROUTER
+//! PROCESSING`) are dropped, usage is read from the chunks, an upstream failure in the middle
+//! becomes a final `data:` event with an `error` object, and a stream that ends without
+//! `[DONE]` is recorded as incomplete.
+
+use axum::body::Bytes;
+use futures_util::{Stream, StreamExt};
+use serde_json::{Value, json};
+
+use super::usage::Meter;
+
+/// What the relay learned from one `data:` payload.
+#[derive(Debug, Default, PartialEq)]
+pub struct Seen {
+    pub done: bool,
+    pub error: bool,
+    pub usage: Option<(i64, i64, i64)>,
+}
+
+/// Reads a `data:` payload: `[DONE]`, an `error` object, or a chunk with `usage`.
+pub fn inspect(payload: &str) -> Seen {
+    if payload.trim() == "[DONE]" {
+        return Seen {
+            done: true,
+            ..Seen::default()
+        };
+    }
+    let Ok(chunk) = serde_json::from_str::<Value>(payload) else {
+        return Seen::default();
+    };
+    Seen {
+        done: false,
+        error: chunk.get("error").is_some_and(|e| !e.is_null()),
+        usage: super::usage::tokens(&chunk["usage"]),
+    }
+}
+
+struct Relay<S> {
+    upstream: S,
+    buffer: Vec<u8>,
+    meter: Meter,
+    finished: bool,
+}
+
+fn event(payload: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(payload.len() + 8);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(payload);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+fn error_event(message: &str) -> Bytes {
+    let body = json!({"error": {"code": "upstream_error", "message": message}});
+    event(body.to_string().as_bytes())
+}
+
+impl<S> Relay<S> {
+    /// Takes the complete lines out of the buffer and turns them into client events.
+    fn drain_lines(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.buffer.drain(..=end).collect();
+            let line = line.strip_suffix(b"\n").unwrap_or(&line);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            // Comments (`: keep-alive`), blank separators and other fields are not passed on.
+            let Some(payload) = line.strip_prefix(b"data:") else {
+                continue;
+            };
+            let payload = payload.strip_prefix(b" ").unwrap_or(payload);
+            let seen = inspect(&String::from_utf8_lossy(payload));
+            if let Some(usage) = seen.usage {
+                self.meter.set_tokens(usage);
+            }
+            if seen.error {
+                self.meter.set_status("error");
+            }
+            out.extend_from_slice(&event(payload));
+            if seen.done {
+                self.meter.done();
+                self.finished = true;
+                break;
+            }
+        }
+        out
+    }
+}
+
+/// The client's stream of SSE bytes for `upstream` (the upstream response body).
+pub fn relay<S, E>(upstream: S, meter: Meter) -> impl Stream<Item = Result<Bytes, std::io::Error>>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin + Send + 'static,
+{
+    let relay = Relay {
+        upstream,
+        buffer: Vec::new(),
+        meter,
+        finished: false,
+    };
+    futures_util::stream::unfold(relay, |mut relay| async move {
+        loop {
+            if relay.finished {
+                return None;
+            }
+            match relay.upstream.next().await {
+                Some(Ok(bytes)) => {
+                    relay.buffer.extend_from_slice(&bytes);
+                    let out = relay.drain_lines();
+                    if !out.is_empty() {
+                        return Some((Ok(Bytes::from(out)), relay));
+                    }
+                }
+                Some(Err(_)) => {
+                    relay.finished = true;
+                    relay.meter.set_status("error");
+                    let out = error_event("The AI provider stopped answering in the middle.");
+                    return Some((Ok(out), relay));
+                }
+                None => {
+                    // The upstream closed. A last line without its newline still counts.
+                    relay.buffer.push(b'\n');
+                    let mut out = relay.drain_lines();
+                    relay.finished = true;
+                    if !relay.meter.saw_done() {
+                        // Ended without [DONE]: a failure, told to the client and recorded.
+                        relay.meter.set_status("incomplete");
+                        out.extend_from_slice(&error_event(
+                            "The AI provider ended the answer before it was complete.",
+                        ));
+                    }
+                    return Some((Ok(Bytes::from(out)), relay));
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads() {
+        assert!(inspect("[DONE]").done);
+        assert!(inspect(r#"{"error":{"message":"boom"}}"#).error);
+        assert_eq!(
+            inspect(r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#).usage,
+            Some((3, 4, 7))
+        );
+        assert_eq!(inspect(r#"{"choices":[],"usage":null}"#), Seen::default());
+        assert_eq!(inspect("not json"), Seen::default());
+    }
+}

@@ -1,0 +1,243 @@
+//! The OpenAI-compatible upstream: one reqwest client (rustls), the provider key, retries
+//! with backoff on 429/5xx/connection errors, then the fallback models.
+//!
+//! The key is sent as `Authorization: Bearer` to the upstream only; the user's own token is
+//! never forwarded (requests are built here from scratch, not copied from the client's).
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::Value;
+
+use crate::{
+    config::{AiConfig, Secret},
+    error::{ApiError, AppResult},
+};
+
+pub struct Upstream {
+    client: reqwest::Client,
+    base: String,
+    key: Option<Secret>,
+    timeout: Duration,
+    max_retries: u32,
+    fallback_models: Vec<String>,
+}
+
+/// What a successful call produced: the upstream's response (status 2xx, body unread) and
+/// the model that answered (a fallback, perhaps).
+pub struct Answer {
+    pub response: reqwest::Response,
+    pub model: String,
+}
+
+/// How one attempt failed.
+enum Failure {
+    /// Worth retrying on the same model (429, 5xx, connection trouble).
+    Retry {
+        timeout: bool,
+        retry_after: Option<Duration>,
+    },
+    /// Not worth retrying on this model (another 4xx): try the next one.
+    NextModel,
+}
+
+impl Upstream {
+    pub fn new(config: &AiConfig) -> anyhow::Result<Upstream> {
+        let mut headers = HeaderMap::new();
+        if !config.app_url.is_empty() {
+            headers.insert("http-referer", HeaderValue::from_str(&config.app_url)?);
+        }
+        if !config.app_title.is_empty() {
+            headers.insert("x-title", HeaderValue::from_str(&config.app_title)?);
+        }
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("persona/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(config.connect_timeout)
+            // Between two reads of a response (a stream may last longer than `timeout`).
+            .read_timeout(config.timeout)
+            .no_proxy()
+            .build()?;
+        Ok(Upstream {
+            client,
+            base: config.base_url.trim_end_matches('/').to_owned(),
+            key: config.api_key.clone(),
+            timeout: config.timeout,
+            max_retries: config.max_retries,
+            fallback_models: config.fallback_models.clone(),
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn key(&self) -> AppResult<&str> {
+        self.key
+            .as_ref()
+            .map(Secret::expose)
+            .ok_or_else(not_configured)
+    }
+
+    /// POSTs a chat-completions `body` (its `model` set), retrying and falling back. With
+    /// `stream`, the overall timeout covers only the wait for the response head.
+    pub async fn chat(&self, body: &Value, stream: bool) -> AppResult<Answer> {
+        let key = self.key()?;
+        let first = body["model"].as_str().unwrap_or_default().to_owned();
+        let mut models = vec![first];
+        for fallback in &self.fallback_models {
+            if !models.contains(fallback) {
+                models.push(fallback.clone());
+            }
+        }
+        let url = format!("{}/chat/completions", self.base);
+        let mut timed_out = false;
+        for model in models {
+            let mut body = body.clone();
+            body["model"] = Value::String(model.clone());
+            for attempt in 0..=self.max_retries {
+                let request = self.client.post(&url).bearer_auth(key).json(&body);
+                let request = if stream {
+                    request
+                } else {
+                    request.timeout(self.timeout)
+                };
+                let sent = tokio::time::timeout(self.timeout, request.send()).await;
+                let failure = match sent {
+                    Ok(Ok(response)) if response.status().is_success() => {
+                        return Ok(Answer { response, model });
+                    }
+                    Ok(Ok(response)) => classify(&response),
+                    Ok(Err(err)) => Failure::Retry {
+                        timeout: err.is_timeout(),
+                        retry_after: None,
+                    },
+                    Err(_elapsed) => Failure::Retry {
+                        timeout: true,
+                        retry_after: None,
+                    },
+                };
+                match failure {
+                    Failure::NextModel => break,
+                    Failure::Retry {
+                        timeout,
+                        retry_after,
+                    } => {
+                        timed_out = timeout;
+                        if attempt < self.max_retries {
+                            tokio::time::sleep(backoff(attempt, retry_after)).await;
+                        }
+                    }
+                }
+            }
+        }
+        Err(if timed_out {
+            ApiError::Service {
+                status: StatusCode::GATEWAY_TIMEOUT,
+                code: "upstream_timeout",
+                message: "The AI provider did not answer in time.".into(),
+            }
+        } else {
+            upstream_error("The AI provider could not answer; try again later.")
+        })
+    }
+
+    /// The upstream's model list (`data` of `GET /models`).
+    pub async fn models(&self) -> AppResult<Vec<Value>> {
+        let key = self.key()?;
+        let response = self
+            .client
+            .get(format!("{}/models", self.base))
+            .bearer_auth(key)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|_| upstream_error("The AI provider's model list is unreachable."))?;
+        if !response.status().is_success() {
+            return Err(upstream_error(
+                "The AI provider's model list is unavailable.",
+            ));
+        }
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|_| upstream_error("The AI provider's model list is not JSON."))?;
+        Ok(body["data"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Whether the upstream answers `GET /models` (for `/ai/health`), and how fast.
+    pub async fn probe(&self) -> (bool, Duration) {
+        let start = std::time::Instant::now();
+        let Ok(key) = self.key() else {
+            return (false, Duration::ZERO);
+        };
+        let ok = self
+            .client
+            .get(format!("{}/models", self.base))
+            .bearer_auth(key)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        (ok, start.elapsed())
+    }
+}
+
+fn classify(response: &reqwest::Response) -> Failure {
+    let status = response.status();
+    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        Failure::Retry {
+            timeout: false,
+            retry_after,
+        }
+    } else {
+        Failure::NextModel
+    }
+}
+
+/// 100 ms, 200 ms, 400 ms … (or the upstream's Retry-After), never more than 2 s: the
+/// client is waiting.
+fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let exponential = Duration::from_millis(100 * 2u64.pow(attempt.min(10)));
+    retry_after
+        .unwrap_or(exponential)
+        .min(Duration::from_secs(2))
+}
+
+pub fn not_configured() -> ApiError {
+    ApiError::Service {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: "ai_not_configured",
+        message: "The AI provider is not configured on this server.".into(),
+    }
+}
+
+pub fn upstream_error(message: &'static str) -> ApiError {
+    ApiError::Service {
+        status: StatusCode::BAD_GATEWAY,
+        code: "upstream_error",
+        message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(0, None), Duration::from_millis(100));
+        assert_eq!(backoff(2, None), Duration::from_millis(400));
+        assert_eq!(backoff(9, None), Duration::from_secs(2));
+        assert_eq!(
+            backoff(0, Some(Duration::from_secs(60))),
+            Duration::from_secs(2)
+        );
+    }
+}
