@@ -1,8 +1,10 @@
 //! The API test suite: one binary, one file per feature. Every test starts the real server on
 //! an ephemeral loopback port with a temporary data dir (see `helpers.rs`) and talks HTTP to it.
 
+mod fake_ai;
 mod helpers;
 
+mod ai;
 mod auth;
 mod auth_limits;
 mod backups;
