@@ -235,8 +235,20 @@ async fn a_stream_without_done_or_broken_is_a_failure() {
     assert!(text.trim_end().ends_with("}}"), "{text}");
     assert!(text.contains("\"error\""), "{text}");
 
-    let statuses: Vec<String> = usage_rows(&app, 2).await.into_iter().map(|r| r.2).collect();
-    assert_eq!(statuses, ["incomplete", "error"]);
+    // An error event from the upstream is passed on, and the stream ends there even though
+    // the upstream keeps the connection open.
+    fake.plan([Behaviour::StreamThenError(vec!["Hi".into()])]);
+    let (_, text) = tokio::time::timeout(Duration::from_secs(5), stream_text(&app, &s.access))
+        .await
+        .expect("the stream ends after the upstream's error event");
+    assert!(
+        text.trim_end()
+            .ends_with(r#"data: {"error":{"message":"overloaded","code":502}}"#),
+        "{text}"
+    );
+
+    let statuses: Vec<String> = usage_rows(&app, 3).await.into_iter().map(|r| r.2).collect();
+    assert_eq!(statuses, ["incomplete", "error", "error"]);
 }
 
 #[tokio::test]
@@ -592,4 +604,42 @@ async fn no_text_is_stored() {
             "the key is not stored"
         );
     }
+}
+
+#[tokio::test]
+async fn admin_usage_reports_per_user_and_model() {
+    let (app, _fake, s) = setup(|_| {}).await;
+    app.post_as(&s.access, "/api/v1/ai/chat", &hello()).await;
+    app.post_as(&s.access, "/api/v1/ai/chat", &hello()).await;
+    usage_rows(&app, 2).await;
+    let dir = app.dir.path().to_owned();
+    let output = crate::helpers::persona_command(&dir)
+        .args(["admin", "usage"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("ana@example.com"))
+        .expect(&text);
+    assert!(line.contains("openai/gpt-4o-mini"), "{line}");
+    let numbers: Vec<&str> = line.split_whitespace().skip(2).collect();
+    assert_eq!(numbers, ["2", "20", "10", "30"], "{line}");
+
+    let future = crate::helpers::persona_command(&dir)
+        .args(["admin", "usage", "--since", "2999-01-01"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&future.stdout).contains("0 request(s)"));
+    let bad = crate::helpers::persona_command(&dir)
+        .args(["admin", "usage", "--since", "yesterday"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--since"));
 }

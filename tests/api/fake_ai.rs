@@ -33,6 +33,9 @@ pub enum Behaviour {
     Stream { deltas: Vec<String>, done: bool },
     /// SSE: these deltas, then the connection breaks.
     StreamThenBreak(Vec<String>),
+    /// SSE: these deltas, then an `error` event (as OpenRouter sends mid-stream), then the
+    /// connection stays open, silent.
+    StreamThenError(Vec<String>),
     /// SSE: one delta, then nothing, forever (until the client goes away).
     StreamForever,
     /// Waits, then replies.
@@ -184,6 +187,16 @@ async fn chat(
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     p
                 });
+            sse(Body::from_stream(stream))
+        }
+        Behaviour::StreamThenError(deltas) => {
+            let mut text: String = deltas.iter().map(|d| chunk(&model, d)).collect();
+            text.push_str("data: {\"error\":{\"message\":\"overloaded\",\"code\":502}}\n\n");
+            let first: Result<Bytes, std::io::Error> = Ok(Bytes::from(text));
+            let stream = futures_util::StreamExt::chain(
+                futures_util::stream::iter([first]),
+                futures_util::stream::pending(),
+            );
             sse(Body::from_stream(stream))
         }
         Behaviour::StreamForever => {

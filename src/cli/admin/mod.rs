@@ -6,6 +6,7 @@ mod config;
 mod db;
 mod scripts;
 mod secrets;
+mod usage;
 mod user;
 
 use std::process::ExitCode;
@@ -36,6 +37,8 @@ pub enum AdminCommand {
     Db(db::Opts),
     /// AI scripts: seed, list, export, import
     Scripts(scripts::Opts),
+    /// AI requests and tokens per user and model
+    Usage(usage::Opts),
 }
 
 pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
@@ -46,6 +49,7 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
         AdminCommand::Backups(opts) => backups::run(cli, opts).await,
         AdminCommand::Db(opts) => db::run(cli, opts),
         AdminCommand::Scripts(opts) => scripts::run(cli, opts).await,
+        AdminCommand::Usage(opts) => usage::run(cli, opts).await,
         AdminCommand::Openapi => {
             let config = cli.load_config()?;
             println!(

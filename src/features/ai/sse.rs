@@ -73,10 +73,13 @@ impl<S> Relay<S> {
             if let Some(usage) = seen.usage {
                 self.meter.set_tokens(usage);
             }
-            if seen.error {
-                self.meter.set_status("error");
-            }
             out.extend_from_slice(&event(payload));
+            if seen.error {
+                // The upstream gave up mid-answer: its error goes to the client, then the end.
+                self.meter.set_status("error");
+                self.finished = true;
+                break;
+            }
             if seen.done {
                 self.meter.done();
                 self.finished = true;
@@ -121,8 +124,9 @@ where
                     // The upstream closed. A last line without its newline still counts.
                     relay.buffer.push(b'\n');
                     let mut out = relay.drain_lines();
+                    let upstream_error = relay.finished && !relay.meter.saw_done();
                     relay.finished = true;
-                    if !relay.meter.saw_done() {
+                    if !relay.meter.saw_done() && !upstream_error {
                         // Ended without [DONE]: a failure, told to the client and recorded.
                         relay.meter.set_status("incomplete");
                         out.extend_from_slice(&error_event(
