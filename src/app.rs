@@ -8,7 +8,7 @@ use std::{
     future::Future,
     net::SocketAddr,
     sync::{Arc, RwLock},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context;
@@ -113,6 +113,7 @@ pub async fn serve_router(
     let grace = state.config.server.shutdown_timeout;
     let watcher = tokio::spawn(watch_secrets(Arc::downgrade(&state)));
     let pruner = tokio::spawn(prune_periodically(Arc::downgrade(&state)));
+    let usage_writer = state.ai.usage_writer.run(state.db.clone());
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(
         listener,
@@ -138,6 +139,10 @@ pub async fn serve_router(
     }
     watcher.abort();
     pruner.abort();
+    if let Some(writer) = usage_writer {
+        state.ai.usage_writer.flush(Duration::from_secs(2)).await;
+        writer.abort();
+    }
     state.db.close().await;
     tracing::info!("stopped");
     Ok(())

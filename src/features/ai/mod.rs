@@ -27,6 +27,7 @@ const HEALTH_TTL: Duration = Duration::from_secs(30);
 pub struct Ai {
     pub upstream: upstream::Upstream,
     pub limits: usage::Limits,
+    pub usage_writer: usage::UsageWriter,
     configured: bool,
     models: Mutex<Option<(Instant, Option<Vec<Value>>)>>,
     health: Mutex<Option<(Instant, types::AiHealth)>>,
@@ -37,6 +38,7 @@ impl Ai {
         Ok(Ai {
             upstream: upstream::Upstream::new(config)?,
             limits: usage::Limits::new(config),
+            usage_writer: usage::UsageWriter::new(),
             configured: config.api_key.is_some(),
             models: Mutex::new(None),
             health: Mutex::new(None),

@@ -1,7 +1,9 @@
 //! Metering: every proxied call leaves one usage row (tokens, latency, how it ended), and
 //! the limits that read them — the per-user request rate and the daily token budget.
 
-use std::{num::NonZeroU32, time::Instant};
+use std::{collections::HashMap, num::NonZeroU32, sync::Mutex, time::Instant};
+
+use tokio::sync::{mpsc, oneshot};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 use serde_json::Value;
@@ -95,8 +97,19 @@ impl Meter {
         }
         self.recorded = true;
         self.row.latency_ms = self.start.elapsed().as_millis() as i64;
-        let (app, row) = (self.app.clone(), self.row.clone());
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        self.app
+            .ai
+            .limits
+            .add_spent(&self.row.user_id, self.row.at, self.row.total_tokens);
+        let row = self.row.clone();
+        // Through the batching writer when it runs (the server); directly otherwise.
+        if let Err(
+            mpsc::error::TrySendError::Full(Message::Row(row))
+            | mpsc::error::TrySendError::Closed(Message::Row(row)),
+        ) = self.app.ai.usage_writer.sender.try_send(Message::Row(row))
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let app = self.app.clone();
             runtime.spawn(async move {
                 if let Err(err) = app.db.write(move |tx| store::record(tx, &row)).await {
                     tracing::warn!(error = %err, "cannot record AI usage");
@@ -112,10 +125,98 @@ impl Drop for Meter {
     }
 }
 
-/// The per-user request rate (`ai.requests_per_minute`).
+pub enum Message {
+    Row(UsageRow),
+    /// Write everything queued so far, then answer.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Usage rows go through a channel to one task that writes them in batches: one
+/// transaction for many calls instead of one per call.
+pub struct UsageWriter {
+    sender: mpsc::Sender<Message>,
+    receiver: Mutex<Option<mpsc::Receiver<Message>>>,
+}
+
+impl UsageWriter {
+    pub fn new() -> UsageWriter {
+        let (sender, receiver) = mpsc::channel(8192);
+        UsageWriter {
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+        }
+    }
+
+    /// The writer task (started once, by the server).
+    pub fn run(&self, db: crate::db::Db) -> Option<tokio::task::JoinHandle<()>> {
+        let mut receiver = self
+            .receiver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
+        Some(tokio::spawn(async move {
+            while let Some(first) = receiver.recv().await {
+                let mut rows = Vec::new();
+                let mut acks = Vec::new();
+                let mut next = Some(first);
+                while let Some(message) = next {
+                    match message {
+                        Message::Row(row) => rows.push(row),
+                        Message::Flush(ack) => acks.push(ack),
+                    }
+                    next = if rows.len() < 512 {
+                        receiver.try_recv().ok()
+                    } else {
+                        None
+                    };
+                }
+                if !rows.is_empty() {
+                    let result = db
+                        .write(move |tx| rows.iter().try_for_each(|row| store::record(tx, row)))
+                        .await;
+                    if let Err(err) = result {
+                        tracing::warn!(error = %err, "cannot record AI usage");
+                    }
+                }
+                acks.into_iter().for_each(|ack| {
+                    let _ = ack.send(());
+                });
+            }
+        }))
+    }
+
+    /// Waits (at most `limit`) until every row queued before this call is written.
+    pub async fn flush(&self, limit: std::time::Duration) {
+        let (ack, done) = oneshot::channel();
+        if self.sender.try_send(Message::Flush(ack)).is_ok() {
+            let _ = tokio::time::timeout(limit, done).await;
+        }
+    }
+}
+
+impl Default for UsageWriter {
+    fn default() -> Self {
+        UsageWriter::new()
+    }
+}
+
+/// The per-user request rate (`ai.requests_per_minute`) and daily token budget.
 pub struct Limits {
     per_user: DefaultKeyedRateLimiter<String>,
     budget: u64,
+    /// Tokens each user spent today (UTC), loaded from `ai_usage` once a day per user and
+    /// then kept up to date by every [`Meter`]: the budget check costs no query.
+    spent: Mutex<Spent>,
+}
+
+#[derive(Default)]
+struct Spent {
+    day: i64,
+    by_user: HashMap<String, i64>,
+}
+
+fn day_of(unix: i64) -> i64 {
+    unix.div_euclid(86_400)
 }
 
 impl Limits {
@@ -124,6 +225,36 @@ impl Limits {
         Limits {
             per_user: RateLimiter::keyed(Quota::per_minute(per_minute)),
             budget: config.daily_token_budget,
+            spent: Mutex::new(Spent::default()),
+        }
+    }
+
+    /// Today's spending of `user_id` if it is known without a query.
+    fn cached_spent(&self, user_id: &str, now: i64) -> Option<i64> {
+        let spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        (spent.day == day_of(now))
+            .then(|| spent.by_user.get(user_id).copied())
+            .flatten()
+    }
+
+    fn remember_spent(&self, user_id: &str, now: i64, tokens: i64) {
+        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        if spent.day != day_of(now) {
+            *spent = Spent {
+                day: day_of(now),
+                by_user: HashMap::new(),
+            };
+        }
+        spent.by_user.entry(user_id.to_owned()).or_insert(tokens);
+    }
+
+    /// Counts `tokens` spent at `at` (called by every meter).
+    fn add_spent(&self, user_id: &str, at: i64, tokens: i64) {
+        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        if spent.day == day_of(at)
+            && let Some(total) = spent.by_user.get_mut(user_id)
+        {
+            *total += tokens;
         }
     }
 
@@ -146,11 +277,19 @@ impl Limits {
     /// the day's token budget.
     pub async fn check_budget(&self, app: &AppState, user_id: &str) -> AppResult<()> {
         let budget = self.budget;
-        let (owner, now) = (user_id.to_owned(), auth::now());
-        let spent = app
-            .db
-            .read(move |conn| store::tokens_on_day(conn, &owner, now))
-            .await?;
+        let now = auth::now();
+        let spent = match self.cached_spent(user_id, now) {
+            Some(spent) => spent,
+            None => {
+                let owner = user_id.to_owned();
+                let spent = app
+                    .db
+                    .read(move |conn| store::tokens_on_day(conn, &owner, now))
+                    .await?;
+                self.remember_spent(user_id, now, spent);
+                self.cached_spent(user_id, now).unwrap_or(spent)
+            }
+        };
         if (spent as u64) < budget {
             return Ok(());
         }
