@@ -124,3 +124,28 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
     tracing::error!(panic = message, "handler panicked");
     StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }
+
+/// The request timeout: `server.request_timeout`, except for the AI proxy, whose calls may
+/// legitimately take up to `ai.timeout` (a slow local model): those get that plus a margin,
+/// so the proxy's own 504 `upstream_timeout` answers first. Covers the wait for the response
+/// head; a stream, once started, is bounded by the upstream's read timeout instead.
+pub async fn request_timeout(
+    axum::extract::State(state): axum::extract::State<crate::app::AppState>,
+    req: Request,
+    next: Next,
+) -> axum::response::Response {
+    let path = req.uri().path();
+    let is_ai = ["/api/v1/ai/", "/api/ai/"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix) && !path[prefix.len()..].starts_with("scripts"));
+    let server = state.config.server.request_timeout;
+    let limit = if is_ai {
+        server.max(state.config.ai.timeout + Duration::from_secs(5))
+    } else {
+        server
+    };
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_elapsed) => StatusCode::GATEWAY_TIMEOUT.into_response(),
+    }
+}

@@ -13,7 +13,7 @@ pub mod rate_limit;
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    http::{Extensions, HeaderName, HeaderValue, Method, StatusCode, header},
+    http::{Extensions, HeaderName, HeaderValue, Method, header},
 };
 use tower::ServiceBuilder;
 use tower_http::{
@@ -23,7 +23,6 @@ use tower_http::{
     map_response_body::MapResponseBodyLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
-    timeout::TimeoutLayer,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
@@ -119,9 +118,9 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         // The limiter wants to answer with axum's body type; everything inside is boxed.
         .layer(MapResponseBodyLayer::new(axum::body::Body::new))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            server.request_timeout,
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::request_timeout,
         ))
         .layer(DefaultBodyLimit::max(server.max_body.as_u64() as usize));
     routes.layer(middleware).with_state(state)

@@ -29,6 +29,10 @@ use crate::{
     tags(
         (name = "system", description = "Health, readiness and metrics"),
         (name = "auth", description = "Accounts, sessions and tokens"),
+        (name = "sync", description = "Where each device's data stands"),
+        (name = "backups", description = "Encrypted disaster-recovery backups"),
+        (name = "scripts", description = "Versioned AI prompt templates"),
+        (name = "ai", description = "The AI proxy: OpenAI-compatible, with the server's key"),
     )
 )]
 struct ApiDoc;

@@ -279,6 +279,35 @@ async fn a_client_that_hangs_up_cancels_the_upstream_call() {
 }
 
 #[tokio::test]
+async fn a_client_that_hangs_up_before_the_answer_cancels_the_upstream_call() {
+    let (app, fake, s) = setup(|_| {}).await;
+    fake.plan([Behaviour::Hang]);
+    let gave_up = app
+        .client
+        .post(app.url("/api/v1/ai/chat"))
+        .bearer_auth(&s.access)
+        .json(&hello())
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(gave_up.is_err());
+    for _ in 0..150 {
+        if fake
+            .stream_dropped
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        fake.stream_dropped
+            .load(std::sync::atomic::Ordering::SeqCst),
+        "upstream call still running"
+    );
+}
+
+#[tokio::test]
 async fn retries_then_fallback_models_then_a_safe_502() {
     let (app, fake, s) = setup(|c| c.ai.fallback_models = vec!["other/model".into()]).await;
     fake.plan([
@@ -642,4 +671,21 @@ async fn admin_usage_reports_per_user_and_model() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--since"));
+}
+
+#[tokio::test]
+async fn ai_calls_may_outlast_the_servers_request_timeout() {
+    let (app, fake, s) = setup(|c| {
+        c.server.request_timeout = Duration::from_millis(300);
+        c.ai.timeout = Duration::from_secs(5);
+    })
+    .await;
+    fake.plan([Behaviour::Slow(
+        Duration::from_millis(800),
+        "worth the wait".into(),
+    )]);
+    let response = app.post_as(&s.access, "/api/v1/ai/chat", &hello()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "worth the wait");
 }

@@ -40,6 +40,8 @@ pub enum Behaviour {
     StreamForever,
     /// Waits, then replies.
     Slow(Duration, String),
+    /// Waits for a minute, setting `stream_dropped` if the proxy gives up on it first.
+    Hang,
 }
 
 #[derive(Default)]
@@ -150,6 +152,11 @@ async fn chat(
         Behaviour::Slow(wait, text) => {
             tokio::time::sleep(wait).await;
             Json(completion(&model, &text)).into_response()
+        }
+        Behaviour::Hang => {
+            let _flag = DropFlag(dropped);
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Json(completion(&model, "too late")).into_response()
         }
         Behaviour::Status(code) => (
             StatusCode::from_u16(code).unwrap(),

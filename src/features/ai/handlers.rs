@@ -195,7 +195,7 @@ async fn complete(
 ) -> AppResult<(Value, String)> {
     let model = body["model"].as_str().unwrap_or_default().to_owned();
     let mut meter = Meter::new(state.clone(), &user.user_id, endpoint, &model);
-    let answer = match state.ai.upstream.chat(body, false).await {
+    let answer = match state.ai.upstream.chat(body).await {
         Ok(answer) => answer,
         Err(err) => {
             meter.record("error");
@@ -228,7 +228,7 @@ async fn chat_any(state: AppState, user: AuthUser, body: Value) -> AppResult<Res
     }
     let model = body["model"].as_str().unwrap_or_default().to_owned();
     let mut meter = Meter::new(state.clone(), &user.user_id, "chat", &model);
-    let answer = match state.ai.upstream.chat(&body, true).await {
+    let answer = match state.ai.upstream.chat(&body).await {
         Ok(answer) => answer,
         Err(err) => {
             meter.record("error");

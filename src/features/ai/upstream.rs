@@ -79,9 +79,10 @@ impl Upstream {
             .ok_or_else(not_configured)
     }
 
-    /// POSTs a chat-completions `body` (its `model` set), retrying and falling back. With
-    /// `stream`, the overall timeout covers only the wait for the response head.
-    pub async fn chat(&self, body: &Value, stream: bool) -> AppResult<Answer> {
+    /// POSTs a chat-completions `body` (its `model` set), retrying and falling back, all
+    /// within `ai.timeout` for the response head. The body is read by the caller: a JSON
+    /// answer within the read timeout, a stream for as long as chunks keep coming.
+    pub async fn chat(&self, body: &Value) -> AppResult<Answer> {
         let key = self.key()?;
         let first = body["model"].as_str().unwrap_or_default().to_owned();
         let mut models = vec![first];
@@ -91,18 +92,20 @@ impl Upstream {
             }
         }
         let url = format!("{}/chat/completions", self.base);
+        // `ai.timeout` bounds the whole call, retries and fallbacks included.
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let mut timed_out = false;
-        for model in models {
+        'models: for model in models {
             let mut body = body.clone();
             body["model"] = Value::String(model.clone());
             for attempt in 0..=self.max_retries {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    timed_out = true;
+                    break 'models;
+                }
                 let request = self.client.post(&url).bearer_auth(key).json(&body);
-                let request = if stream {
-                    request
-                } else {
-                    request.timeout(self.timeout)
-                };
-                let sent = tokio::time::timeout(self.timeout, request.send()).await;
+                let sent = tokio::time::timeout(left, request.send()).await;
                 let failure = match sent {
                     Ok(Ok(response)) if response.status().is_success() => {
                         return Ok(Answer { response, model });
@@ -125,7 +128,9 @@ impl Upstream {
                     } => {
                         timed_out = timeout;
                         if attempt < self.max_retries {
-                            tokio::time::sleep(backoff(attempt, retry_after)).await;
+                            let left =
+                                deadline.saturating_duration_since(tokio::time::Instant::now());
+                            tokio::time::sleep(backoff(attempt, retry_after).min(left)).await;
                         }
                     }
                 }
