@@ -1,6 +1,6 @@
 //! A minimal OpenAI-compatible provider for measuring the AI proxy: answers
 //! `POST /v1/chat/completions` at once (JSON, or 5 SSE chunks + usage + `[DONE]` when
-//! `stream: true`) and `GET /v1/models`. Run: `cargo run --release --example fake_provider
+//! `stream: true`) and `GET /v1/models`. Run: `cargo run --release -p persona-bench --bin fake-provider
 //! [ADDR]` (default 127.0.0.1:4000), then point `PERSONA_AI__BASE_URL` at `http://ADDR/v1`.
 
 use axum::{

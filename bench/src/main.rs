@@ -1,0 +1,644 @@
+//! `bench/run`: builds release, starts the bare-axum baseline, persona (temporary data dir)
+//! and a fake AI provider on loopback, loads each from this separate process, and prints
+//! the SPEC section 11 table: every figure beside its baseline from the same run, the ratio,
+//! and the target. See BENCHMARKS.md.
+//!
+//! `persona-bench [--seconds N]` (default 5 per load scenario).
+
+mod load;
+
+use std::{
+    net::{SocketAddr, TcpListener},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use load::{MakeRequest, Stats, Until, request};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// A child process killed when dropped.
+struct Proc {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+fn free_addr() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+fn bin_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(exe.parent().context("no binary directory")?.to_owned())
+}
+
+/// One request on a fresh connection; (status, body).
+fn call(addr: SocketAddr, req: hyper::Request<Full<Bytes>>) -> anyhow::Result<(u16, Bytes)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        let response = sender.send_request(req).await?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    })
+}
+
+fn json_call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let (status, bytes) = call(
+        addr,
+        request(
+            method,
+            addr,
+            path,
+            token,
+            Some(body.to_string().into_bytes()),
+            "application/json",
+        ),
+    )?;
+    if !(200..300).contains(&status) {
+        bail!(
+            "{method} {path} answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+fn wait_ready(addr: SocketAddr, path: &str, limit: Duration) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok((200, _)) = call(addr, request("GET", addr, path, None, None, "")) {
+            return Ok(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    bail!("{addr}{path} was not ready within {limit:?}")
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Samples the RSS of `pid` every 2 ms while `f` runs; returns f's value and the peak.
+fn with_peak_rss<T>(pid: u32, f: impl FnOnce() -> T) -> (T, u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (stop, peak) = (stop.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let value = f();
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    (value, peak.load(Ordering::Relaxed))
+}
+
+/// The CPU time (user + system) `pid` has used, in milliseconds.
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+        .unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks * 1000.0 / hz
+}
+
+/// One argon2id hash at persona's default parameters, median of 5 (ms), with persona's
+/// allocator setting.
+fn argon2_hash_ms() -> f64 {
+    use argon2::{Algorithm, Argon2, Params, Version};
+    let argon = Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(19456, 2, 1, None).expect("params"),
+    );
+    let mut times: Vec<f64> = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            let mut out = [0u8; 32];
+            argon
+                .hash_password_into(b"password123", b"a-sixteen-byte-salt", &mut out)
+                .expect("hash");
+            start.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[2]
+}
+
+/// A row of the report.
+struct Row {
+    scenario: String,
+    measured: String,
+    baseline: String,
+    ratio: String,
+    target: String,
+}
+
+struct Report {
+    rows: Vec<Row>,
+}
+
+impl Report {
+    fn add(
+        &mut self,
+        scenario: &str,
+        measured: String,
+        baseline: String,
+        ratio: String,
+        target: &str,
+    ) {
+        eprintln!("  {scenario}: {measured} (baseline {baseline}, ratio {ratio})");
+        self.rows.push(Row {
+            scenario: scenario.into(),
+            measured,
+            baseline,
+            ratio,
+            target: target.into(),
+        });
+    }
+
+    fn print(&self) {
+        println!("| scenario | measured | baseline (same run) | ratio | SPEC 11 target |");
+        println!("|---|---|---|---|---|");
+        for r in &self.rows {
+            println!(
+                "| {} | {} | {} | {} | {} |",
+                r.scenario, r.measured, r.baseline, r.ratio, r.target
+            );
+        }
+    }
+}
+
+fn rps_line(s: &Stats) -> String {
+    format!(
+        "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms{}",
+        s.rps(),
+        s.p50(),
+        s.p99(),
+        if s.errors > 0 {
+            format!(", {} errors", s.errors)
+        } else {
+            String::new()
+        }
+    )
+}
+
+fn fixed(req: impl Fn() -> hyper::Request<Full<Bytes>> + Send + Sync + 'static) -> MakeRequest {
+    Arc::new(move |_| req())
+}
+
+fn main() -> anyhow::Result<()> {
+    // persona's allocator setting (src/main.rs), so the argon2 time here is persona's.
+    // SAFETY: mallopt only adjusts allocator parameters; no other thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+    let mut seconds = 5u64;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seconds" => seconds = args.next().context("--seconds N")?.parse()?,
+            other => bail!("unknown argument {other}; usage: persona-bench [--seconds N]"),
+        }
+    }
+    let d = Duration::from_secs(seconds);
+    let bins = bin_dir()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    eprintln!(
+        "persona-bench: {cores} cores, {seconds} s per load scenario, binaries in {}",
+        bins.display()
+    );
+    let mut report = Report { rows: Vec::new() };
+
+    // The floor: bare axum.
+    let hello_addr = free_addr()?;
+    let hello = Proc {
+        child: Command::new(bins.join("hello"))
+            .arg(hello_addr.to_string())
+            .spawn()
+            .context("start hello")?,
+        addr: hello_addr,
+    };
+    wait_ready(hello.addr, "/", Duration::from_secs(10))?;
+    let a = hello.addr;
+    let floor = load::run(
+        a,
+        64,
+        d,
+        Until::Body,
+        fixed(move || request("GET", a, "/", None, None, "")),
+    );
+    report.add(
+        "bare axum hello, 64 conns (the floor)",
+        rps_line(&floor),
+        "—".into(),
+        "1.00".into(),
+        "—",
+    );
+    drop(hello);
+
+    // The fake provider, then persona pointed at it.
+    let fake_addr = free_addr()?;
+    let fake = Proc {
+        child: Command::new(bins.join("fake-provider"))
+            .arg(fake_addr.to_string())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start fake-provider")?,
+        addr: fake_addr,
+    };
+    wait_ready(fake.addr, "/v1/models", Duration::from_secs(10))?;
+
+    let data = tempfile::tempdir()?;
+    let addr = free_addr()?;
+    let start = Instant::now();
+    let persona = Proc {
+        child: persona_command(&bins, data.path(), addr, fake.addr)
+            .spawn()
+            .context("start persona")?,
+        addr,
+    };
+    let ready = wait_ready(addr, "/health/ready", Duration::from_secs(20))?;
+    let ready_ms = start.elapsed().max(ready).as_secs_f64() * 1000.0;
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = rss_kib(persona.pid());
+    report.add(
+        "start to ready (first start: creates db, secrets, scripts)",
+        format!("{ready_ms:.1} ms"),
+        "—".into(),
+        "—".into(),
+        "≤ 200 ms",
+    );
+    report.add(
+        "idle RSS",
+        format!("{:.1} MB", idle as f64 / 1024.0),
+        "—".into(),
+        "—".into(),
+        "≤ 15 MB",
+    );
+
+    let user = json_call(
+        addr,
+        "POST",
+        "/api/v1/auth/register",
+        None,
+        json!({"email": "bench@example.com", "password": "password123"}),
+    )?;
+    let token: Arc<str> = user["accessToken"].as_str().context("accessToken")?.into();
+
+    let health = load::run(
+        addr,
+        64,
+        d,
+        Until::Body,
+        fixed(move || request("GET", addr, "/health", None, None, "")),
+    );
+    report.add(
+        "GET /health, 64 conns",
+        rps_line(&health),
+        format!("{:.0} req/s", floor.rps()),
+        format!("{:.2}", health.rps() / floor.rps()),
+        "—",
+    );
+
+    let t = token.clone();
+    let me = load::run(
+        addr,
+        64,
+        d,
+        Until::Body,
+        fixed(move || request("GET", addr, "/api/v1/auth/me", Some(&t), None, "")),
+    );
+    report.add(
+        "GET /api/v1/auth/me (authenticated small read), 64 conns",
+        rps_line(&me),
+        format!("{:.0} req/s", floor.rps()),
+        format!("{:.2}", me.rps() / floor.rps()),
+        "≥ 0.70 of hello, p99 ≤ 5 ms",
+    );
+
+    let t = token.clone();
+    let sync: MakeRequest = Arc::new(move |n| {
+        let body =
+            json!({"deviceId": format!("device-{}", n % 8), "syncVersion": 1, "dataHash": "aa"});
+        request(
+            "POST",
+            addr,
+            "/api/v1/sync/status",
+            Some(&t),
+            Some(body.to_string().into_bytes()),
+            "application/json",
+        )
+    });
+    let writes = load::run(addr, 64, d, Until::Body, sync);
+    report.add(
+        "POST /api/v1/sync/status (writes), 64 conns",
+        rps_line(&writes),
+        "—".into(),
+        "—".into(),
+        "≥ 10,000/s",
+    );
+
+    // Logins against the argon2 limit.
+    let hash_ms = argon2_hash_ms();
+    let limit = cores as f64 * 1000.0 / hash_ms;
+    let login_body = json!({"email": "bench@example.com", "password": "password123"}).to_string();
+    let lb = login_body.clone();
+    let login_req: MakeRequest = Arc::new(move |_| {
+        request(
+            "POST",
+            addr,
+            "/api/v1/auth/login",
+            None,
+            Some(lb.clone().into_bytes()),
+            "application/json",
+        )
+    });
+    let logins = load::run(
+        addr,
+        8,
+        d + Duration::from_secs(3),
+        Until::Body,
+        login_req.clone(),
+    );
+    report.add(
+        "POST /api/v1/auth/login, 8 conns",
+        rps_line(&logins),
+        format!("{limit:.1}/s = {cores} cores ÷ {hash_ms:.1} ms per hash"),
+        format!("{:.2}", logins.rps() / limit),
+        "within 10% of the argon2 limit",
+    );
+
+    // A login flood with authenticated reads beside it.
+    let flood = std::thread::spawn({
+        let login_req = login_req.clone();
+        move || load::run(addr, 32, d + Duration::from_secs(2), Until::Body, login_req)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let t = token.clone();
+    let during = load::run(
+        addr,
+        8,
+        d,
+        Until::Body,
+        fixed(move || request("GET", addr, "/api/v1/auth/me", Some(&t), None, "")),
+    );
+    let flood = flood.join().expect("flood thread");
+    report.add(
+        "GET /auth/me, 8 conns, during a 32-conn login flood",
+        rps_line(&during),
+        format!("flood: {:.1} logins/s", flood.rps()),
+        "—".into(),
+        "p99 ≤ 20 ms",
+    );
+
+    // A 50 MB backup, raw, up and down.
+    let backup: Vec<u8> = {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        (0..50_000_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    };
+    let checksum = hex::encode(Sha256::digest(&backup));
+    let backup = Bytes::from(backup);
+    let ((up_secs, down_secs), peak) = with_peak_rss(persona.pid(), || {
+        let mut up = Vec::new();
+        let mut down = Vec::new();
+        for _ in 0..3 {
+            let mut req = request("POST", addr, "/api/v1/sync/backup", Some(&token), None, "");
+            *req.body_mut() = Full::new(backup.clone());
+            req.headers_mut()
+                .insert("content-type", "application/octet-stream".parse().unwrap());
+            req.headers_mut()
+                .insert("x-checksum-sha256", checksum.parse().unwrap());
+            let start = Instant::now();
+            let (status, _) = call(addr, req).expect("upload");
+            assert_eq!(status, 201, "backup upload");
+            up.push(start.elapsed().as_secs_f64());
+            let mut req = request(
+                "GET",
+                addr,
+                "/api/v1/sync/backup/latest",
+                Some(&token),
+                None,
+                "",
+            );
+            req.headers_mut()
+                .insert("accept", "application/octet-stream".parse().unwrap());
+            let start = Instant::now();
+            let (status, body) = call(addr, req).expect("download");
+            assert!(status == 200 && body.len() == 50_000_000, "backup download");
+            down.push(start.elapsed().as_secs_f64());
+        }
+        up.sort_by(f64::total_cmp);
+        down.sort_by(f64::total_cmp);
+        (up[1], down[1])
+    });
+    report.add(
+        "50 MB backup upload (raw), median of 3",
+        format!("{:.0} MB/s", 50.0 / up_secs),
+        "—".into(),
+        "—".into(),
+        "≥ 150 MB/s",
+    );
+    report.add(
+        "50 MB backup download (raw), median of 3",
+        format!("{:.0} MB/s", 50.0 / down_secs),
+        "—".into(),
+        "—".into(),
+        "—",
+    );
+    report.add(
+        "server peak RSS during the backups",
+        format!("{:.0} MB", peak as f64 / 1024.0),
+        format!("idle {:.1} MB", idle as f64 / 1024.0),
+        "—".into(),
+        "a small multiple of 50 MB",
+    );
+
+    // The AI proxy against calling the fake provider directly.
+    let chat = |stream: bool| {
+        json!({"model": "openai/gpt-4o-mini", "stream": stream,
+        "messages": [{"role": "user", "content": "Hello there, how are you today?"}]})
+        .to_string()
+    };
+    for (label, stream, until) in [
+        ("JSON", false, Until::Body),
+        ("stream, time to first byte", true, Until::FirstByte),
+    ] {
+        for conns in [1usize, 32] {
+            let body = chat(stream);
+            let f = fake.addr;
+            let b = body.clone();
+            let direct = load::run(
+                f,
+                conns,
+                d,
+                until,
+                Arc::new(move |_| {
+                    request(
+                        "POST",
+                        f,
+                        "/v1/chat/completions",
+                        None,
+                        Some(b.clone().into_bytes()),
+                        "application/json",
+                    )
+                }),
+            );
+            let t = token.clone();
+            let cpu_before = cpu_ms(persona.pid());
+            let proxied = load::run(
+                addr,
+                conns,
+                d,
+                until,
+                Arc::new(move |_| {
+                    request(
+                        "POST",
+                        addr,
+                        "/api/v1/ai/chat/completions",
+                        Some(&t),
+                        Some(body.clone().into_bytes()),
+                        "application/json",
+                    )
+                }),
+            );
+            let cpu = (cpu_ms(persona.pid()) - cpu_before) / proxied.requests.max(1) as f64;
+            report.add(
+                &format!("AI proxy {label}, {conns} in flight"),
+                format!(
+                    "{}; +{:.2} ms p50, +{:.2} ms p99; {:.3} ms CPU/request",
+                    rps_line(&proxied),
+                    proxied.p50() - direct.p50(),
+                    proxied.p99() - direct.p99(),
+                    cpu
+                ),
+                format!("direct: {}", rps_line(&direct)),
+                format!("{:.2}", proxied.rps() / direct.rps()),
+                if conns == 1 {
+                    if stream {
+                        "TTFB ≤ +2 ms"
+                    } else {
+                        "≤ +1 ms p50, ≤ +5 ms p99"
+                    }
+                } else {
+                    "aim ≥ 0.75 of direct"
+                },
+            );
+        }
+    }
+    report.add(
+        "conversation search over 1 M conversations",
+        "not built yet (SPEC 9)".into(),
+        "—".into(),
+        "—".into(),
+        "p99 ≤ 50 ms",
+    );
+
+    drop(persona);
+    drop(fake);
+    println!();
+    println!(
+        "machine: {cores} cores; {}",
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(
+                |c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
+                    .split(':')
+                    .nth(1)
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned())
+            )
+            .unwrap_or_default()
+    );
+    report.print();
+    Ok(())
+}
+
+fn persona_command(bins: &Path, data: &Path, addr: SocketAddr, fake: SocketAddr) -> Command {
+    let mut command = Command::new(bins.join("persona"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PERSONA_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .arg("serve")
+        .current_dir(data)
+        .env("PERSONA_STORAGE__DATA_DIR", data.join("data"))
+        .env("PERSONA_SERVER__BIND", addr.to_string())
+        .env("PERSONA_LOG__LEVEL", "warn")
+        .env("PERSONA_LOG__FORMAT", "json")
+        .env("PERSONA_AUTH__ACCESS_TTL", "1h")
+        // Load from one loopback address: the per-IP limits would measure themselves.
+        .env("PERSONA_RATE_LIMIT__PER_IP_PER_MINUTE", "1000000000")
+        .env("PERSONA_RATE_LIMIT__LOGIN_PER_IP_PER_MINUTE", "1000000000")
+        .env("PERSONA_AI__BASE_URL", format!("http://{fake}/v1"))
+        .env("PERSONA_AI__API_KEY", "sk-bench")
+        .env("PERSONA_AI__REQUESTS_PER_MINUTE", "1000000000")
+        .env("PERSONA_AI__DAILY_TOKEN_BUDGET", "1000000000000")
+        .stderr(Stdio::null())
+        .stdout(Stdio::null());
+    command
+}
