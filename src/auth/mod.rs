@@ -55,6 +55,9 @@ pub struct Auth {
     pub passwords: password::Passwords,
     pub throttle: LoginThrottle,
     sessions: moka::sync::Cache<String, Option<SessionState>>,
+    /// User rows for "who am I" reads (`/auth/me`), under the same rules as `sessions`: writes
+    /// in this process evict the row, other processes' changes show within the TTL.
+    users: moka::sync::Cache<String, std::sync::Arc<store::UserRow>>,
 }
 
 impl Auth {
@@ -64,6 +67,10 @@ impl Auth {
             passwords: password::Passwords::new(&config.auth)?,
             throttle: LoginThrottle::new(),
             sessions: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(SESSION_CACHE_TTL)
+                .build(),
+            users: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(SESSION_CACHE_TTL)
                 .build(),
@@ -104,6 +111,30 @@ impl Auth {
     /// Forgets every cached session (after a change that touches all of a user's sessions).
     pub fn forget_all_sessions(&self) {
         self.sessions.invalidate_all();
+        self.users.invalidate_all();
+    }
+
+    /// The user row `id`, from the cache or the database.
+    pub async fn user(
+        &self,
+        db: &Db,
+        id: &str,
+    ) -> AppResult<Option<std::sync::Arc<store::UserRow>>> {
+        if let Some(row) = self.users.get(id) {
+            return Ok(Some(row));
+        }
+        let owned = id.to_owned();
+        let row = db.read(move |conn| store::user_by_id(conn, &owned)).await?;
+        Ok(row.map(|row| {
+            let row = std::sync::Arc::new(row);
+            self.users.insert(id.to_owned(), row.clone());
+            row
+        }))
+    }
+
+    /// Forgets the cached row of user `id` (call after writing to it).
+    pub fn forget_user(&self, id: &str) {
+        self.users.invalidate(id);
     }
 }
 

@@ -14,11 +14,13 @@ use crate::{
     http::extract::{AppJson, AppPath},
 };
 
-async fn current_user(state: &AppState, user_id: &str) -> AppResult<store::UserRow> {
-    let id = user_id.to_owned();
+async fn current_user(
+    state: &AppState,
+    user_id: &str,
+) -> AppResult<std::sync::Arc<store::UserRow>> {
     state
-        .db
-        .read(move |conn| store::user_by_id(conn, &id))
+        .auth
+        .user(&state.db, user_id)
         .await?
         .ok_or(ApiError::NotFound)
 }
@@ -133,7 +135,7 @@ pub async fn logout_all(State(state): State<AppState>, user: AuthUser) -> AppRes
 pub async fn me(State(state): State<AppState>, user: AuthUser) -> AppResult<AppJson<UserResponse>> {
     let row = current_user(&state, &user.user_id).await?;
     Ok(AppJson(UserResponse {
-        user: User::from(&row),
+        user: User::from(row.as_ref()),
     }))
 }
 
@@ -195,6 +197,7 @@ pub async fn update_profile(
             store::user_by_id(tx, &id)?.ok_or(ApiError::NotFound)
         })
         .await?;
+    state.auth.forget_user(&row.id);
     Ok(AppJson(UserResponse {
         user: User::from(&row),
     }))
@@ -210,7 +213,7 @@ pub async fn verify(
     let row = current_user(&state, &user.user_id).await?;
     Ok(AppJson(VerifyResponse {
         valid: true,
-        user: User::from(&row),
+        user: User::from(row.as_ref()),
         expires_at: timestamp(user.token_expires_at as i64),
     }))
 }
@@ -311,6 +314,7 @@ pub async fn verify_email(
             store::user_by_id(tx, &user_id)?.ok_or(ApiError::NotFound)
         })
         .await?;
+    state.auth.forget_user(&row.id);
     Ok(AppJson(UserResponse {
         user: User::from(&row),
     }))

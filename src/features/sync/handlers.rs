@@ -42,7 +42,7 @@ pub async fn report_status(
     else {
         unreachable!("finish() returned Ok, so every field parsed")
     };
-    let user_id = user.user_id;
+    let user_id = user.user_id.clone();
     let row = state
         .db
         .write(move |tx| {
@@ -73,6 +73,8 @@ pub async fn report_status(
             store::device(tx, &user_id, &device_id)?.ok_or(ApiError::NotFound)
         })
         .await?;
+    // lastSyncAt and deviceCount changed.
+    state.auth.forget_user(&user.user_id);
     Ok(AppJson(DeviceResponse {
         device: row.into(),
         server_epoch: state.db.server_epoch().to_owned(),
@@ -159,14 +161,16 @@ pub async fn deactivate_device(
     AppPath(device_id): AppPath<String>,
 ) -> AppResult<StatusCode> {
     let device_id = parse_device_id(&device_id).map_err(|_| ApiError::NotFound)?;
+    let user_id = user.user_id.clone();
     state
         .db
         .write(move |tx| {
-            if !store::deactivate(tx, &user.user_id, &device_id)? {
+            if !store::deactivate(tx, &user_id, &device_id)? {
                 return Err(ApiError::NotFound);
             }
-            store::refresh_user_summary(tx, &user.user_id, None)
+            store::refresh_user_summary(tx, &user_id, None)
         })
         .await?;
+    state.auth.forget_user(&user.user_id);
     Ok(StatusCode::NO_CONTENT)
 }
