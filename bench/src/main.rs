@@ -109,11 +109,16 @@ fn wait_ready(addr: SocketAddr, path: &str, limit: Duration) -> anyhow::Result<D
 }
 
 fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `kB` line of /proc/PID/status (`VmRSS:`, `RssAnon:`, `RssFile:`).
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
@@ -323,9 +328,18 @@ fn main() -> anyhow::Result<()> {
         "—".into(),
         "≤ 200 ms",
     );
+    let (anon, file) = (
+        status_kib(persona.pid(), "RssAnon:"),
+        status_kib(persona.pid(), "RssFile:"),
+    );
     report.add(
         "idle RSS",
-        format!("{:.1} MB", idle as f64 / 1024.0),
+        format!(
+            "{:.1} MB ({:.1} MB private, {:.1} MB clean pages of the binary)",
+            idle as f64 / 1024.0,
+            anon as f64 / 1024.0,
+            file as f64 / 1024.0
+        ),
         "—".into(),
         "—".into(),
         "≤ 15 MB",
