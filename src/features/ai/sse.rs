@@ -36,6 +36,9 @@ pub fn inspect(payload: &str) -> Seen {
     }
 }
 
+/// The longest line the relay waits for before giving up on the upstream.
+const MAX_LINE: usize = 1024 * 1024;
+
 struct Relay<S> {
     upstream: S,
     buffer: Vec<u8>,
@@ -110,6 +113,16 @@ where
                 Some(Ok(bytes)) => {
                     relay.buffer.extend_from_slice(&bytes);
                     let out = relay.drain_lines();
+                    if relay.buffer.len() > MAX_LINE {
+                        // No newline in a megabyte: not an event stream we can relay.
+                        relay.finished = true;
+                        relay.meter.set_status("error");
+                        let mut out = out;
+                        out.extend_from_slice(&error_event(
+                            "The AI provider sent something that is not an event stream.",
+                        ));
+                        return Some((Ok(Bytes::from(out)), relay));
+                    }
                     if !out.is_empty() {
                         return Some((Ok(Bytes::from(out)), relay));
                     }
