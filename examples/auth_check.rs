@@ -18,12 +18,8 @@ use persona::{
 const N: u32 = 200_000;
 
 fn main() -> anyhow::Result<()> {
-    // The allocator setting `persona` itself uses (src/main.rs), so the hash time matches.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: adjusts allocator parameters before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
+    // The allocator setting `persona` itself uses, so the hash time matches.
+    persona::tune_allocator();
     let dir = tempfile::tempdir()?;
     let mut config = Config::default();
     config.storage.data_dir = dir.path().to_path_buf();

@@ -2,15 +2,15 @@
 //! anything: the configuration, the data directory, the secrets file's permissions, the
 //! database and the AI upstream. Exits non-zero when a check fails.
 
-use std::{
-    fs,
-    os::unix::fs::PermissionsExt,
-    process::ExitCode,
-    time::{Duration, Instant},
-};
+use std::{fs, os::unix::fs::PermissionsExt, process::ExitCode, time::Duration};
 
 use super::Cli;
-use crate::{config::Config, db, secrets::Secrets};
+use crate::{
+    config::Config,
+    db,
+    features::ai::upstream::{ProbeError, Upstream},
+    secrets::Secrets,
+};
 
 #[derive(Debug, Default, clap::Args)]
 pub struct Opts {}
@@ -196,21 +196,16 @@ fn check_database(report: &mut Report, config: &Config) {
 }
 
 async fn check_ai(report: &mut Report, config: &Config) {
-    let Some(key) = &config.ai.api_key else {
+    if config.ai.api_key.is_none() {
         report.line(
             Verdict::Warn,
             "ai",
             "no ai.api_key: AI endpoints answer 503 ai_not_configured",
         );
         return;
-    };
-    let url = format!("{}/models", config.ai.base_url.trim_end_matches('/'));
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .connect_timeout(config.ai.connect_timeout)
-        .build()
-    {
-        Ok(client) => client,
+    }
+    let upstream = match Upstream::new(&config.ai) {
+        Ok(upstream) => upstream,
         Err(err) => {
             report.line(
                 Verdict::Fail,
@@ -220,41 +215,25 @@ async fn check_ai(report: &mut Report, config: &Config) {
             return;
         }
     };
-    let start = Instant::now();
-    match client.get(&url).bearer_auth(key.expose()).send().await {
-        Ok(response) if response.status().is_success() => report.line(
+    match upstream.probe(Duration::from_secs(10)).await {
+        Ok(latency) => report.line(
             Verdict::Ok,
             "ai",
             format!(
                 "{} answered in {} ms",
                 config.ai.base_url,
-                start.elapsed().as_millis()
+                latency.as_millis()
             ),
         ),
-        Ok(response) => report.line(
+        Err(ProbeError::Status(status)) => report.line(
             Verdict::Fail,
             "ai",
-            format!("{} answered {}", config.ai.base_url, response.status()),
+            format!("{} answered {status}", config.ai.base_url),
         ),
-        Err(err) => report.line(
+        Err(ProbeError::Unreachable(problem)) => report.line(
             Verdict::Fail,
             "ai",
-            format!(
-                "{} is unreachable: {}",
-                config.ai.base_url,
-                without_url(&err)
-            ),
+            format!("{} is unreachable: {problem}", config.ai.base_url),
         ),
-    }
-}
-
-/// reqwest's errors embed the URL; ours is printed already.
-fn without_url(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
-        "timed out".to_owned()
-    } else if err.is_connect() {
-        "connection failed".to_owned()
-    } else {
-        "request failed".to_owned()
     }
 }

@@ -418,6 +418,15 @@ impl Config {
     }
 
     /// The models users may pick: `ai.allowed_models`, or just the default model.
+    /// Whether users may pick `model` (`allowed_models`, or only `default_model` when empty).
+    pub fn is_model_allowed(&self, model: &str) -> bool {
+        if self.ai.allowed_models.is_empty() {
+            self.ai.default_model == model
+        } else {
+            self.ai.allowed_models.iter().any(|m| m == model)
+        }
+    }
+
     pub fn allowed_models(&self) -> Vec<String> {
         if self.ai.allowed_models.is_empty() {
             vec![self.ai.default_model.clone()]

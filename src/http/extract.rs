@@ -78,18 +78,21 @@ fn strip_position(message: &str) -> String {
     }
 }
 
+/// The media type of a `Content-Type` value, lower-cased, without parameters.
+fn essence(content_type: Option<&axum::http::HeaderValue>) -> Option<String> {
+    let value = content_type?.to_str().ok()?;
+    Some(value.split(';').next()?.trim().to_ascii_lowercase())
+}
+
 pub fn is_json(content_type: Option<&axum::http::HeaderValue>) -> bool {
-    let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    essence(content_type).is_some_and(|essence| {
+        essence == "application/json"
+            || (essence.starts_with("application/") && essence.ends_with("+json"))
+    })
+}
+
+pub fn is_octet_stream(content_type: Option<&axum::http::HeaderValue>) -> bool {
+    essence(content_type).is_some_and(|essence| essence == "application/octet-stream")
 }
 
 /// A body that could not be read: over the limit (413) or cut off (400).

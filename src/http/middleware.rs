@@ -134,10 +134,8 @@ pub async fn request_timeout(
     req: Request,
     next: Next,
 ) -> axum::response::Response {
-    let path = req.uri().path();
-    let is_ai = ["/api/v1/ai/", "/api/ai/"]
-        .iter()
-        .any(|prefix| path.starts_with(prefix) && !path[prefix.len()..].starts_with("scripts"));
+    let is_ai = super::api_path(req.uri().path())
+        .is_some_and(|path| path.starts_with("/ai/") && !path.starts_with("/ai/scripts"));
     let server = state.config.server.request_timeout;
     let limit = if is_ai {
         server.max(state.config.ai.timeout + Duration::from_secs(5))

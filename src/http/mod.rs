@@ -37,6 +37,17 @@ const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
      script-src 'self'; connect-src 'self'; frame-ancestors 'none'";
 
+/// The part of `path` under the API mount (`/api/v1`, or its `/api` alias): `/sync/status`
+/// for both `/api/v1/sync/status` and `/api/sync/status`.
+pub fn api_path(path: &str) -> Option<&str> {
+    path.strip_prefix("/api/v1")
+        .filter(|rest| rest.starts_with('/'))
+        .or_else(|| {
+            path.strip_prefix("/api")
+                .filter(|rest| rest.starts_with('/'))
+        })
+}
+
 /// A response extension that keeps the response uncompressed (large bodies of random-looking
 /// bytes, such as a backup in base64, gain little and cost a lot of CPU).
 #[derive(Debug, Clone, Copy)]
@@ -166,3 +177,14 @@ fn cors_layer(config: &Config) -> CorsLayer {
 
 /// A router of this crate's feature routers, documented for OpenAPI.
 pub type ApiRouter = OpenApiRouter<AppState>;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn api_paths() {
+        assert_eq!(super::api_path("/api/v1/sync/status"), Some("/sync/status"));
+        assert_eq!(super::api_path("/api/sync/status"), Some("/sync/status"));
+        assert_eq!(super::api_path("/health"), None);
+        assert_eq!(super::api_path("/apis/x"), None);
+    }
+}

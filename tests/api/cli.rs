@@ -1,17 +1,9 @@
 //! The binary itself: configuration errors, `migrate`, `doctor`, `admin config`, and
 //! `serve` stopping on SIGTERM.
 
-use std::{os::unix::fs::PermissionsExt, process::Output, time::Duration};
+use std::{os::unix::fs::PermissionsExt, time::Duration};
 
-use crate::helpers::{persona_command, start_server};
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use crate::helpers::{persona_command, start_server, stderr, stdout};
 
 #[test]
 fn a_bad_environment_value_stops_the_start_naming_the_key() {

@@ -10,15 +10,9 @@ use std::{
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, ServerProcess, persona_command};
-
-fn run(dir: &std::path::Path, args: &[&str]) -> Output {
-    persona_command(dir).args(args).output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::helpers::{
+    PASSWORD, ServerProcess, http_client, persona_command, run_persona, stderr, stdout,
+};
 
 fn create_with_password(dir: &std::path::Path, email: &str, admin: bool) -> Output {
     let mut args = vec![
@@ -65,12 +59,8 @@ where
     false
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
 async fn login(server: &ServerProcess, email: &str, password: &str) -> reqwest::Response {
-    client()
+    http_client()
         .post(server.url("/api/v1/auth/login"))
         .json(&json!({"email": email, "password": password}))
         .send()
@@ -82,45 +72,41 @@ async fn login(server: &ServerProcess, email: &str, password: &str) -> reqwest::
 fn user_create_list_and_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let created = create_with_password(dir.path(), "Root@Example.com", true);
-    assert!(created.status.success(), "{}", text(&created.stderr));
+    assert!(created.status.success(), "{}", stderr(&created));
     assert!(
-        text(&created.stdout).contains("created root@example.com (admin"),
+        stdout(&created).contains("created root@example.com (admin"),
         "{}",
-        text(&created.stdout)
+        stdout(&created)
     );
 
-    let generated = run(
+    let generated = run_persona(
         dir.path(),
         &["admin", "user", "create", "--email", "ana@example.com"],
     );
-    assert!(generated.status.success(), "{}", text(&generated.stderr));
+    assert!(generated.status.success(), "{}", stderr(&generated));
     assert!(
-        text(&generated.stdout).contains("password"),
+        stdout(&generated).contains("password"),
         "{}",
-        text(&generated.stdout)
+        stdout(&generated)
     );
 
     let again = create_with_password(dir.path(), "root@example.com", false);
     assert!(!again.status.success());
     assert!(
-        text(&again.stderr).contains("already exists"),
+        stderr(&again).contains("already exists"),
         "{}",
-        text(&again.stderr)
+        stderr(&again)
     );
 
-    let bad = run(
+    let bad = run_persona(
         dir.path(),
         &["admin", "user", "create", "--email", "not-an-email"],
     );
     assert!(!bad.status.success());
-    assert!(
-        text(&bad.stderr).contains("--email"),
-        "{}",
-        text(&bad.stderr)
-    );
+    assert!(stderr(&bad).contains("--email"), "{}", stderr(&bad));
 
-    let list = run(dir.path(), &["admin", "user", "list"]);
-    let listing = text(&list.stdout);
+    let list = run_persona(dir.path(), &["admin", "user", "list"]);
+    let listing = stdout(&list);
     assert!(
         listing.contains("root@example.com") && listing.contains("admin"),
         "{listing}"
@@ -128,12 +114,12 @@ fn user_create_list_and_clear_errors() {
     assert!(listing.contains("ana@example.com"), "{listing}");
 
     for verb in ["disable", "enable", "promote", "reset-password"] {
-        let output = run(dir.path(), &["admin", "user", verb, "ghost@example.com"]);
+        let output = run_persona(dir.path(), &["admin", "user", verb, "ghost@example.com"]);
         assert!(!output.status.success(), "{verb}");
         assert!(
-            text(&output.stderr).contains("no account with the email ghost@example.com"),
+            stderr(&output).contains("no account with the email ghost@example.com"),
             "{verb}: {}",
-            text(&output.stderr)
+            stderr(&output)
         );
     }
 }
@@ -155,12 +141,19 @@ async fn disable_enable_promote_and_reset_reach_the_running_server() {
     let token = session["accessToken"].as_str().unwrap().to_owned();
     let me = |token: String| {
         let url = server.url("/api/v1/auth/me");
-        async move { client().get(url).bearer_auth(token).send().await.unwrap() }
+        async move {
+            http_client()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
     };
     assert_eq!(me(token.clone()).await.status(), StatusCode::OK);
 
     assert!(
-        run(dir.path(), &["admin", "user", "disable", "ana@example.com"])
+        run_persona(dir.path(), &["admin", "user", "disable", "ana@example.com"])
             .status
             .success()
     );
@@ -177,12 +170,12 @@ async fn disable_enable_promote_and_reset_reach_the_running_server() {
     );
 
     assert!(
-        run(dir.path(), &["admin", "user", "enable", "ana@example.com"])
+        run_persona(dir.path(), &["admin", "user", "enable", "ana@example.com"])
             .status
             .success()
     );
     assert!(
-        run(dir.path(), &["admin", "user", "promote", "ana@example.com"])
+        run_persona(dir.path(), &["admin", "user", "promote", "ana@example.com"])
             .status
             .success()
     );
@@ -193,18 +186,18 @@ async fn disable_enable_promote_and_reset_reach_the_running_server() {
         .unwrap();
     assert_eq!(again["user"]["role"], "admin");
 
-    let reset = run(
+    let reset = run_persona(
         dir.path(),
         &["admin", "user", "reset-password", "ana@example.com"],
     );
-    let printed = text(&reset.stdout);
+    let printed = stdout(&reset);
     let token_line = printed
         .lines()
         .nth(1)
         .expect("the token line")
         .trim()
         .to_owned();
-    let response = client()
+    let response = http_client()
         .post(server.url("/api/v1/auth/reset-password"))
         .json(&json!({"token": token_line, "newPassword": "set-by-admin-1"}))
         .send()
@@ -243,12 +236,12 @@ async fn rotating_the_jwt_key_logs_nobody_out() {
     let old_token = before["accessToken"].as_str().unwrap().to_owned();
     let old_kid = kid_of(&old_token);
 
-    let rotated = run(dir.path(), &["admin", "secrets", "rotate", "jwt"]);
-    assert!(rotated.status.success(), "{}", text(&rotated.stderr));
+    let rotated = run_persona(dir.path(), &["admin", "secrets", "rotate", "jwt"]);
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
     assert!(
-        text(&rotated.stdout).contains("2 key(s) still verify"),
+        stdout(&rotated).contains("2 key(s) still verify"),
         "{}",
-        text(&rotated.stdout)
+        stdout(&rotated)
     );
 
     // The server takes up the new key within its reload interval ...
@@ -263,7 +256,7 @@ async fn rotating_the_jwt_key_logs_nobody_out() {
     .await;
     assert!(signed_with_new, "new logins are signed with the new key");
     // ... and tokens signed with the old one keep working.
-    let me = client()
+    let me = http_client()
         .get(server.url("/api/v1/auth/me"))
         .bearer_auth(&old_token)
         .send()
@@ -272,10 +265,10 @@ async fn rotating_the_jwt_key_logs_nobody_out() {
     assert_eq!(me.status(), StatusCode::OK);
 
     // A second rotation right away keeps every key that may still have live tokens.
-    let again = run(dir.path(), &["admin", "secrets", "rotate", "jwt"]);
+    let again = run_persona(dir.path(), &["admin", "secrets", "rotate", "jwt"]);
     assert!(
-        text(&again.stdout).contains("3 key(s) still verify"),
+        stdout(&again).contains("3 key(s) still verify"),
         "{}",
-        text(&again.stdout)
+        stdout(&again)
     );
 }

@@ -1,33 +1,17 @@
 //! `persona admin backups export`, `secrets rotate backup-key`, `db backup` and `db restore`,
 //! run as an admin would: a separate process beside a running server on the same data dir.
 
-use std::{path::Path, process::Output};
+use std::path::Path;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{ServerProcess, persona_command};
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    persona_command(dir).args(args).output().unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
+use crate::helpers::{ServerProcess, http_client, run_persona, stderr, stdout};
 
 async fn register(server: &ServerProcess, email: &str) -> String {
-    let body: Value = client()
+    let body: Value = http_client()
         .post(server.url("/api/v1/auth/register"))
         .json(&json!({"email": email, "password": "password123"}))
         .send()
@@ -40,7 +24,7 @@ async fn register(server: &ServerProcess, email: &str) -> String {
 }
 
 async fn upload(server: &ServerProcess, token: &str, data: &[u8]) -> String {
-    let response = client()
+    let response = http_client()
         .post(server.url("/api/v1/sync/backup"))
         .bearer_auth(token)
         .json(
@@ -55,7 +39,7 @@ async fn upload(server: &ServerProcess, token: &str, data: &[u8]) -> String {
 }
 
 async fn download(server: &ServerProcess, token: &str, id: &str) -> (StatusCode, Vec<u8>) {
-    let response = client()
+    let response = http_client()
         .get(server.url(&format!("/api/v1/sync/backup/{id}")))
         .bearer_auth(token)
         .header("accept", "application/octet-stream")
@@ -86,7 +70,7 @@ async fn export_writes_verified_files_and_a_manifest() {
     let bob_id = upload(&server, &bob, &bob_data).await;
 
     let out = dir.path().join("export");
-    let output = run(
+    let output = run_persona(
         dir.path(),
         &["admin", "backups", "export", "--out", out.to_str().unwrap()],
     );
@@ -127,7 +111,7 @@ async fn export_writes_verified_files_and_a_manifest() {
     );
 
     // Once per directory.
-    let again = run(
+    let again = run_persona(
         dir.path(),
         &["admin", "backups", "export", "--out", out.to_str().unwrap()],
     );
@@ -140,7 +124,7 @@ async fn export_writes_verified_files_and_a_manifest() {
 
     // One user's backups only.
     let bobs = dir.path().join("bob");
-    let output = run(
+    let output = run_persona(
         dir.path(),
         &[
             "admin",
@@ -158,7 +142,7 @@ async fn export_writes_verified_files_and_a_manifest() {
     assert_eq!(manifest["count"], 1);
     assert_eq!(manifest["backups"][0]["id"], bob_id.as_str());
 
-    let ghost = run(
+    let ghost = run_persona(
         dir.path(),
         &[
             "admin",
@@ -189,7 +173,7 @@ async fn backup_key_rotation_reencrypts_everything_while_the_server_runs() {
     }
     assert_eq!(backup_key_versions(dir.path()), [1]);
 
-    let output = run(dir.path(), &["admin", "secrets", "rotate", "backup-key"]);
+    let output = run_persona(dir.path(), &["admin", "secrets", "rotate", "backup-key"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(
         stdout(&output).contains("new backup key version 2"),
@@ -216,10 +200,7 @@ async fn backup_key_rotation_reencrypts_everything_while_the_server_runs() {
         download(&server, &ana, &newer).await.1,
         b"after the rotation"
     );
-    let versions = persona_command(dir.path())
-        .args(["admin", "backups", "export", "--out", "e"])
-        .output()
-        .unwrap();
+    let versions = run_persona(dir.path(), &["admin", "backups", "export", "--out", "e"]);
     assert!(versions.status.success(), "{}", stderr(&versions));
 }
 
@@ -242,7 +223,7 @@ async fn an_interrupted_backup_key_rotation_resumes() {
     });
     secrets.replace(&path).unwrap();
 
-    let output = run(dir.path(), &["admin", "secrets", "rotate", "backup-key"]);
+    let output = run_persona(dir.path(), &["admin", "secrets", "rotate", "backup-key"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(
         stdout(&output).contains("resuming the rotation to backup key version 2"),
@@ -258,7 +239,7 @@ async fn an_interrupted_backup_key_rotation_resumes() {
 
     let server = ServerProcess::start(dir.path());
     let token = {
-        let body: Value = client()
+        let body: Value = http_client()
             .post(server.url("/api/v1/auth/login"))
             .json(&json!({"email": "ana@example.com", "password": "password123"}))
             .send()
@@ -281,7 +262,7 @@ async fn db_backup_and_restore() {
     let server = ServerProcess::start(dir.path());
     let ana = register(&server, "ana@example.com").await;
     let id = upload(&server, &ana, b"before the snapshot").await;
-    let epoch_before = client()
+    let epoch_before = http_client()
         .get(server.url("/api/v1/sync/status"))
         .bearer_auth(&ana)
         .send()
@@ -294,7 +275,7 @@ async fn db_backup_and_restore() {
 
     // An online snapshot while the server runs.
     let snapshot = dir.path().join("snap.db");
-    let output = run(
+    let output = run_persona(
         dir.path(),
         &["admin", "db", "backup", "--out", snapshot.to_str().unwrap()],
     );
@@ -304,7 +285,7 @@ async fn db_backup_and_restore() {
         "{}",
         stdout(&output)
     );
-    let again = run(
+    let again = run_persona(
         dir.path(),
         &["admin", "db", "backup", "--out", snapshot.to_str().unwrap()],
     );
@@ -313,7 +294,7 @@ async fn db_backup_and_restore() {
     register(&server, "later@example.com").await;
 
     // Restore refuses while the server runs, and a second server is refused too.
-    let refused = run(
+    let refused = run_persona(
         dir.path(),
         &[
             "admin",
@@ -329,7 +310,7 @@ async fn db_backup_and_restore() {
         "{}",
         stderr(&refused)
     );
-    let second = run(dir.path(), &["serve", "--bind", "127.0.0.1:0"]);
+    let second = run_persona(dir.path(), &["serve", "--bind", "127.0.0.1:0"]);
     assert!(!second.status.success());
     assert!(
         stderr(&second).contains("a persona server is running"),
@@ -341,14 +322,14 @@ async fn db_backup_and_restore() {
     // A file that is not a persona database is refused and changes nothing.
     let junk = dir.path().join("junk.db");
     std::fs::write(&junk, b"not a database at all").unwrap();
-    let bad = run(
+    let bad = run_persona(
         dir.path(),
         &["admin", "db", "restore", "--from", junk.to_str().unwrap()],
     );
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("junk.db"), "{}", stderr(&bad));
 
-    let output = run(
+    let output = run_persona(
         dir.path(),
         &[
             "admin",
@@ -374,7 +355,7 @@ async fn db_backup_and_restore() {
     let login = |email: &'static str| {
         let url = server.url("/api/v1/auth/login");
         async move {
-            client()
+            http_client()
                 .post(url)
                 .json(&json!({"email": email, "password": "password123"}))
                 .send()
@@ -388,7 +369,7 @@ async fn db_backup_and_restore() {
     );
     let body: Value = login("ana@example.com").await.json().await.unwrap();
     let token = body["accessToken"].as_str().unwrap();
-    let status = client()
+    let status = http_client()
         .get(server.url("/api/v1/sync/status"))
         .bearer_auth(token)
         .send()

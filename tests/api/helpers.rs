@@ -134,6 +134,17 @@ impl TestApp {
             .unwrap()
     }
 
+    /// PUT JSON with a bearer token.
+    pub async fn put_as(&self, token: &str, path: &str, body: &Value) -> Response {
+        self.client
+            .put(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// DELETE with a bearer token.
     pub async fn delete_as(&self, token: &str, path: &str) -> Response {
         self.client
@@ -286,6 +297,24 @@ pub fn persona_command(dir: &Path) -> Command {
         // Tests poll; the login limit has tests of its own.
         .env("PERSONA_RATE_LIMIT__LOGIN_PER_IP_PER_MINUTE", "10000");
     command
+}
+
+/// Runs `persona ARGS` in `dir` (see [`persona_command`]) to completion.
+pub fn run_persona(dir: &Path, args: &[&str]) -> std::process::Output {
+    persona_command(dir).args(args).output().unwrap()
+}
+
+pub fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A client for servers started as processes (no proxy from the environment).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
 /// A `persona serve` child process, killed when dropped.

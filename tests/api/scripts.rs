@@ -15,16 +15,6 @@ async fn admin(app: &TestApp) -> Session {
     s
 }
 
-async fn put_as(app: &TestApp, token: &str, path: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .put(app.url(path))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn defaults_are_seeded_and_listed_with_an_etag() {
     let app = TestApp::spawn().await;
@@ -137,14 +127,21 @@ async fn versions_activation_and_deactivation() {
         .await
         .unwrap();
     assert_eq!(pinned["content"]["template"], "Hello {{name}}");
-
-    let switched = put_as(
-        &app,
-        &root.access,
-        "/api/v1/ai/scripts/greeting/active",
-        &json!({"version": 2}),
+    assert_error(
+        app.get_as(&user.access, "/api/v1/ai/scripts/greeting?version=9")
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
     )
     .await;
+
+    let switched = app
+        .put_as(
+            &root.access,
+            "/api/v1/ai/scripts/greeting/active",
+            &json!({"version": 2}),
+        )
+        .await;
     assert_eq!(switched.status(), StatusCode::OK);
     let active: Value = app
         .get_as(&user.access, "/api/v1/ai/scripts/greeting")
@@ -185,8 +182,7 @@ async fn versions_activation_and_deactivation() {
     )
     .await;
     assert_error(
-        put_as(
-            &app,
+        app.put_as(
             &root.access,
             "/api/v1/ai/scripts/greeting/active",
             &json!({"version": 9}),
@@ -228,8 +224,7 @@ async fn only_admins_change_scripts() {
     )
     .await;
     assert_error(
-        put_as(
-            &app,
+        app.put_as(
             &user.access,
             "/api/v1/ai/scripts/chat_persona/active",
             &json!({"version": 1}),

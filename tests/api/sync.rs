@@ -269,13 +269,14 @@ async fn another_users_device_is_a_404() {
     let bob = app.register("bob@example.com").await;
     report(&app, &ana.access, "ana-phone", 1, "aa").await;
 
-    assert_error(
-        app.get_as(&bob.access, "/api/v1/sync/status/ana-phone")
-            .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
+    let response = app
+        .get_as(&bob.access, "/api/v1/sync/status/ana-phone")
+        .await;
+    assert!(
+        response.headers().contains_key("x-server-epoch"),
+        "error answers under /sync carry the epoch too"
+    );
+    assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
     assert_error(
         app.delete_as(&bob.access, "/api/v1/sync/devices/ana-phone")
             .await,

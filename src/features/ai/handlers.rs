@@ -57,7 +57,7 @@ fn choose_model(
         .or_else(|| script.and_then(|s| s["model"].as_str()))
         .unwrap_or(&state.config.ai.default_model)
         .to_owned();
-    if state.config.allowed_models().contains(&model) {
+    if state.config.is_model_allowed(&model) {
         Ok(model)
     } else {
         Err(ApiError::Unprocessable {

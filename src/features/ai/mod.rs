@@ -23,6 +23,7 @@ const MODELS_TTL: Duration = Duration::from_secs(600);
 const MODELS_RETRY: Duration = Duration::from_secs(30);
 /// How long `/ai/health` reuses its last probe.
 const HEALTH_TTL: Duration = Duration::from_secs(30);
+const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Ai {
     pub upstream: upstream::Upstream,
@@ -75,11 +76,11 @@ impl Ai {
             return health.clone();
         }
         let health = if self.configured {
-            let (ok, latency) = self.upstream.probe().await;
+            let probe = self.upstream.probe(HEALTH_PROBE_TIMEOUT).await;
             types::AiHealth {
                 configured: true,
-                upstream: if ok { "ok" } else { "unreachable" },
-                latency_ms: ok.then_some(latency.as_millis() as u64),
+                upstream: if probe.is_ok() { "ok" } else { "unreachable" },
+                latency_ms: probe.ok().map(|latency| latency.as_millis() as u64),
                 checked_at: time::OffsetDateTime::now_utc(),
             }
         } else {

@@ -170,22 +170,45 @@ impl Upstream {
         Ok(body["data"].as_array().cloned().unwrap_or_default())
     }
 
-    /// Whether the upstream answers `GET /models` (for `/ai/health`), and how fast.
-    pub async fn probe(&self) -> (bool, Duration) {
+    /// Asks the upstream for `GET /models` within `timeout` (for `/ai/health` and `persona
+    /// doctor`): how long it took, or what went wrong.
+    pub async fn probe(&self, timeout: Duration) -> Result<Duration, ProbeError> {
         let start = std::time::Instant::now();
-        let Ok(key) = self.key() else {
-            return (false, Duration::ZERO);
-        };
-        let ok = self
+        let key = self
+            .key()
+            .map_err(|_| ProbeError::Unreachable("no ai.api_key"))?;
+        let response = self
             .client
             .get(format!("{}/models", self.base))
             .bearer_auth(key)
-            .timeout(Duration::from_secs(5))
+            .timeout(timeout)
             .send()
             .await
-            .is_ok_and(|r| r.status().is_success());
-        (ok, start.elapsed())
+            .map_err(|err| {
+                // In words: reqwest's own messages embed the URL.
+                ProbeError::Unreachable(if err.is_timeout() {
+                    "timed out"
+                } else if err.is_connect() {
+                    "connection failed"
+                } else {
+                    "request failed"
+                })
+            })?;
+        if response.status().is_success() {
+            Ok(start.elapsed())
+        } else {
+            Err(ProbeError::Status(response.status()))
+        }
     }
+}
+
+/// Why a probe of the upstream failed.
+#[derive(Debug, Clone, Copy)]
+pub enum ProbeError {
+    /// It answered, with this status.
+    Status(reqwest::StatusCode),
+    /// It did not answer.
+    Unreachable(&'static str),
 }
 
 fn classify(response: &reqwest::Response) -> Failure {

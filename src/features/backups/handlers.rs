@@ -27,7 +27,8 @@ use crate::{
     http::{
         NoCompression,
         extract::{
-            AppJson, AppPath, AppQuery, PageQuery, cursor_for, is_json, parse_json, read_limited,
+            AppJson, AppPath, AppQuery, PageQuery, cursor_for, is_json, is_octet_stream,
+            parse_json, read_limited,
         },
     },
 };
@@ -114,13 +115,6 @@ pub async fn upload(
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"))
-}
-
-fn is_octet_stream(content_type: Option<&HeaderValue>) -> bool {
-    content_type
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/octet-stream"))
 }
 
 /// Parses and checks a JSON upload and decodes its data (blocking: large bodies).

@@ -9,7 +9,7 @@ use super::{
     store::{self, BackupRow, NewBackup},
 };
 use crate::{
-    app::App,
+    app::{App, AppState},
     auth,
     db::run_blocking,
     error::{ApiError, AppResult},
@@ -39,23 +39,23 @@ pub async fn store(app: &App, user_id: &str, upload: Upload) -> AppResult<Backup
         metadata,
     } = upload;
     let key = app.secrets().current_backup_key().clone();
+    let key_version = key.version;
     let id = Uuid::new_v4().to_string();
-    let (owner, backup_id) = (user_id.to_owned(), id.clone());
+    let size = data.len() as i64;
+    let (owner, backup_id, claimed) = (user_id.to_owned(), id.clone(), checksum.clone());
     // Hashing and sealing 64 MiB take tens of milliseconds: off the async workers.
-    let (size, nonce, sealed) = run_blocking(move || {
+    let (sealed, nonce) = run_blocking(move || {
         let digest = computed.unwrap_or_else(|| Sha256::digest(&data).into());
-        if hex::encode(digest) != checksum {
+        if hex::encode(digest) != claimed {
             return Err(ApiError::Unprocessable {
                 code: "checksum_mismatch",
                 message: "The SHA-256 of the data does not match `checksum`.".into(),
             });
         }
-        let size = data.len() as i64;
         let nonce = crypto::seal(&key.key, &owner, &backup_id, &mut data)?;
-        Ok((size, nonce, (data, checksum, key.version)))
+        Ok((data, nonce))
     })
     .await?;
-    let (sealed, checksum, key_version) = sealed;
     let retain = app.config.backups.retain;
     let (owner, backup_id) = (user_id.to_owned(), id);
     app.db
@@ -103,44 +103,28 @@ pub fn open(conn: &rusqlite::Connection, key: &BackupKey, row: &BackupRow) -> Ap
 }
 
 /// Which backup to fetch.
-#[derive(Clone)]
 pub enum Which {
     Latest,
     Id(String),
 }
 
 /// The user's backup with its plaintext; 404 when the user has no such backup.
-pub async fn fetch(app: &App, user_id: &str, which: Which) -> AppResult<(BackupRow, Vec<u8>)> {
-    // A row sealed under a key this process has not seen yet means the CLI just rotated:
-    // read secrets.toml again and try once more.
-    for attempt in 0..2 {
-        if attempt > 0 {
-            app.reload_secrets().map_err(ApiError::internal)?;
+pub async fn fetch(app: &AppState, user_id: &str, which: Which) -> AppResult<(BackupRow, Vec<u8>)> {
+    let (db, app, owner) = (app.db.clone(), app.clone(), user_id.to_owned());
+    db.read(move |conn| {
+        // One snapshot for the row and its bytes, whatever writers do meanwhile.
+        let tx = conn.unchecked_transaction()?;
+        let row = match which {
+            Which::Latest => store::latest(&tx, &owner)?,
+            Which::Id(id) => store::by_id(&tx, &owner, &id)?,
         }
-        let (secrets, owner, which) = (app.secrets(), user_id.to_owned(), which.clone());
-        let found = app
-            .db
-            .read(move |conn| {
-                // One snapshot for the row and its bytes, whatever writers do meanwhile.
-                let tx = conn.unchecked_transaction()?;
-                let row = match which {
-                    Which::Latest => store::latest(&tx, &owner)?,
-                    Which::Id(id) => store::by_id(&tx, &owner, &id)?,
-                }
-                .ok_or(ApiError::NotFound)?;
-                match secrets.backup_key(row.key_version) {
-                    Some(key) => Ok(Some((open(&tx, key, &row)?, row))),
-                    None => Ok(None),
-                }
-            })
-            .await?;
-        if let Some((data, row)) = found {
-            return Ok((row, data));
-        }
-    }
-    Err(ApiError::internal(anyhow::anyhow!(
-        "a backup is sealed under a key version that secrets.toml does not hold"
-    )))
+        .ok_or(ApiError::NotFound)?;
+        // On the blocking pool: a key version not seen yet re-reads secrets.toml.
+        let key = backup_key(&app, row.key_version)?;
+        let data = open(&tx, &key, &row)?;
+        Ok((row, data))
+    })
+    .await
 }
 
 /// Re-encrypts, in batches, every backup sealed under another key than the newest of

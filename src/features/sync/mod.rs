@@ -37,10 +37,8 @@ pub async fn server_epoch_header(
     request: Request,
     next: Next,
 ) -> Response {
-    let path = request.uri().path();
-    let is_sync = ["/api/v1/sync/", "/api/sync/"]
-        .iter()
-        .any(|prefix| path.starts_with(prefix));
+    let is_sync =
+        crate::http::api_path(request.uri().path()).is_some_and(|path| path.starts_with("/sync/"));
     let mut response = next.run(request).await;
     if is_sync && let Ok(value) = HeaderValue::from_str(state.db.server_epoch()) {
         response.headers_mut().insert(SERVER_EPOCH_HEADER, value);
