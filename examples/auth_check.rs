@@ -9,17 +9,19 @@ use persona::{
     app::App,
     auth::{AuthUser, Role, password::Passwords},
     config::Config,
-    features::accounts::{
-        service,
-        types::{Email, Password},
-    },
+    domain::{Email, Secret},
+    features::accounts::{self, Password},
 };
 
 const N: u32 = 200_000;
 
 fn main() -> anyhow::Result<()> {
     // The allocator setting `persona` itself uses, so the hash time matches.
-    persona::tune_allocator();
+    // SAFETY: first thing in main, before any other thread exists.
+    #[allow(unsafe_code)]
+    unsafe {
+        persona::tune_allocator()
+    };
     let dir = tempfile::tempdir()?;
     let mut config = Config::default();
     config.storage.data_dir = dir.path().to_path_buf();
@@ -27,16 +29,18 @@ fn main() -> anyhow::Result<()> {
     config.auth.argon2_iterations = 1;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let app = App::init(config)?;
-        let user = service::create_user(
+        let app = App::init(config, persona::features::all())?;
+        let user = accounts::create_user(
             &app,
             Email::parse("bench@example.com").map_err(anyhow::Error::msg)?,
-            Password::parse("password123".into()).map_err(anyhow::Error::msg)?,
+            Password::parse(Secret::new("password123")).map_err(anyhow::Error::msg)?,
             None,
             Role::User,
         )
         .await?;
-        let token = service::start_session(&app, user, None).await?.access_token;
+        let token = accounts::start_session(&app, user, None)
+            .await?
+            .access_token;
 
         let jwt = app.auth.jwt();
         let start = Instant::now();

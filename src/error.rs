@@ -23,21 +23,96 @@ pub type AppResult<T> = Result<T, ApiError>;
 /// Field name → human messages, the `details` of a 422 `validation_failed`.
 pub type FieldErrors = BTreeMap<String, Vec<String>>;
 
+/// Every error code the API answers with, in one place (SPEC section 2). Clients branch on
+/// these strings; they never change once published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    BadRequest,
+    Unauthorized,
+    TokenExpired,
+    TokenReused,
+    InvalidCredentials,
+    InvalidToken,
+    Forbidden,
+    AccountDisabled,
+    NotFound,
+    MethodNotAllowed,
+    EmailTaken,
+    SyncConflict,
+    AlreadyExists,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+    ChecksumMismatch,
+    ModelNotAllowed,
+    RateLimited,
+    QuotaExceeded,
+    Internal,
+    UpstreamError,
+    UpstreamInvalidOutput,
+    AiNotConfigured,
+    Unavailable,
+    UpstreamTimeout,
+    RequestTimeout,
+    Error,
+}
+
+impl Code {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Code::BadRequest => "bad_request",
+            Code::Unauthorized => "unauthorized",
+            Code::TokenExpired => "token_expired",
+            Code::TokenReused => "token_reused",
+            Code::InvalidCredentials => "invalid_credentials",
+            Code::InvalidToken => "invalid_token",
+            Code::Forbidden => "forbidden",
+            Code::AccountDisabled => "account_disabled",
+            Code::NotFound => "not_found",
+            Code::MethodNotAllowed => "method_not_allowed",
+            Code::EmailTaken => "email_taken",
+            Code::SyncConflict => "sync_conflict",
+            Code::AlreadyExists => "already_exists",
+            Code::PayloadTooLarge => "payload_too_large",
+            Code::UnsupportedMediaType => "unsupported_media_type",
+            Code::ValidationFailed => "validation_failed",
+            Code::ChecksumMismatch => "checksum_mismatch",
+            Code::ModelNotAllowed => "model_not_allowed",
+            Code::RateLimited => "rate_limited",
+            Code::QuotaExceeded => "quota_exceeded",
+            Code::Internal => "internal",
+            Code::UpstreamError => "upstream_error",
+            Code::UpstreamInvalidOutput => "upstream_invalid_output",
+            Code::AiNotConfigured => "ai_not_configured",
+            Code::Unavailable => "unavailable",
+            Code::UpstreamTimeout => "upstream_timeout",
+            Code::RequestTimeout => "request_timeout",
+            Code::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 400: malformed JSON, a bad query string or path parameter.
-    #[error("bad request: {0}")]
+    #[error("{0}")]
     BadRequest(Cow<'static, str>),
     /// 401 with a specific code (`unauthorized`, `token_expired`, `invalid_credentials`, …).
-    #[error("unauthorized: {code}")]
+    #[error("{message}")]
     Unauthorized {
-        code: &'static str,
+        code: Code,
         message: Cow<'static, str>,
     },
     /// 403 with a specific code (`forbidden`, `account_disabled`).
-    #[error("forbidden: {code}")]
+    #[error("{message}")]
     Forbidden {
-        code: &'static str,
+        code: Code,
         message: Cow<'static, str>,
     },
     /// 404: unknown route, or a resource that does not exist *for this caller*.
@@ -47,9 +122,9 @@ pub enum ApiError {
     #[error("method not allowed")]
     MethodNotAllowed,
     /// 409: uniqueness or version conflict; `details` may carry the stored state.
-    #[error("conflict: {code}")]
+    #[error("{message}")]
     Conflict {
-        code: &'static str,
+        code: Code,
         message: Cow<'static, str>,
         details: Option<Value>,
     },
@@ -57,34 +132,43 @@ pub enum ApiError {
     #[error("payload too large")]
     PayloadTooLarge,
     /// 415: the body is not in a content type the route reads.
-    #[error("unsupported media type")]
+    #[error("{0}")]
     UnsupportedMediaType(Cow<'static, str>),
     /// 422 `validation_failed`: well-formed input with invalid fields.
-    #[error("validation failed")]
+    #[error("invalid: {}", describe_fields(.0))]
     Validation(FieldErrors),
     /// 422 with a specific code (`checksum_mismatch`, `model_not_allowed`, …).
-    #[error("unprocessable: {code}")]
+    #[error("{message}")]
     Unprocessable {
-        code: &'static str,
+        code: Code,
         message: Cow<'static, str>,
     },
     /// 429 (`rate_limited`, `quota_exceeded`), answered with `Retry-After`.
-    #[error("too many requests: {code}")]
+    #[error("{message}")]
     TooManyRequests {
-        code: &'static str,
+        code: Code,
         message: Cow<'static, str>,
         retry_after: Duration,
     },
     /// 502 / 503 / 504 from an upstream or a missing dependency, with a safe message.
-    #[error("service error {status}: {code}")]
+    #[error("{message}")]
     Service {
         status: StatusCode,
-        code: &'static str,
+        code: Code,
         message: Cow<'static, str>,
     },
     /// 500: a bug or an unexpected failure. The cause is logged, never sent.
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
+}
+
+/// `email: is not a valid email address; password: must be …` (for the CLI and logs).
+fn describe_fields(fields: &FieldErrors) -> String {
+    fields
+        .iter()
+        .map(|(field, messages)| format!("{field} {}", messages.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl ApiError {
@@ -99,8 +183,58 @@ impl ApiError {
     pub fn unavailable(message: impl Into<Cow<'static, str>>) -> Self {
         ApiError::Service {
             status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "unavailable",
+            code: Code::Unavailable,
             message: message.into(),
+        }
+    }
+
+    /// 401 `unauthorized` with a sentence saying what to do.
+    pub fn unauthorized(message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::Unauthorized {
+            code: Code::Unauthorized,
+            message: message.into(),
+        }
+    }
+
+    /// 401 `invalid_credentials`: the same answer for an unknown email and a wrong password.
+    pub fn invalid_credentials() -> Self {
+        ApiError::Unauthorized {
+            code: Code::InvalidCredentials,
+            message: "The email or password is wrong.".into(),
+        }
+    }
+
+    /// 403 `account_disabled`.
+    pub fn account_disabled() -> Self {
+        ApiError::Forbidden {
+            code: Code::AccountDisabled,
+            message: "This account is disabled.".into(),
+        }
+    }
+
+    /// 403 `forbidden`: signed in, but this needs an administrator.
+    pub fn admin_only() -> Self {
+        ApiError::Forbidden {
+            code: Code::Forbidden,
+            message: "This needs an administrator.".into(),
+        }
+    }
+
+    /// 429 `rate_limited` with `Retry-After`.
+    pub fn rate_limited(message: impl Into<Cow<'static, str>>, retry_after: Duration) -> Self {
+        ApiError::TooManyRequests {
+            code: Code::RateLimited,
+            message: message.into(),
+            retry_after,
+        }
+    }
+
+    /// 409 with `code` and no details.
+    pub fn conflict(code: Code, message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::Conflict {
+            code,
+            message: message.into(),
+            details: None,
         }
     }
 
@@ -130,25 +264,24 @@ impl ApiError {
 
     /// The public part: stable code, human message and optional details.
     fn public(&self) -> ErrorInfo {
-        let (code, message, details): (&'static str, Cow<'static, str>, Option<Value>) = match self
-        {
-            ApiError::BadRequest(m) => ("bad_request", m.clone(), None),
+        let (code, message, details): (Code, Cow<'static, str>, Option<Value>) = match self {
+            ApiError::BadRequest(m) => (Code::BadRequest, m.clone(), None),
             ApiError::Unauthorized { code, message }
             | ApiError::Forbidden { code, message }
             | ApiError::Unprocessable { code, message }
             | ApiError::TooManyRequests { code, message, .. }
-            | ApiError::Service { code, message, .. } => (code, message.clone(), None),
+            | ApiError::Service { code, message, .. } => (*code, message.clone(), None),
             ApiError::Conflict {
                 code,
                 message,
                 details,
-            } => (code, message.clone(), details.clone()),
+            } => (*code, message.clone(), details.clone()),
             ApiError::Validation(fields) => (
-                "validation_failed",
+                Code::ValidationFailed,
                 "Some fields are invalid.".into(),
                 serde_json::to_value(fields).ok(),
             ),
-            ApiError::UnsupportedMediaType(m) => ("unsupported_media_type", m.clone(), None),
+            ApiError::UnsupportedMediaType(m) => (Code::UnsupportedMediaType, m.clone(), None),
             other => return ErrorInfo::for_status(other.status()),
         };
         ErrorInfo {
@@ -159,20 +292,23 @@ impl ApiError {
     }
 }
 
-/// Collects field errors while parsing a request, then fails once with all of them.
+/// Collects field errors while checking a request whose fields depend on each other, then
+/// fails once with all of them. For independent fields, [`validate`] is simpler.
 #[derive(Debug, Default)]
 pub struct Invalid(FieldErrors);
 
 impl Invalid {
-    /// The parsed value, or `None` with the message recorded under `field`.
-    pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
-        match result {
-            Ok(value) => Some(value),
-            Err(message) => {
-                self.0.entry(field.to_owned()).or_default().push(message);
-                None
-            }
-        }
+    /// Records `message` against `field`.
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0
+            .entry(field.to_owned())
+            .or_default()
+            .push(message.into());
+    }
+
+    /// The value of `result`, or `None` with its message recorded against `field`.
+    pub fn take<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        result.map_err(|message| self.add(field, message)).ok()
     }
 
     /// `Err(422 validation_failed)` when any field was invalid.
@@ -185,11 +321,66 @@ impl Invalid {
     }
 }
 
+/// One field of a request as parsed: its name (as the client wrote it) and the value or a
+/// message saying what is wrong.
+pub type Field<'a, T> = (&'a str, Result<T, String>);
+
+/// Turns parsed fields into their values, or a 422 `validation_failed` listing every invalid
+/// field at once:
+///
+/// ```text
+/// let (email, password) = validate((
+///     ("email", Email::parse(&req.email)),
+///     ("password", Password::parse(req.password)),
+/// ))?;
+/// ```
+pub fn validate<F: Fields>(fields: F) -> AppResult<F::Values> {
+    fields.values()
+}
+
+/// One field alone: its value, or 422 naming it.
+pub fn field<T>(name: &str, result: Result<T, String>) -> AppResult<T> {
+    result.map_err(|message| ApiError::invalid_field(name, message))
+}
+
+/// A tuple of [`Field`]s (see [`validate`]).
+pub trait Fields {
+    type Values;
+    fn values(self) -> AppResult<Self::Values>;
+}
+
+macro_rules! fields_tuple {
+    ($($value:ident),+) => {
+        impl<'a, $($value),+> Fields for ($(Field<'a, $value>,)+) {
+            type Values = ($($value,)+);
+
+            #[allow(non_snake_case)]
+            fn values(self) -> AppResult<Self::Values> {
+                let mut invalid = Invalid::default();
+                let ($($value,)+) = self;
+                $(let $value = invalid.take($value.0, $value.1);)+
+                match ($($value,)+) {
+                    ($(Some($value),)+) => Ok(($($value,)+)),
+                    _ => Err(ApiError::Validation(invalid.0)),
+                }
+            }
+        }
+    };
+}
+
+fields_tuple!(A, B);
+fields_tuple!(A, B, C);
+fields_tuple!(A, B, C, D);
+fields_tuple!(A, B, C, D, E);
+fields_tuple!(A, B, C, D, E, F);
+fields_tuple!(A, B, C, D, E, F, G);
+fields_tuple!(A, B, C, D, E, F, G, H);
+
 /// What the envelope middleware needs to render an error body. Travels in the response
 /// extensions from [`ApiError::into_response`] (or is derived from a bare status).
 #[derive(Debug, Clone)]
 pub struct ErrorInfo {
-    pub code: &'static str,
+    pub code: Code,
     pub message: Cow<'static, str>,
     pub details: Option<Value>,
 }
@@ -199,31 +390,31 @@ impl ErrorInfo {
     /// set by axum or a tower layer (405, 408, 413, a timeout, …).
     pub fn for_status(status: StatusCode) -> Self {
         let (code, message) = match status {
-            StatusCode::BAD_REQUEST => ("bad_request", "The request is malformed."),
-            StatusCode::UNAUTHORIZED => ("unauthorized", "Authentication is required."),
-            StatusCode::FORBIDDEN => ("forbidden", "You are not allowed to do this."),
-            StatusCode::NOT_FOUND => ("not_found", "The requested resource was not found."),
+            StatusCode::BAD_REQUEST => (Code::BadRequest, "The request is malformed."),
+            StatusCode::UNAUTHORIZED => (Code::Unauthorized, "Authentication is required."),
+            StatusCode::FORBIDDEN => (Code::Forbidden, "You are not allowed to do this."),
+            StatusCode::NOT_FOUND => (Code::NotFound, "The requested resource was not found."),
             StatusCode::METHOD_NOT_ALLOWED => (
-                "method_not_allowed",
+                Code::MethodNotAllowed,
                 "This method is not allowed on this path.",
             ),
             StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => (
-                "request_timeout",
+                Code::RequestTimeout,
                 "The request took too long and was stopped.",
             ),
             StatusCode::PAYLOAD_TOO_LARGE => {
-                ("payload_too_large", "The request body is too large.")
+                (Code::PayloadTooLarge, "The request body is too large.")
             }
             StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-                "unsupported_media_type",
+                Code::UnsupportedMediaType,
                 "The request body has an unsupported content type.",
             ),
-            StatusCode::TOO_MANY_REQUESTS => ("rate_limited", "Too many requests."),
+            StatusCode::TOO_MANY_REQUESTS => (Code::RateLimited, "Too many requests."),
             StatusCode::SERVICE_UNAVAILABLE => {
-                ("unavailable", "The service is temporarily unavailable.")
+                (Code::Unavailable, "The service is temporarily unavailable.")
             }
-            s if s.is_server_error() => ("internal", "An internal error occurred."),
-            _ => ("error", "The request failed."),
+            s if s.is_server_error() => (Code::Internal, "An internal error occurred."),
+            _ => (Code::Error, "The request failed."),
         };
         ErrorInfo {
             code,
@@ -282,7 +473,7 @@ impl ErrorBody {
     pub fn new(info: ErrorInfo, request_id: String) -> Self {
         ErrorBody {
             error: ErrorObject {
-                code: info.code.to_owned(),
+                code: info.code.as_str().to_owned(),
                 message: info.message.into_owned(),
                 details: info.details,
                 request_id,
@@ -299,34 +490,47 @@ mod tests {
     fn internal_errors_say_nothing_about_their_cause() {
         let err = ApiError::internal(anyhow::anyhow!("SELECT * FROM users failed at /srv/x"));
         let info = err.public();
-        assert_eq!(info.code, "internal");
+        assert_eq!(info.code, Code::Internal);
         assert!(!info.message.contains("SELECT"));
         assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]
     fn rate_limits_carry_retry_after_in_whole_seconds() {
-        let response = ApiError::TooManyRequests {
-            code: "rate_limited",
-            message: "slow down".into(),
-            retry_after: Duration::from_millis(1500),
-        }
-        .into_response();
+        let response =
+            ApiError::rate_limited("slow down", Duration::from_millis(1500)).into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
         assert_eq!(
             response.extensions().get::<ErrorInfo>().unwrap().code,
-            "rate_limited"
+            Code::RateLimited
         );
     }
 
     #[test]
     fn validation_details_map_fields_to_messages() {
         let info = ApiError::invalid_field("email", "is not an email address").public();
-        assert_eq!(info.code, "validation_failed");
+        assert_eq!(info.code, Code::ValidationFailed);
         assert_eq!(
             info.details.unwrap(),
             serde_json::json!({"email": ["is not an email address"]})
         );
+    }
+
+    #[test]
+    fn validate_returns_every_value_or_every_invalid_field() {
+        let ok: AppResult<(u8, &str)> = validate((("a", Ok(1)), ("b", Ok("x"))));
+        assert_eq!(ok.unwrap(), (1, "x"));
+        let bad: AppResult<(u8, &str, u8)> = validate((
+            ("a", Err("is wrong".to_owned())),
+            ("b", Ok("x")),
+            ("c", Err("is also wrong".to_owned())),
+        ));
+        match bad {
+            Err(ApiError::Validation(fields)) => {
+                assert_eq!(fields.keys().collect::<Vec<_>>(), ["a", "c"]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }

@@ -11,14 +11,16 @@ pub mod cli;
 pub mod config;
 /// SQLite: a read pool, one writer, migrations; the one way to run a query.
 pub mod db;
+/// The shared vocabulary every feature speaks: time, ids, emails, crisis levels, cursors.
+pub mod domain;
 /// The one API error type and SPEC section 2's envelope.
 pub mod error;
 /// The product's features, one module each, each with its own router.
 pub mod features;
 /// Router assembly, middleware, extractors and the OpenAPI document.
 pub mod http;
-/// Outgoing mail (SMTP), when configured.
-pub mod mail;
+/// Mail and signed webhooks: the words (templates) and the delivery.
+pub mod notify;
 /// `secrets.toml`: the JWT and backup-encryption key rings.
 pub mod secrets;
 /// Logging setup.
@@ -30,16 +32,27 @@ pub mod telemetry;
 /// raises its mmap threshold after the first such block is freed, and from then on serves
 /// them from per-thread arenas that it never trims: a login flood left the server at 2.5 GB
 /// RSS. A fixed threshold turns that dynamic behaviour off, so every block over 1 MiB is
-/// mapped for its use and unmapped after (a few hundred µs per 30 ms hash). Call it first
-/// thing in `main`.
+/// mapped for its use and unmapped after (a few hundred µs per 30 ms hash).
+///
+/// # Safety
+///
+/// Call it first thing in `main`, before any other thread exists: `mallopt` changes
+/// allocator state that other threads may be using.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub fn tune_allocator() {
-    // SAFETY: mallopt only adjusts allocator parameters; callers run it first thing in
-    // `main`, before any other thread exists.
+#[allow(unsafe_code)]
+pub unsafe fn tune_allocator() {
+    // SAFETY: mallopt only adjusts allocator parameters; the caller guarantees no other
+    // thread exists yet.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
 
+/// See the glibc version; other allocators need nothing.
+///
+/// # Safety
+///
+/// Always safe; `unsafe` only to match the glibc version.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn tune_allocator() {}
+#[allow(unsafe_code)]
+pub unsafe fn tune_allocator() {}

@@ -4,7 +4,11 @@ use clap::Parser;
 use persona::cli::{self, Cli};
 
 fn main() -> ExitCode {
-    persona::tune_allocator();
+    // SAFETY: first thing in main, before the runtime or any other thread exists.
+    #[allow(unsafe_code)]
+    unsafe {
+        persona::tune_allocator()
+    };
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

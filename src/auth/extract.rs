@@ -24,19 +24,12 @@ impl AuthUser {
     }
 }
 
-fn unauthorized(message: &'static str) -> ApiError {
-    ApiError::Unauthorized {
-        code: "unauthorized",
-        message: message.into(),
-    }
-}
-
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            unauthorized("Sign in first: send Authorization: Bearer <access token>.")
+            ApiError::unauthorized("Sign in first: send Authorization: Bearer <access token>.")
         })?;
         let token = header
             .to_str()
@@ -48,23 +41,24 @@ impl FromRequestParts<AppState> for AuthUser {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
-                unauthorized("The Authorization header must be `Bearer <access token>`.")
+                ApiError::unauthorized("The Authorization header must be `Bearer <access token>`.")
             })?;
         let claims = state.auth.jwt().verify(token)?;
         let session = state.auth.session(&state.db, &claims.sid).await?;
         match session {
-            Some(s) if s.user_id != claims.sub => Err(unauthorized("The access token is invalid.")),
-            Some(s) if s.disabled => Err(ApiError::Forbidden {
-                code: "account_disabled",
-                message: "This account is disabled.".into(),
-            }),
+            Some(s) if s.user_id != claims.sub => {
+                Err(ApiError::unauthorized("The access token is invalid."))
+            }
+            Some(s) if s.disabled => Err(ApiError::account_disabled()),
             Some(s) if s.live => Ok(AuthUser {
                 user_id: claims.sub,
                 session_id: claims.sid,
                 role: s.role,
                 token_expires_at: claims.exp,
             }),
-            _ => Err(unauthorized("The session has ended; sign in again.")),
+            _ => Err(ApiError::unauthorized(
+                "The session has ended; sign in again.",
+            )),
         }
     }
 }
@@ -79,10 +73,7 @@ impl FromRequestParts<AppState> for AdminUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let user = AuthUser::from_request_parts(parts, state).await?;
         if !user.is_admin() {
-            return Err(ApiError::Forbidden {
-                code: "forbidden",
-                message: "This needs an administrator.".into(),
-            });
+            return Err(ApiError::admin_only());
         }
         Ok(AdminUser(user))
     }

@@ -107,7 +107,7 @@ impl Jwt {
             Ok(data) => Ok(data.claims),
             Err(err) if matches!(err.kind(), ErrorKind::ExpiredSignature) => {
                 Err(ApiError::Unauthorized {
-                    code: "token_expired",
+                    code: crate::error::Code::TokenExpired,
                     message: "The access token has expired; refresh it.".into(),
                 })
             }
@@ -118,7 +118,7 @@ impl Jwt {
 
 fn invalid() -> ApiError {
     ApiError::Unauthorized {
-        code: "unauthorized",
+        code: crate::error::Code::Unauthorized,
         message: "The access token is invalid.".into(),
     }
 }
@@ -141,7 +141,7 @@ mod tests {
 
     fn code(result: AppResult<Claims>) -> &'static str {
         match result {
-            Err(ApiError::Unauthorized { code, .. }) => code,
+            Err(ApiError::Unauthorized { code, .. }) => code.as_str(),
             other => panic!("expected 401, got {other:?}"),
         }
     }

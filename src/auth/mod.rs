@@ -1,6 +1,7 @@
-//! Authentication plumbing every feature uses: access tokens (`jwt`), password hashing
-//! (`password`), opaque tokens (refresh, reset, verification), login throttling, and the
-//! `AuthUser` / `AdminUser` extractors.
+//! Authentication plumbing every feature uses: who users are (`users`), their sessions and
+//! refresh tokens (`sessions`), access tokens (`jwt`), password hashing (`password`), opaque
+//! tokens (refresh, reset, verification), login throttling, and the `AuthUser` / `AdminUser`
+//! extractors.
 //!
 //! The per-request check is a JWT verification (an HMAC) plus a session lookup through a
 //! small in-memory cache: logout and revocation in this process evict the entry, so a
@@ -10,7 +11,9 @@
 mod extract;
 pub mod jwt;
 pub mod password;
+pub mod sessions;
 mod throttle;
+pub mod users;
 
 use std::time::Duration;
 
@@ -22,11 +25,14 @@ use utoipa::ToSchema;
 pub use extract::{AdminUser, AuthUser};
 pub use throttle::LoginThrottle;
 
+pub use sessions::SessionState;
+pub use users::UserRow;
+
 use crate::{
     config::Config,
     db::Db,
+    domain::Timestamp,
     error::{ApiError, AppResult},
-    features::accounts::store::{self, SessionState},
     secrets::Secrets,
 };
 
@@ -47,6 +53,15 @@ impl Role {
             Role::Admin => "admin",
         }
     }
+
+    /// The role stored in `users.role` (a CHECK allows only these two).
+    pub fn parse(text: &str) -> Role {
+        if text == "admin" {
+            Role::Admin
+        } else {
+            Role::User
+        }
+    }
 }
 
 pub struct Auth {
@@ -57,7 +72,7 @@ pub struct Auth {
     sessions: moka::sync::Cache<String, Option<SessionState>>,
     /// User rows for "who am I" reads (`/auth/me`), under the same rules as `sessions`: writes
     /// in this process evict the row, other processes' changes show within the TTL.
-    users: moka::sync::Cache<String, std::sync::Arc<store::UserRow>>,
+    users: moka::sync::Cache<String, std::sync::Arc<UserRow>>,
 }
 
 impl Auth {
@@ -94,9 +109,9 @@ impl Auth {
             return Ok(state);
         }
         let owned = sid.to_owned();
-        let now = now();
+        let now = Timestamp::now();
         let state = db
-            .read(move |conn| store::session_state(conn, &owned, now))
+            .read(move |conn| sessions::session_state(conn, &owned, now))
             .await?;
         self.sessions.insert(sid.to_owned(), state.clone());
         Ok(state)
@@ -115,16 +130,12 @@ impl Auth {
     }
 
     /// The user row `id`, from the cache or the database.
-    pub async fn user(
-        &self,
-        db: &Db,
-        id: &str,
-    ) -> AppResult<Option<std::sync::Arc<store::UserRow>>> {
+    pub async fn user(&self, db: &Db, id: &str) -> AppResult<Option<std::sync::Arc<UserRow>>> {
         if let Some(row) = self.users.get(id) {
             return Ok(Some(row));
         }
         let owned = id.to_owned();
-        let row = db.read(move |conn| store::user_by_id(conn, &owned)).await?;
+        let row = db.read(move |conn| users::user_by_id(conn, &owned)).await?;
         Ok(row.map(|row| {
             let row = std::sync::Arc::new(row);
             self.users.insert(id.to_owned(), row.clone());
@@ -136,11 +147,6 @@ impl Auth {
     pub fn forget_user(&self, id: &str) {
         self.users.invalidate(id);
     }
-}
-
-/// Unix seconds now.
-pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// A new opaque token (256 random bits, base64url) and the SHA-256 hex stored in its place.

@@ -50,7 +50,7 @@ impl LoginThrottle {
             return Ok(());
         }
         Err(ApiError::TooManyRequests {
-            code: "rate_limited",
+            code: crate::error::Code::RateLimited,
             message: "Too many failed logins for this account; try again later.".into(),
             retry_after: wait - elapsed,
         })

@@ -8,7 +8,7 @@ use super::Cli;
 use crate::{
     config::Config,
     db,
-    features::ai::upstream::{ProbeError, Upstream},
+    features::ai::{ProbeError, Upstream},
     secrets::Secrets,
 };
 
@@ -204,7 +204,8 @@ async fn check_ai(report: &mut Report, config: &Config) {
         );
         return;
     }
-    let upstream = match Upstream::new(&config.ai) {
+    let client = crate::http::client::outbound(config.ai.connect_timeout);
+    let upstream = match client.and_then(|client| Upstream::new(&config.ai, client)) {
         Ok(upstream) => upstream,
         Err(err) => {
             report.line(

@@ -49,6 +49,12 @@ pub enum Command {
 
 impl Cli {
     /// Loads the layered configuration this invocation names.
+    /// The app with every feature, for subcommands that work on the data (blocking start-up
+    /// work included: migrations, seeding).
+    pub fn open_app(&self) -> anyhow::Result<crate::app::AppState> {
+        crate::app::App::init(self.load_config()?, crate::features::all())
+    }
+
     pub fn load_config(&self) -> anyhow::Result<Config> {
         Config::load(self.config.as_deref())
     }

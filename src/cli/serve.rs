@@ -29,7 +29,7 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
     db::create_data_dir(&config.storage.data_dir)?;
     // Held until the server stops: a second server or a restore on this dir is refused.
     let _lock = DataDirLock::acquire(&config.storage.data_dir)?;
-    let state = App::init(config)?;
+    let state = App::init(config, crate::features::all())?;
     let listener = TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;

@@ -6,273 +6,27 @@
 //! fall back to a default. [`Config::validate`] checks what types alone cannot, and every
 //! error names the key.
 
-mod secret;
+mod sections;
 
 use std::{
-    net::SocketAddr,
     path::{Path, PathBuf},
     time::Duration,
 };
 
+pub use crate::domain::Secret;
 use anyhow::{Context, bail};
 use bytesize::ByteSize;
 use figment::{
     Figment,
     providers::{Env, Format, Toml},
 };
-use serde::{Deserialize, Serialize};
-
-pub use secret::Secret;
+pub use sections::*;
 
 /// The documented example configuration, also printed by `persona admin config example`.
 pub const EXAMPLE: &str = include_str!("../../persona.toml.example");
 
 /// The file read when neither `--config` nor `PERSONA_CONFIG` names one.
 pub const DEFAULT_FILE: &str = "persona.toml";
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    pub server: ServerConfig,
-    pub storage: StorageConfig,
-    pub auth: AuthConfig,
-    pub rate_limit: RateLimitConfig,
-    pub backups: BackupsConfig,
-    pub ai: AiConfig,
-    pub crisis: CrisisConfig,
-    pub smtp: SmtpConfig,
-    pub log: LogConfig,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ServerConfig {
-    pub bind: SocketAddr,
-    /// Origins allowed by CORS, e.g. `https://app.example.com`; `"*"` allows any.
-    pub cors_origins: Vec<String>,
-    pub max_body: ByteSize,
-    #[serde(with = "humantime_serde")]
-    pub request_timeout: Duration,
-    pub hsts: bool,
-    /// Peers whose `X-Forwarded-For` is believed (addresses or CIDR ranges).
-    pub trusted_proxies: Vec<String>,
-    /// How long shutdown waits for in-flight requests before dropping them.
-    #[serde(with = "humantime_serde")]
-    pub shutdown_timeout: Duration,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            bind: SocketAddr::from(([127, 0, 0, 1], 3000)),
-            cors_origins: Vec::new(),
-            max_body: ByteSize::mib(1),
-            request_timeout: Duration::from_secs(30),
-            hsts: false,
-            trusted_proxies: Vec::new(),
-            shutdown_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StorageConfig {
-    pub data_dir: PathBuf,
-    /// Read connections in the pool; 0 picks twice the number of cores (at least 4).
-    pub read_connections: u32,
-    /// How long a query waits for a connection or a lock before answering 503.
-    #[serde(with = "humantime_serde")]
-    pub busy_timeout: Duration,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        StorageConfig {
-            data_dir: PathBuf::from("./data"),
-            read_connections: 0,
-            busy_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthConfig {
-    #[serde(with = "humantime_serde")]
-    pub access_ttl: Duration,
-    #[serde(with = "humantime_serde")]
-    pub refresh_ttl: Duration,
-    /// A retried refresh within this window gets a fresh pair instead of `token_reused`.
-    #[serde(with = "humantime_serde")]
-    pub refresh_grace: Duration,
-    pub argon2_memory_kib: u32,
-    pub argon2_iterations: u32,
-    pub argon2_parallelism: u32,
-    /// The issuer (`iss`) of access tokens.
-    pub issuer: String,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        AuthConfig {
-            access_ttl: Duration::from_secs(15 * 60),
-            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
-            refresh_grace: Duration::ZERO,
-            argon2_memory_kib: 19456,
-            argon2_iterations: 2,
-            argon2_parallelism: 1,
-            issuer: "persona".to_owned(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RateLimitConfig {
-    pub per_ip_per_minute: u32,
-    pub login_per_ip_per_minute: u32,
-}
-
-impl Default for RateLimitConfig {
-    fn default() -> Self {
-        RateLimitConfig {
-            per_ip_per_minute: 600,
-            login_per_ip_per_minute: 10,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BackupsConfig {
-    pub max_size: ByteSize,
-    pub retain: u32,
-}
-
-impl Default for BackupsConfig {
-    fn default() -> Self {
-        BackupsConfig {
-            max_size: ByteSize::mib(64),
-            retain: 5,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AiConfig {
-    pub base_url: String,
-    pub api_key: Option<Secret>,
-    pub default_model: String,
-    /// Models users may pick; empty means only `default_model`.
-    pub allowed_models: Vec<String>,
-    pub fallback_models: Vec<String>,
-    pub requests_per_minute: u32,
-    pub daily_token_budget: u64,
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-    #[serde(with = "humantime_serde")]
-    pub connect_timeout: Duration,
-    pub max_retries: u32,
-    /// Upper bound for `max_tokens` in one request.
-    pub max_tokens: u32,
-    /// OpenRouter attribution headers (`HTTP-Referer`, `X-Title`); empty sends none.
-    pub app_url: String,
-    pub app_title: String,
-}
-
-impl Default for AiConfig {
-    fn default() -> Self {
-        AiConfig {
-            base_url: "https://openrouter.ai/api/v1".to_owned(),
-            api_key: None,
-            default_model: "openai/gpt-4o-mini".to_owned(),
-            allowed_models: Vec::new(),
-            fallback_models: Vec::new(),
-            requests_per_minute: 20,
-            daily_token_budget: 200_000,
-            timeout: Duration::from_secs(60),
-            connect_timeout: Duration::from_secs(10),
-            max_retries: 2,
-            max_tokens: 4096,
-            app_url: String::new(),
-            app_title: "Persona".to_owned(),
-        }
-    }
-}
-
-/// Crisis levels, in order of severity (SPEC section 8).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum CrisisLevel {
-    None,
-    Low,
-    Medium,
-    High,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CrisisConfig {
-    pub resource_level: CrisisLevel,
-    pub auto_notify: bool,
-    pub webhook_url: Option<Secret>,
-    /// Minimum time between two SOS notifications of one user.
-    #[serde(with = "humantime_serde")]
-    pub alert_cooldown: Duration,
-}
-
-impl Default for CrisisConfig {
-    fn default() -> Self {
-        CrisisConfig {
-            resource_level: CrisisLevel::Medium,
-            auto_notify: false,
-            webhook_url: None,
-            alert_cooldown: Duration::from_secs(5 * 60),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SmtpConfig {
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub from: Option<String>,
-    pub starttls: Option<bool>,
-    /// The app or web address put in mailed links, e.g. `https://persona.example.com`.
-    pub public_url: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Pretty,
-    Json,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogConfig {
-    /// A tracing filter: `info`, `debug`, or `persona=debug,tower_http=info`.
-    pub level: String,
-    /// Unset: pretty on a terminal, JSON otherwise.
-    pub format: Option<LogFormat>,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            level: "info".to_owned(),
-            format: None,
-        }
-    }
-}
 
 impl Config {
     /// Loads the layered configuration. `file` is `--config` / `PERSONA_CONFIG`; when it is
@@ -415,24 +169,6 @@ impl Config {
     /// `secrets.toml` inside the data dir.
     pub fn secrets_path(&self) -> PathBuf {
         self.storage.data_dir.join("secrets.toml")
-    }
-
-    /// The models users may pick: `ai.allowed_models`, or just the default model.
-    /// Whether users may pick `model` (`allowed_models`, or only `default_model` when empty).
-    pub fn is_model_allowed(&self, model: &str) -> bool {
-        if self.ai.allowed_models.is_empty() {
-            self.ai.default_model == model
-        } else {
-            self.ai.allowed_models.iter().any(|m| m == model)
-        }
-    }
-
-    pub fn allowed_models(&self) -> Vec<String> {
-        if self.ai.allowed_models.is_empty() {
-            vec![self.ai.default_model.clone()]
-        } else {
-            self.ai.allowed_models.clone()
-        }
     }
 }
 

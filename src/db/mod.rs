@@ -8,8 +8,11 @@
 //!
 //! Store code takes `&rusqlite::Connection` and knows nothing of pools or runtimes.
 
+mod constraint;
 pub mod maintenance;
 mod migrations;
+#[cfg(test)]
+pub mod testing;
 
 use std::{
     fs,
@@ -29,6 +32,7 @@ use crate::{
     error::{ApiError, AppResult},
 };
 
+pub use constraint::{Violation, on_unique, violation};
 pub use migrations::{MigrationReport, pending_migrations};
 
 #[derive(Clone)]
@@ -337,6 +341,14 @@ pub fn inspect(path: &Path, busy: Duration) -> anyhow::Result<Inspection> {
         pending_migrations,
         server_epoch,
     })
+}
+
+/// A query that proves the database answers (readiness).
+pub fn check(conn: &Connection) -> AppResult<()> {
+    conn.query_row("SELECT count(*) FROM server_meta", [], |r| {
+        r.get::<_, i64>(0)
+    })?;
+    Ok(())
 }
 
 /// Reads the server epoch (SPEC section 4).

@@ -10,20 +10,35 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    app::AppState,
+    app::{AppState, Feature},
+    config::Config,
+    db,
     error::{ApiError, AppResult},
-    http::extract::AppJson,
+    http::{ApiRouter, extract::AppJson},
 };
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(health))
-        .routes(routes!(ready))
+pub struct Health;
+
+impl Feature for Health {
+    fn name(&self) -> &'static str {
+        "health"
+    }
+
+    fn routes(&self, _config: &Config) -> ApiRouter {
+        ApiRouter::new()
+    }
+
+    fn system_routes(&self, _config: &Config) -> ApiRouter {
+        OpenApiRouter::new()
+            .routes(routes!(health))
+            .routes(routes!(ready))
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Health {
+#[schema(as = Health)]
+pub struct HealthBody {
     /// `OK`.
     status: &'static str,
     message: &'static str,
@@ -37,9 +52,9 @@ pub struct Health {
     database: Option<&'static str>,
 }
 
-impl Health {
+impl HealthBody {
     fn now(state: &AppState, message: &'static str) -> Self {
-        Health {
+        HealthBody {
             status: "OK",
             message,
             timestamp: OffsetDateTime::now_utc(),
@@ -52,28 +67,23 @@ impl Health {
 
 /// Liveness: the process is up.
 #[utoipa::path(get, path = "/health", tag = "system",
-    responses((status = 200, body = Health)))]
-async fn health(State(state): State<AppState>) -> AppJson<Health> {
-    AppJson(Health::now(&state, "persona is running"))
+    responses((status = 200, body = HealthBody)))]
+async fn health(State(state): State<AppState>) -> AppJson<HealthBody> {
+    AppJson(HealthBody::now(&state, "persona is running"))
 }
 
 /// Readiness: the database answers a query within two seconds.
 #[utoipa::path(get, path = "/health/ready", tag = "system",
     responses(
-        (status = 200, body = Health),
+        (status = 200, body = HealthBody),
         (status = 503, description = "The database is not usable", body = crate::error::ErrorBody),
     ))]
-async fn ready(State(state): State<AppState>) -> AppResult<AppJson<Health>> {
-    let check = state.db.read(|conn| {
-        conn.query_row("SELECT count(*) FROM server_meta", [], |r| {
-            r.get::<_, i64>(0)
-        })?;
-        Ok(())
-    });
+async fn ready(State(state): State<AppState>) -> AppResult<AppJson<HealthBody>> {
+    let check = state.db.read(db::check);
     match tokio::time::timeout(Duration::from_secs(2), check).await {
-        Ok(Ok(())) => Ok(AppJson(Health {
+        Ok(Ok(())) => Ok(AppJson(HealthBody {
             database: Some("ok"),
-            ..Health::now(&state, "persona is ready")
+            ..HealthBody::now(&state, "persona is ready")
         })),
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness check failed");

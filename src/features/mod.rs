@@ -1,5 +1,6 @@
-//! The product, one module per feature. Each owns its routes (`router()`), its handlers and
-//! its SQL; `http` only merges the routers.
+//! The product, one module per feature. Each is a [`Feature`]: it owns its routes, handlers,
+//! SQL and background work, and shows other code only what its `mod.rs` exports. This list
+//! is the one place that names them; adding a feature is a folder and a line here.
 
 pub mod accounts;
 pub mod ai;
@@ -8,19 +9,18 @@ pub mod health;
 pub mod scripts;
 pub mod sync;
 
-use crate::{config::Config, http::ApiRouter};
+use std::sync::Arc;
 
-/// Routes outside the API: health and readiness (metrics and docs are added by `http`).
-pub fn system_router() -> ApiRouter {
-    health::router()
-}
+use crate::app::Feature;
 
-/// Every `/api/v1` route (also mounted at `/api`).
-pub fn api_router(config: &Config) -> ApiRouter {
-    ApiRouter::new()
-        .merge(accounts::router(config))
-        .merge(sync::router())
-        .merge(backups::router())
-        .merge(scripts::router())
-        .merge(ai::router())
+/// Every feature of the server, in the order their routes are merged.
+pub fn all() -> Vec<Arc<dyn Feature>> {
+    vec![
+        Arc::new(health::Health),
+        Arc::new(accounts::Accounts),
+        Arc::new(sync::Sync),
+        Arc::new(backups::Backups),
+        Arc::new(scripts::Scripts),
+        Arc::new(ai::AiProxy),
+    ]
 }

@@ -160,26 +160,16 @@ impl PageQuery {
         }
     }
 
-    /// The position the cursor encodes (a sort key); 400 when it was not made by us.
-    pub fn position(&self) -> Result<Option<i64>, ApiError> {
-        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-        let Some(cursor) = &self.cursor else {
-            return Ok(None);
-        };
-        URL_SAFE_NO_PAD
-            .decode(cursor)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.strip_prefix("p:")?.parse().ok())
-            .map(Some)
-            .ok_or_else(|| ApiError::BadRequest("The cursor is invalid.".into()))
+    /// The sort key the cursor carries (see [`crate::domain::Cursor`]); `None` on the first
+    /// page, 400 when the cursor was not made by us for this list.
+    pub fn after<K: DeserializeOwned>(&self) -> Result<Option<K>, ApiError> {
+        match &self.cursor {
+            None => Ok(None),
+            Some(cursor) => crate::domain::Cursor::decode(cursor)
+                .map(Some)
+                .ok_or_else(|| ApiError::BadRequest("The cursor is invalid.".into())),
+        }
     }
-}
-
-/// The opaque cursor for a position.
-pub fn cursor_for(position: i64) -> String {
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-    URL_SAFE_NO_PAD.encode(format!("p:{position}"))
 }
 
 /// Query string, 400 when it does not parse.

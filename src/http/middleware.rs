@@ -4,6 +4,7 @@
 use std::{any::Any, time::Duration};
 
 use axum::{
+    Extension,
     body::Body,
     extract::Request,
     http::{HeaderValue, Response, StatusCode, header},
@@ -18,7 +19,10 @@ use tower_http::{
 use tracing::Span;
 
 use super::REQUEST_ID;
-use crate::error::{ErrorBody, ErrorInfo};
+use crate::{
+    app::AppState,
+    error::{ErrorBody, ErrorInfo},
+};
 
 /// A client's `X-Request-Id` is echoed only when it is short and plain (letters, digits and
 /// `._:-`); anything else is dropped and a fresh id is made, so a hostile id cannot inject
@@ -125,25 +129,29 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
     StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }
 
-/// The request timeout: `server.request_timeout`, except for the AI proxy, whose calls may
-/// legitimately take up to `ai.timeout` (a slow local model): those get that plus a margin,
-/// so the proxy's own 504 `upstream_timeout` answers first. Covers the wait for the response
-/// head; a stream, once started, is bounded by the upstream's read timeout instead.
-pub async fn request_timeout(
-    axum::extract::State(state): axum::extract::State<crate::app::AppState>,
-    req: Request,
+/// The header that carries `serverEpoch` (SPEC section 4).
+pub const SERVER_EPOCH_HEADER: &str = "x-server-epoch";
+
+/// Adds `X-Server-Epoch` to every answer of the routes it wraps (errors and bodiless
+/// answers included); the sync and backup routes use it, as
+/// `.layer(axum::middleware::from_fn(server_epoch))`. The app state comes from the request
+/// extensions, where the outer stack puts it.
+pub async fn server_epoch(
+    Extension(state): Extension<AppState>,
+    request: Request,
     next: Next,
 ) -> axum::response::Response {
-    let is_ai = super::api_path(req.uri().path())
-        .is_some_and(|path| path.starts_with("/ai/") && !path.starts_with("/ai/scripts"));
-    let server = state.config.server.request_timeout;
-    let limit = if is_ai {
-        server.max(state.config.ai.timeout + Duration::from_secs(5))
-    } else {
-        server
-    };
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(response) => response,
-        Err(_elapsed) => StatusCode::GATEWAY_TIMEOUT.into_response(),
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(state.db.server_epoch()) {
+        response.headers_mut().insert(SERVER_EPOCH_HEADER, value);
     }
+    response
+}
+
+/// A request timeout for the routes it wraps: 504 (`request_timeout`) when the answer has
+/// not started within `limit`. `http` gives every feature's routes one: theirs if they ask
+/// (the AI proxy waits for slow models), else `server.request_timeout`. A stream, once
+/// started, is bounded by its own feature.
+pub fn timeout(limit: Duration) -> tower_http::timeout::TimeoutLayer {
+    tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, limit)
 }

@@ -1,9 +1,10 @@
 //! HTTP assembly: which routes exist, where they are mounted, and the middleware around them.
 //!
-//! Features own their routes (`features::*::router`); this module only merges them, mounts the
-//! API at both `/api/v1` and `/api` (the paths the existing app uses), adds `/metrics` and
-//! the API docs, and wraps everything in the one middleware stack.
+//! Features own their routes ([`crate::app::Feature::routes`]); this module only merges the
+//! ones it is given, mounts the API at both `/api/v1` and `/api` (the paths the existing app
+//! uses), adds `/metrics` and the API docs, and wraps everything in the one middleware stack.
 
+pub mod client;
 pub mod extract;
 mod metrics;
 pub mod middleware;
@@ -27,7 +28,11 @@ use tower_http::{
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{app::AppState, config::Config, error::ApiError};
+use crate::{
+    app::{AppState, Feature},
+    config::Config,
+    error::ApiError,
+};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -53,15 +58,15 @@ pub fn api_path(path: &str) -> Option<&str> {
 #[derive(Debug, Clone, Copy)]
 pub struct NoCompression;
 
-/// The whole server: every route inside the middleware stack.
+/// The whole server: every route of the app's features inside the middleware stack.
 pub fn router(state: AppState) -> Router {
-    with_middleware(routes(&state.config), state)
+    with_middleware(routes(&state.config, state.features()), state)
 }
 
-/// Every route, without middleware: system routes, the API at `/api/v1` and `/api`, the
-/// metrics and the docs.
-pub fn routes(config: &Config) -> Router<AppState> {
-    let (system, api, doc) = openapi::split(config);
+/// Every route of `features`, without middleware: system routes, the API at `/api/v1` and
+/// `/api`, the metrics and the docs.
+pub fn routes(config: &Config, features: &[std::sync::Arc<dyn Feature>]) -> Router<AppState> {
+    let (system, api, doc) = openapi::split(config, features);
     let docs: Router<AppState> = Router::from(
         SwaggerUi::new("/api-docs").url("/api-docs/openapi.json", doc),
     )
@@ -77,8 +82,10 @@ pub fn routes(config: &Config) -> Router<AppState> {
 }
 
 /// Wraps `routes` in the middleware every response goes through, outermost first: request
-/// id, tracing, compression, CORS, security headers, metrics, the error envelope, panic
-/// catching, the request timeout and the body limit.
+/// id, tracing, compression, CORS, security headers, metrics, the error envelope, the
+/// per-IP limit, panic catching and the body limit. The app state also rides in the request
+/// extensions, for layers that features add to their own routes (built before any state
+/// exists). Request timeouts are per feature (see [`openapi::split`]).
 pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let config = &state.config;
     let server = &config.server;
@@ -121,18 +128,11 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         }))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(axum::middleware::from_fn(middleware::error_envelope))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::features::sync::server_epoch_header,
-        ))
+        .layer(axum::Extension(state.clone()))
         .layer(rate_limit::general_layer(config))
         // The limiter wants to answer with axum's body type; everything inside is boxed.
         .layer(MapResponseBodyLayer::new(axum::body::Body::new))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::request_timeout,
-        ))
         .layer(DefaultBodyLimit::max(server.max_body.as_u64() as usize));
     routes.layer(middleware).with_state(state)
 }

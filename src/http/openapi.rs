@@ -9,10 +9,9 @@ use utoipa::{
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
-    app::AppState,
+    app::{AppState, Feature},
     config::Config,
     error::{ErrorBody, ErrorObject},
-    features,
 };
 
 #[derive(OpenApi)]
@@ -55,11 +54,30 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Splits the system routes and the API routes into axum routers and one document in which
-/// the API appears under `/api/v1` (the `/api` mount is an alias and is not repeated).
-pub fn split(config: &Config) -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
-    let system = features::system_router().merge(super::metrics::router());
-    let (api, api_doc) = features::api_router(config).split_for_parts();
+/// Merges the features' routes, each inside its request timeout, and splits them into the
+/// system router, the API router and one document in which the API appears under `/api/v1`
+/// (the `/api` mount is an alias and is not repeated).
+pub fn split(
+    config: &Config,
+    features: &[std::sync::Arc<dyn Feature>],
+) -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    let default = config.server.request_timeout;
+    let mut system = super::metrics::router().layer(super::middleware::timeout(default));
+    let mut api = super::ApiRouter::new();
+    for feature in features {
+        let limit = feature.request_timeout(config).unwrap_or(default);
+        system = system.merge(
+            feature
+                .system_routes(config)
+                .layer(super::middleware::timeout(limit)),
+        );
+        api = api.merge(
+            feature
+                .routes(config)
+                .layer(super::middleware::timeout(limit)),
+        );
+    }
+    let (api, api_doc) = api.split_for_parts();
     let (system, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(system)
         .split_for_parts();
@@ -69,6 +87,9 @@ pub fn split(config: &Config) -> (Router<AppState>, Router<AppState>, utoipa::op
 }
 
 /// The whole document (for `persona admin openapi` and tests).
-pub fn document(config: &Config) -> utoipa::openapi::OpenApi {
-    split(config).2
+pub fn document(
+    config: &Config,
+    features: &[std::sync::Arc<dyn Feature>],
+) -> utoipa::openapi::OpenApi {
+    split(config, features).2
 }

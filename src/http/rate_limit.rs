@@ -133,7 +133,7 @@ fn layer(config: &Config, per_minute: u32) -> RateLimitLayer {
     }
     GovernorLayer::new(governor).error_handler(|error| match error {
         GovernorError::TooManyRequests { wait_time, .. } => ApiError::TooManyRequests {
-            code: "rate_limited",
+            code: crate::error::Code::RateLimited,
             message: "Too many requests; slow down.".into(),
             retry_after: Duration::from_secs(wait_time.max(1)),
         }

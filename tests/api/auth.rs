@@ -452,10 +452,10 @@ async fn forgot_password_is_always_202_and_reset_tokens_are_single_use() {
     }
     // Without SMTP the admin issues the token.
     let user_id = ana.user["id"].as_str().unwrap();
-    let token = persona::features::accounts::service::issue_user_token(
+    let token = persona::features::accounts::issue_user_token(
         &app.state,
         user_id,
-        persona::features::accounts::store::Purpose::ResetPassword,
+        persona::features::accounts::Purpose::ResetPassword,
     )
     .await
     .unwrap();

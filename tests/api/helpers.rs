@@ -70,11 +70,14 @@ impl TestApp {
         let mut config = test_config(dir.path());
         configure(&mut config);
         config.validate().expect("test config is valid");
-        let state = App::init(config).expect("app starts");
+        let state = App::init(config, persona::features::all()).expect("app starts");
         let listener = TcpListener::bind(state.config.server.bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let router = persona::http::with_middleware(
-            persona::http::routes(&state.config).merge(extra),
+            persona::http::routes(&state.config, state.features()).merge(extra.layer(
+                // Extra routes get the default request timeout, like a feature's.
+                persona::http::middleware::timeout(state.config.server.request_timeout),
+            )),
             state.clone(),
         );
         let (tx, rx) = oneshot::channel::<()>();

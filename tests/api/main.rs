@@ -1,5 +1,6 @@
 //! The API test suite: one binary, one file per feature. Every test starts the real server on
 //! an ephemeral loopback port with a temporary data dir (see `helpers.rs`) and talks HTTP to it.
+#![allow(clippy::unwrap_used)]
 
 mod fake_ai;
 mod helpers;

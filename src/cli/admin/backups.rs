@@ -16,12 +16,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    app::App,
+    auth::users,
     cli::{Cli, progress::Progress},
-    features::{
-        accounts::{store as accounts, types::timestamp},
-        backups::{service, store},
-    },
+    domain::Timestamp,
+    features::backups,
 };
 
 #[derive(Debug, clap::Args)]
@@ -61,20 +59,19 @@ struct Entry {
     device_id: Option<String>,
     size: i64,
     checksum: String,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: time::OffsetDateTime,
+    created_at: Timestamp,
     file: String,
 }
 
 pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
     let BackupsCommand::Export { out, user } = &opts.command;
-    let app = App::init(cli.load_config()?)?;
+    let app = cli.open_app()?;
     let owner_id = match user {
         Some(email) => {
             let email = email.trim().to_lowercase();
             let found = app
                 .db
-                .read(move |conn| accounts::user_by_email(conn, &email))
+                .read(move |conn| users::user_by_email(conn, &email))
                 .await?;
             match found {
                 Some(row) => Some(row.id),
@@ -92,10 +89,7 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
     }
     fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
 
-    let rows = app
-        .db
-        .read(move |conn| store::all(conn, owner_id.as_deref()))
-        .await?;
+    let rows = backups::all(&app, owner_id).await?;
     let mut emails: HashMap<String, String> = HashMap::new();
     let mut entries = Vec::with_capacity(rows.len());
     let mut progress = Progress::new(rows.len() as u64, "backups exported");
@@ -104,15 +98,12 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
             let id = row.user_id.clone();
             let email = app
                 .db
-                .read(move |conn| accounts::user_by_id(conn, &id))
+                .read(move |conn| users::user_by_id(conn, &id))
                 .await?
                 .map_or_else(String::new, |u| u.email);
             emails.insert(row.user_id.clone(), email);
         }
-        let key = service::backup_key(&app, row.key_version)?;
-        let (data, row) = app
-            .db
-            .read(move |conn| Ok((service::open(conn, &key, &row)?, row)))
+        let (data, row) = backups::open_row(&app, row)
             .await
             .with_context(|| "cannot decrypt a backup".to_owned())?;
         let file = format!("{}.bin", row.id);
@@ -126,7 +117,7 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
             device_id: row.device_id,
             size: row.size,
             checksum: row.checksum,
-            created_at: timestamp(row.created_at),
+            created_at: row.created_at,
             file,
         });
     }

@@ -54,7 +54,8 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
             let config = cli.load_config()?;
             println!(
                 "{}",
-                crate::http::openapi::document(&config).to_pretty_json()?
+                crate::http::openapi::document(&config, &crate::features::all())
+                    .to_pretty_json()?
             );
             Ok(ExitCode::SUCCESS)
         }

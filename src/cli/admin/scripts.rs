@@ -7,10 +7,7 @@ use anyhow::Context;
 use crate::{
     app::App,
     cli::Cli,
-    features::scripts::{
-        service, store,
-        types::{NewScript, Script},
-    },
+    features::scripts::{self, NewScript, Script},
 };
 
 #[derive(Debug, clap::Args)]
@@ -39,12 +36,12 @@ pub enum ScriptsCommand {
 }
 
 pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
-    let app = App::init(cli.load_config()?)?;
+    let app = cli.open_app()?;
     match &opts.command {
         ScriptsCommand::Seed { dir } => {
             let scripts = match dir {
-                Some(dir) => service::read_dir(dir)?,
-                None => service::defaults()?,
+                Some(dir) => scripts::read_dir(dir)?,
+                None => scripts::defaults()?,
             };
             add(&app, scripts).await?;
         }
@@ -56,7 +53,7 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
             add(&app, scripts).await?;
         }
         ScriptsCommand::List => {
-            let rows = app.db.read(store::all).await?;
+            let rows = scripts::all(&app).await?;
             println!(
                 "{:<28} {:>7}  {:<6}  description",
                 "name", "version", "active"
@@ -73,7 +70,7 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
         }
         ScriptsCommand::Export { out } => {
             anyhow::ensure!(!out.exists(), "{} already exists", out.display());
-            let rows = app.db.read(store::all).await?;
+            let rows = scripts::all(&app).await?;
             let scripts: Vec<NewScript> = rows
                 .into_iter()
                 .map(Script::from)
@@ -98,7 +95,7 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
 }
 
 async fn add(app: &App, scripts: Vec<NewScript>) -> anyhow::Result<()> {
-    let seeded = app.db.write(move |tx| service::seed(tx, &scripts)).await?;
+    let seeded = scripts::seed_scripts(app, scripts).await?;
     for created in &seeded.created {
         println!("added {created}");
     }

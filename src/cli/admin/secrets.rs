@@ -17,7 +17,7 @@ use crate::{
     app::{App, SECRETS_RELOAD_INTERVAL},
     cli::{Cli, progress::Progress},
     config::Config,
-    features::backups::{service, store},
+    features::backups,
     secrets::{BackupKey, JwtKey, Key256, Secrets, new_kid},
 };
 
@@ -91,9 +91,9 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
 
 async fn rotate_backup_key(config: Config) -> anyhow::Result<()> {
     let path = config.secrets_path();
-    let app = App::init(config)?;
+    let app = App::init(config, crate::features::all())?;
     let mut secrets = Secrets::read(&path)?;
-    let in_use = app.db.read(store::key_versions_in_use).await?;
+    let in_use = backups::key_versions_in_use(&app).await?;
     let current = secrets.current_backup_key().version;
     if in_use.iter().any(|v| *v != current) {
         println!("resuming the rotation to backup key version {current}");
@@ -139,7 +139,7 @@ async fn rotate_backup_key(config: Config) -> anyhow::Result<()> {
         let pending = count_old(&app).await?;
         if pending > 0 {
             let mut progress = Progress::new(pending, "backups re-encrypted");
-            total += service::reseal_all(&app, &secrets, |id| progress.step(id)).await?;
+            total += backups::reseal_all(&app, &secrets, |id| progress.step(id)).await?;
             progress.finish();
         }
         let wait = settled_at - OffsetDateTime::now_utc();
@@ -153,7 +153,7 @@ async fn rotate_backup_key(config: Config) -> anyhow::Result<()> {
     }
 
     // Drop the versions no backup uses any more (re-reading the file: it is the truth).
-    let in_use = app.db.read(store::key_versions_in_use).await?;
+    let in_use = backups::key_versions_in_use(&app).await?;
     let mut ring = Secrets::read(&path)?;
     let before = ring.backup_keys.len();
     let newest = ring.current_backup_key().version;

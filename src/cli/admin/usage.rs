@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::{app::App, cli::Cli, features::ai::store};
+use crate::{cli::Cli, domain::Timestamp, features::ai};
 
 #[derive(Debug, clap::Args)]
 pub struct Opts {
@@ -14,7 +14,7 @@ pub struct Opts {
 }
 
 pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
-    let app = App::init(cli.load_config()?)?;
+    let app = cli.open_app()?;
     let since = match &opts.since {
         Some(text) => {
             let format = time::macros::format_description!("[year]-[month]-[day]");
@@ -24,14 +24,14 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
                 .assume_utc()
                 .unix_timestamp()
         }
-        None => {
-            let now = crate::auth::now();
-            now - now.rem_euclid(86_400) - 29 * 86_400
-        }
+        None => Timestamp::now()
+            .start_of_day()
+            .plus_secs(-29 * 86_400)
+            .unix(),
     };
     let rows = app
         .db
-        .read(move |conn| store::usage_by_user(conn, since))
+        .read(move |conn| ai::usage_by_user(conn, since))
         .await?;
     let day = time::OffsetDateTime::from_unix_timestamp(since)?.date();
     println!("AI usage since {day} (UTC)");

@@ -6,14 +6,15 @@ use anyhow::bail;
 use clap::Subcommand;
 
 use crate::{
-    app::{App, AppState},
-    auth::{self, Role},
-    cli::Cli,
-    features::accounts::{
-        service,
-        store::{self, Purpose, UserRow},
-        types::{Email, Password},
+    app::AppState,
+    auth::{
+        self, Role, UserRow,
+        users::{self, list_users, set_disabled, set_role},
     },
+    cli::Cli,
+    domain::{Email, Secret, Timestamp},
+    error::AppResult,
+    features::accounts::{self, Password, Purpose},
 };
 
 #[derive(Debug, clap::Args)]
@@ -50,7 +51,7 @@ pub enum UserCommand {
 }
 
 pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
-    let app = App::init(cli.load_config()?)?;
+    let app = cli.open_app()?;
     match &opts.command {
         UserCommand::Create {
             email,
@@ -64,16 +65,15 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
                 std::io::stdin().lock().read_line(&mut line)?;
                 (line.trim_end_matches(['\r', '\n']).to_owned(), false)
             } else {
-                let (token, _) = auth::new_opaque_token().map_err(|e| anyhow::anyhow!("{e}"))?;
+                let (token, _) = auth::new_opaque_token()?;
                 (token[..24].to_owned(), true)
             };
             let shown = generated.then(|| password.clone());
-            let password =
-                Password::parse(password).map_err(|m| anyhow::anyhow!("the password {m}"))?;
+            let password = Password::parse(Secret::new(password))
+                .map_err(|m| anyhow::anyhow!("the password {m}"))?;
             let role = if *admin { Role::Admin } else { Role::User };
-            let user = service::create_user(&app, email, password, display_name.clone(), role)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", describe(e)))?;
+            let user =
+                accounts::create_user(&app, email, password, display_name.clone(), role).await?;
             println!(
                 "created {} ({}, id {})",
                 user.email,
@@ -85,17 +85,13 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
             }
         }
         UserCommand::List => {
-            let users = app
-                .db
-                .read(store::list_users)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let users = app.db.read(list_users).await?;
             println!(
                 "{:<36}  {:<32}  {:<5}  {:<8}  created",
                 "id", "email", "role", "state"
             );
             for u in users {
-                let created = crate::features::accounts::types::timestamp(u.created_at);
+                let created = u.created_at.to_datetime();
                 println!(
                     "{:<36}  {:<32}  {:<5}  {:<8}  {}",
                     u.id,
@@ -107,41 +103,29 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
             }
         }
         UserCommand::Disable { email } => {
-            let user = update(&app, email, |tx, id, now| {
-                store::set_disabled(tx, id, true, now)
-            })
-            .await?;
+            let user = update(&app, email, |tx, id, now| set_disabled(tx, id, true, now)).await?;
             println!("disabled {}; its sessions have ended", user.email);
         }
         UserCommand::Enable { email } => {
-            let user = update(&app, email, |tx, id, now| {
-                store::set_disabled(tx, id, false, now)
-            })
-            .await?;
+            let user = update(&app, email, |tx, id, now| set_disabled(tx, id, false, now)).await?;
             println!("enabled {}", user.email);
         }
         UserCommand::Promote { email } => {
             let user = update(&app, email, |tx, id, now| {
-                store::set_role(tx, id, Role::Admin, now)
+                set_role(tx, id, Role::Admin, now)
             })
             .await?;
             println!("{} is now an administrator", user.email);
         }
         UserCommand::ResetPassword { email } => {
             let user = find(&app, email).await?;
-            let token = service::issue_user_token(&app, &user.id, Purpose::ResetPassword)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let token = accounts::issue_user_token(&app, &user.id, Purpose::ResetPassword).await?;
             println!(
                 "reset token for {} (single use, valid 30 minutes):",
                 user.email
             );
             println!("{token}");
-            if let Some(link) = app
-                .mailer
-                .as_ref()
-                .and_then(|m| m.link("/reset-password", &token))
-            {
+            if let Some(link) = app.notify.link("/reset-password", &token) {
                 println!("{link}");
             }
             println!(
@@ -157,16 +141,13 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
 async fn update(
     app: &AppState,
     email: &str,
-    change: impl FnOnce(&rusqlite::Connection, &str, i64) -> crate::error::AppResult<()>
-    + Send
-    + 'static,
+    change: impl FnOnce(&rusqlite::Connection, &str, Timestamp) -> AppResult<()> + Send + 'static,
 ) -> anyhow::Result<UserRow> {
     let user = find(app, email).await?;
     let id = user.id.clone();
     app.db
-        .write(move |tx| change(tx, &id, auth::now()))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .write(move |tx| change(tx, &id, Timestamp::now()))
+        .await?;
     Ok(user)
 }
 
@@ -175,18 +156,10 @@ async fn find(app: &AppState, email: &str) -> anyhow::Result<UserRow> {
     let lookup = normalized.clone();
     let user = app
         .db
-        .read(move |conn| store::user_by_email(conn, &lookup))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .read(move |conn| users::user_by_email(conn, &lookup))
+        .await?;
     match user {
         Some(user) => Ok(user),
         None => bail!("no account with the email {normalized}"),
-    }
-}
-
-fn describe(err: crate::error::ApiError) -> String {
-    match err {
-        crate::error::ApiError::Conflict { message, .. } => message.into_owned(),
-        other => other.to_string(),
     }
 }

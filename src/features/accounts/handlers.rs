@@ -3,27 +3,17 @@
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
 
 use super::{
-    service,
-    store::{self, Purpose},
+    service::{self, ProfileChange},
     types::*,
 };
 use crate::{
     app::AppState,
-    auth::{self, AuthUser, Role},
-    error::{ApiError, AppResult, ErrorBody, Invalid},
+    auth::{AuthUser, Role},
+    domain::Email,
+    domain::Timestamp,
+    error::{AppResult, ErrorBody, field, validate},
     http::extract::{AppJson, AppPath},
 };
-
-async fn current_user(
-    state: &AppState,
-    user_id: &str,
-) -> AppResult<std::sync::Arc<store::UserRow>> {
-    state
-        .auth
-        .user(&state.db, user_id)
-        .await?
-        .ok_or(ApiError::NotFound)
-}
 
 /// Create an account and sign in.
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
@@ -36,22 +26,19 @@ pub async fn register(
     State(state): State<AppState>,
     AppJson(req): AppJson<RegisterRequest>,
 ) -> AppResult<impl IntoResponse> {
-    let mut invalid = Invalid::default();
-    let email = invalid.check("email", Email::parse(&req.email));
-    let password = invalid.check("password", Password::parse(req.password));
-    let display_name = invalid.check(
-        "displayName",
-        parse_display_name(req.display_name.as_deref()),
-    );
-    invalid.finish()?;
-    let (Some(email), Some(password), Some(display_name)) = (email, password, display_name) else {
-        unreachable!("finish() returned Ok, so every field parsed")
-    };
+    let (email, password, display_name) = validate((
+        ("email", Email::parse(&req.email)),
+        ("password", Password::parse(req.password)),
+        (
+            "displayName",
+            parse_display_name(req.display_name.as_deref()),
+        ),
+    ))?;
     let user = service::create_user(&state, email, password, display_name, Role::User).await?;
-    if state.mailer.is_some() {
+    if state.notify.can_mail() {
         let (app, row) = (state.clone(), user.clone());
-        tokio::spawn(async move {
-            if let Err(err) = super::mail::send_verification(&app, &row).await {
+        state.tasks.spawn(async move {
+            if let Err(err) = service::send_verification(&app, &row).await {
                 tracing::warn!(error = %err, "verification mail failed");
             }
         });
@@ -74,17 +61,10 @@ pub async fn login(
     AppJson(req): AppJson<LoginRequest>,
 ) -> AppResult<AppJson<AuthResponse>> {
     // A malformed email cannot belong to an account: same answer as a wrong password.
-    let email = req.email.trim().to_lowercase();
-    if req.password.is_empty() || req.password.chars().count() > 1024 {
-        return Err(ApiError::Unauthorized {
-            code: "invalid_credentials",
-            message: "The email or password is wrong.".into(),
-        });
-    }
-    let user = service::check_credentials(&state, &email, req.password).await?;
-    let response =
-        service::start_session(&state, user, parse_device_name(req.device_name.as_deref())).await?;
-    Ok(AppJson(response))
+    let device = parse_device_name(req.device_name.as_deref());
+    Ok(AppJson(
+        service::login(&state, &req.email, req.password, device).await?,
+    ))
 }
 
 /// Exchange a refresh token for a new pair. The old token stops working; presenting it again
@@ -99,7 +79,7 @@ pub async fn refresh(
     AppJson(req): AppJson<RefreshRequest>,
 ) -> AppResult<AppJson<AuthResponse>> {
     Ok(AppJson(
-        service::refresh(&state, req.refresh_token.trim()).await?,
+        service::refresh(&state, req.refresh_token.expose().trim()).await?,
     ))
 }
 
@@ -107,12 +87,7 @@ pub async fn refresh(
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody)))]
 pub async fn logout(State(state): State<AppState>, user: AuthUser) -> AppResult<StatusCode> {
-    let sid = user.session_id.clone();
-    state
-        .db
-        .write(move |tx| store::revoke_session(tx, &sid, "logout", auth::now()))
-        .await?;
-    state.auth.forget_session(&user.session_id);
+    service::end_session(&state, &user.session_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -120,12 +95,7 @@ pub async fn logout(State(state): State<AppState>, user: AuthUser) -> AppResult<
 #[utoipa::path(post, path = "/auth/logout-all", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody)))]
 pub async fn logout_all(State(state): State<AppState>, user: AuthUser) -> AppResult<StatusCode> {
-    let uid = user.user_id.clone();
-    state
-        .db
-        .write(move |tx| store::revoke_user_sessions(tx, &uid, None, "logout", auth::now()))
-        .await?;
-    state.auth.forget_all_sessions();
+    service::end_all_sessions(&state, &user.user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -133,7 +103,7 @@ pub async fn logout_all(State(state): State<AppState>, user: AuthUser) -> AppRes
 #[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = UserResponse), (status = 401, body = ErrorBody)))]
 pub async fn me(State(state): State<AppState>, user: AuthUser) -> AppResult<AppJson<UserResponse>> {
-    let row = current_user(&state, &user.user_id).await?;
+    let row = service::current_user(&state, &user.user_id).await?;
     Ok(AppJson(UserResponse {
         user: User::from(row.as_ref()),
     }))
@@ -161,43 +131,23 @@ pub async fn update_profile(
     user: AuthUser,
     AppJson(req): AppJson<UpdateProfileRequest>,
 ) -> AppResult<AppJson<UserResponse>> {
-    let mut invalid = Invalid::default();
     // None: leave it; Some(None): clear it; Some(Some(name)): set it.
-    let display_name: Option<Option<String>> = match req.display_name.as_deref() {
-        Some(name) => invalid.check("displayName", parse_display_name(Some(name))),
-        None => None,
+    let (display_name, email) = validate((
+        (
+            "displayName",
+            req.display_name
+                .as_deref()
+                .map(|name| parse_display_name(Some(name)))
+                .transpose(),
+        ),
+        ("email", req.email.as_deref().map(Email::parse).transpose()),
+    ))?;
+    let change = ProfileChange {
+        display_name,
+        email,
+        current_password: req.current_password,
     };
-    let email = match req.email.as_deref() {
-        Some(email) => invalid.check("email", Email::parse(email)),
-        None => None,
-    };
-    let current = current_user(&state, &user.user_id).await?;
-    let new_email = email.filter(|e| e.as_str() != current.email);
-    if new_email.is_some() && req.current_password.is_none() {
-        invalid.check::<()>(
-            "currentPassword",
-            Err("is required to change the email".to_owned()),
-        );
-    }
-    invalid.finish()?;
-    if let (Some(_), Some(password)) = (&new_email, req.current_password) {
-        service::check_credentials(&state, &current.email, password).await?;
-    }
-    let id = user.user_id.clone();
-    let row = state
-        .db
-        .write(move |tx| {
-            let now = auth::now();
-            if let Some(name) = &display_name {
-                store::set_display_name(tx, &id, name.as_deref(), now)?;
-            }
-            if let Some(email) = &new_email {
-                store::set_email(tx, &id, email.as_str(), now)?;
-            }
-            store::user_by_id(tx, &id)?.ok_or(ApiError::NotFound)
-        })
-        .await?;
-    state.auth.forget_user(&row.id);
+    let row = service::update_profile(&state, &user.user_id, change).await?;
     Ok(AppJson(UserResponse {
         user: User::from(&row),
     }))
@@ -210,11 +160,11 @@ pub async fn verify(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> AppResult<AppJson<VerifyResponse>> {
-    let row = current_user(&state, &user.user_id).await?;
+    let row = service::current_user(&state, &user.user_id).await?;
     Ok(AppJson(VerifyResponse {
         valid: true,
         user: User::from(row.as_ref()),
-        expires_at: timestamp(user.token_expires_at as i64),
+        expires_at: Timestamp::from_unix(user.token_expires_at as i64),
     }))
 }
 
@@ -231,19 +181,8 @@ pub async fn change_password(
     user: AuthUser,
     AppJson(req): AppJson<ChangePasswordRequest>,
 ) -> AppResult<StatusCode> {
-    let mut invalid = Invalid::default();
-    let password = invalid.check("newPassword", Password::parse(req.new_password));
-    invalid.finish()?;
-    let current = current_user(&state, &user.user_id).await?;
-    service::check_credentials(&state, &current.email, req.current_password).await?;
-    let password = password.expect("validated above");
-    service::set_password(
-        &state,
-        &user.user_id,
-        password,
-        Some(user.session_id.clone()),
-    )
-    .await?;
+    let password = field("newPassword", Password::parse(req.new_password))?;
+    service::change_password(&state, &user, req.current_password, password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -255,14 +194,11 @@ pub async fn forgot_password(
     State(state): State<AppState>,
     AppJson(req): AppJson<ForgotPasswordRequest>,
 ) -> AppResult<StatusCode> {
-    let mut invalid = Invalid::default();
-    let email = invalid.check("email", Email::parse(&req.email));
-    invalid.finish()?;
-    let email = email.expect("validated above");
+    let email = field("email", Email::parse(&req.email))?;
     // The work happens in the background so the answer takes the same time either way.
     let app = state.clone();
-    tokio::spawn(async move {
-        if let Err(err) = super::mail::send_password_reset(&app, email.as_str()).await {
+    state.tasks.spawn(async move {
+        if let Err(err) = service::send_password_reset(&app, &email).await {
             tracing::warn!(error = %err, "password reset mail failed");
         }
     });
@@ -280,21 +216,9 @@ pub async fn reset_password(
     State(state): State<AppState>,
     AppJson(req): AppJson<ResetPasswordRequest>,
 ) -> AppResult<StatusCode> {
-    let mut invalid = Invalid::default();
-    let password = invalid.check("newPassword", Password::parse(req.new_password));
-    invalid.finish()?;
-    let user_id = service::consume_user_token(&state, req.token.trim(), Purpose::ResetPassword)
-        .await?
-        .ok_or_else(invalid_token)?;
-    service::set_password(&state, &user_id, password.expect("validated above"), None).await?;
+    let password = field("newPassword", Password::parse(req.new_password))?;
+    service::reset_password(&state, req.token.expose().trim(), password).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn invalid_token() -> ApiError {
-    ApiError::Unauthorized {
-        code: "invalid_token",
-        message: "The token is unknown, already used or expired.".into(),
-    }
 }
 
 /// Confirm the email address with the mailed token.
@@ -304,17 +228,7 @@ pub async fn verify_email(
     State(state): State<AppState>,
     AppJson(req): AppJson<VerifyEmailRequest>,
 ) -> AppResult<AppJson<UserResponse>> {
-    let user_id = service::consume_user_token(&state, req.token.trim(), Purpose::VerifyEmail)
-        .await?
-        .ok_or_else(invalid_token)?;
-    let row = state
-        .db
-        .write(move |tx| {
-            store::set_email_verified(tx, &user_id, auth::now())?;
-            store::user_by_id(tx, &user_id)?.ok_or(ApiError::NotFound)
-        })
-        .await?;
-    state.auth.forget_user(&row.id);
+    let row = service::verify_email(&state, req.token.expose().trim()).await?;
     Ok(AppJson(UserResponse {
         user: User::from(&row),
     }))
@@ -327,9 +241,9 @@ pub async fn resend_verification(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> AppResult<StatusCode> {
-    let row = current_user(&state, &user.user_id).await?;
+    let row = service::current_user(&state, &user.user_id).await?;
     if !row.email_verified {
-        super::mail::send_verification(&state, &row).await?;
+        service::send_verification(&state, &row).await?;
     }
     Ok(StatusCode::ACCEPTED)
 }
@@ -341,11 +255,7 @@ pub async fn sessions(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> AppResult<AppJson<SessionList>> {
-    let uid = user.user_id.clone();
-    let rows = state
-        .db
-        .read(move |conn| store::live_sessions(conn, &uid, auth::now()))
-        .await?;
+    let rows = service::live_sessions(&state, &user.user_id).await?;
     Ok(AppJson(SessionList {
         items: rows
             .into_iter()
@@ -363,23 +273,6 @@ pub async fn revoke_session(
     user: AuthUser,
     AppPath(id): AppPath<String>,
 ) -> AppResult<StatusCode> {
-    let (uid, sid) = (user.user_id.clone(), id.clone());
-    let revoked = state
-        .db
-        .write(move |tx| {
-            let now = auth::now();
-            let mine = store::live_sessions(tx, &uid, now)?
-                .iter()
-                .any(|s| s.id == sid);
-            if !mine {
-                return Ok(false);
-            }
-            store::revoke_session(tx, &sid, "revoked", now)
-        })
-        .await?;
-    if !revoked {
-        return Err(ApiError::NotFound);
-    }
-    state.auth.forget_session(&id);
+    service::revoke_own_session(&state, &user.user_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

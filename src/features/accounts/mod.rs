@@ -2,37 +2,78 @@
 //!
 //! A login opens a session; its refresh token is rotated on every use and a reused one ends
 //! the session. Logout, revocation, a password change or reset end sessions at once. Unknown
-//! emails and wrong passwords look the same from outside, in answer and in time.
+//! emails and wrong passwords look the same from outside, in answer and in time. Users and
+//! sessions are `auth`'s tables; this feature owns the flows and the single-use tokens.
 
 mod handlers;
-pub mod mail;
-pub mod service;
-pub mod store;
-pub mod types;
+mod service;
+mod store;
+mod types;
+
+use std::time::Duration;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{app::AppState, config::Config, http::rate_limit};
+pub use service::{create_user, issue_user_token, start_session};
+pub use store::Purpose;
+pub use types::Password;
 
-pub fn router(config: &Config) -> OpenApiRouter<AppState> {
-    // Guessing surfaces get the stricter per-IP login limit on top of the general one.
-    let guarded = OpenApiRouter::new()
-        .routes(routes!(handlers::login))
-        .routes(routes!(handlers::register))
-        .routes(routes!(handlers::forgot_password))
-        .routes(routes!(handlers::reset_password))
-        .routes(routes!(handlers::verify_email))
-        .layer(rate_limit::login_layer(config));
-    OpenApiRouter::new()
-        .merge(guarded)
-        .routes(routes!(handlers::refresh))
-        .routes(routes!(handlers::logout))
-        .routes(routes!(handlers::logout_all))
-        .routes(routes!(handlers::me))
-        .routes(routes!(handlers::profile, handlers::update_profile))
-        .routes(routes!(handlers::verify))
-        .routes(routes!(handlers::change_password))
-        .routes(routes!(handlers::resend_verification))
-        .routes(routes!(handlers::sessions))
-        .routes(routes!(handlers::revoke_session))
+use crate::{
+    app::{AppState, Feature},
+    config::Config,
+    domain::Timestamp,
+    http::{ApiRouter, rate_limit},
+};
+
+pub struct Accounts;
+
+impl Feature for Accounts {
+    fn name(&self) -> &'static str {
+        "accounts"
+    }
+
+    fn routes(&self, config: &Config) -> ApiRouter {
+        // Guessing surfaces get the stricter per-IP login limit on top of the general one.
+        let guarded = OpenApiRouter::new()
+            .routes(routes!(handlers::login))
+            .routes(routes!(handlers::register))
+            .routes(routes!(handlers::forgot_password))
+            .routes(routes!(handlers::reset_password))
+            .routes(routes!(handlers::verify_email))
+            .layer(rate_limit::login_layer(config));
+        OpenApiRouter::new()
+            .merge(guarded)
+            .routes(routes!(handlers::refresh))
+            .routes(routes!(handlers::logout))
+            .routes(routes!(handlers::logout_all))
+            .routes(routes!(handlers::me))
+            .routes(routes!(handlers::profile, handlers::update_profile))
+            .routes(routes!(handlers::verify))
+            .routes(routes!(handlers::change_password))
+            .routes(routes!(handlers::resend_verification))
+            .routes(routes!(handlers::sessions))
+            .routes(routes!(handlers::revoke_session))
+    }
+
+    /// Spent and expired single-use tokens are deleted hourly.
+    fn start(&self, app: &AppState) {
+        let weak = std::sync::Arc::downgrade(app);
+        app.tasks.every(
+            "prune-user-tokens",
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+            move || {
+                let app = weak.upgrade();
+                async move {
+                    let Some(app) = app else { return };
+                    let now = Timestamp::now();
+                    match app.db.write(move |tx| store::prune(tx, now)).await {
+                        Ok(0) => {}
+                        Ok(removed) => tracing::info!(removed, "pruned spent tokens"),
+                        Err(err) => tracing::warn!(error = %err, "pruning tokens failed"),
+                    }
+                }
+            },
+        );
+    }
 }

@@ -1,37 +1,30 @@
-//! The account flows behind the handlers: registration, login, refresh, password changes and
-//! single-use tokens. Each takes the app, does its argon2 work on the bounded pool and its
-//! SQL in one write transaction.
+//! The account flows behind the handlers (and the CLI): registration, login, refresh,
+//! logout, profile and password changes, single-use tokens. Each does its argon2 work on
+//! the bounded pool and its SQL in one write transaction; handlers only parse and answer.
 
 use uuid::Uuid;
 
 use super::{
-    store::{self, NewSession, NewUser, Purpose, Refresh, UserRow},
-    types::{AuthResponse, Email, Password, User},
+    store::{self, Purpose},
+    types::{AuthResponse, Password, User},
 };
 use crate::{
     app::App,
-    auth::{self, Role, password::Verified},
-    error::{ApiError, AppResult},
+    auth::{
+        self, Role, UserRow,
+        password::Verified,
+        sessions::{self, NewSession, Refresh, SessionRow},
+        users::{self, NewUser},
+    },
+    domain::{Email, Secret, Timestamp},
+    error::{ApiError, AppResult, Code},
+    notify::templates,
 };
 
 /// Single-use tokens (reset, verification) live this long.
 pub const USER_TOKEN_TTL_SECS: i64 = 30 * 60;
 
-fn invalid_credentials() -> ApiError {
-    ApiError::Unauthorized {
-        code: "invalid_credentials",
-        message: "The email or password is wrong.".into(),
-    }
-}
-
-fn account_disabled() -> ApiError {
-    ApiError::Forbidden {
-        code: "account_disabled",
-        message: "This account is disabled.".into(),
-    }
-}
-
-/// Creates a user (with the given role) and, for API registrations, a first session.
+/// Creates a user with the given role.
 pub async fn create_user(
     app: &App,
     email: Email,
@@ -41,21 +34,20 @@ pub async fn create_user(
 ) -> AppResult<UserRow> {
     let hash = app.auth.passwords.hash(password.into_inner()).await?;
     let id = Uuid::new_v4().to_string();
-    let email = email.as_str().to_owned();
     app.db
         .write(move |tx| {
-            store::insert_user(
+            users::insert_user(
                 tx,
                 &NewUser {
                     id: &id,
-                    email: &email,
+                    email: email.as_str(),
                     password_hash: &hash,
                     display_name: display_name.as_deref(),
                     role,
-                    now: auth::now(),
+                    now: Timestamp::now(),
                 },
             )?;
-            store::user_by_id(tx, &id)?.ok_or(ApiError::NotFound)
+            users::user_by_id(tx, &id)?.ok_or(ApiError::NotFound)
         })
         .await
 }
@@ -68,12 +60,12 @@ pub async fn start_session(
 ) -> AppResult<AuthResponse> {
     let (refresh_token, refresh_hash) = auth::new_opaque_token()?;
     let session_id = Uuid::new_v4().to_string();
-    let now = auth::now();
-    let expires_at = now + app.config.auth.refresh_ttl.as_secs() as i64;
+    let now = Timestamp::now();
+    let expires_at = now.plus_secs(app.config.auth.refresh_ttl.as_secs() as i64);
     let (sid, uid) = (session_id.clone(), user.id.clone());
     app.db
         .write(move |tx| {
-            store::create_session(
+            sessions::create_session(
                 tx,
                 &NewSession {
                     id: &sid,
@@ -95,37 +87,41 @@ fn token_pair(
     session_id: &str,
     refresh_token: String,
 ) -> AppResult<AuthResponse> {
-    let access_token = app
-        .auth
-        .jwt()
-        .sign(&user.id, session_id, user.role, auth::now() as u64)?;
+    let jwt = app.auth.jwt();
+    let access_token = jwt.sign(
+        &user.id,
+        session_id,
+        user.role,
+        Timestamp::now().unix() as u64,
+    )?;
     Ok(AuthResponse {
         user: User::from(user),
         access_token,
         refresh_token,
         token_type: "Bearer",
-        expires_in: app.auth.jwt().ttl().as_secs(),
+        expires_in: jwt.ttl().as_secs(),
     })
 }
 
 /// Checks email and password. Unknown emails and wrong passwords cost the same argon2 work
 /// and get the same answer; the per-account backoff applies to both.
-pub async fn check_credentials(app: &App, email: &str, password: String) -> AppResult<UserRow> {
+pub async fn check_credentials(app: &App, email: &str, password: Secret) -> AppResult<UserRow> {
     app.auth.throttle.check(email)?;
     let lookup = email.to_owned();
     let user = app
         .db
-        .read(move |conn| store::user_by_email(conn, &lookup))
+        .read(move |conn| users::user_by_email(conn, &lookup))
         .await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let password = password.into_inner();
     let verified = app.auth.passwords.verify(password.clone(), stored).await?;
     let Some(user) = user.filter(|_| verified != Verified::No) else {
         app.auth.throttle.record_failure(email);
-        return Err(invalid_credentials());
+        return Err(ApiError::invalid_credentials());
     };
     app.auth.throttle.record_success(email);
     if user.disabled {
-        return Err(account_disabled());
+        return Err(ApiError::account_disabled());
     }
     if verified == Verified::YesButRehash {
         // The configured parameters changed since this hash was made: upgrade it now that we
@@ -135,7 +131,7 @@ pub async fn check_credentials(app: &App, email: &str, password: String) -> AppR
                 let id = user.id.clone();
                 let result = app
                     .db
-                    .write(move |tx| store::set_password(tx, &id, &hash, auth::now()))
+                    .write(move |tx| users::set_password(tx, &id, &hash, Timestamp::now()))
                     .await;
                 if let Err(err) = result {
                     tracing::warn!(error = %err, "could not upgrade a password hash");
@@ -147,7 +143,24 @@ pub async fn check_credentials(app: &App, email: &str, password: String) -> AppR
     Ok(user)
 }
 
-/// Rotates a refresh token (see `store::rotate_refresh_token`).
+/// Login: the credentials (any malformed input answers like a wrong password), then a
+/// session.
+pub async fn login(
+    app: &App,
+    email: &str,
+    password: Secret,
+    device_name: Option<String>,
+) -> AppResult<AuthResponse> {
+    let length = password.expose().chars().count();
+    if length == 0 || length > 1024 {
+        return Err(ApiError::invalid_credentials());
+    }
+    let email = email.trim().to_lowercase();
+    let user = check_credentials(app, &email, password).await?;
+    start_session(app, user, device_name).await
+}
+
+/// Rotates a refresh token (see `auth::sessions::rotate_refresh_token`).
 pub async fn refresh(app: &App, refresh_token: &str) -> AppResult<AuthResponse> {
     let hash = auth::hash_opaque_token(refresh_token);
     let (new_token, new_hash) = auth::new_opaque_token()?;
@@ -155,27 +168,148 @@ pub async fn refresh(app: &App, refresh_token: &str) -> AppResult<AuthResponse> 
     let grace = app.config.auth.refresh_grace.as_secs() as i64;
     let outcome = app
         .db
-        .write(move |tx| store::rotate_refresh_token(tx, &hash, &new_hash, auth::now(), ttl, grace))
+        .write(move |tx| {
+            sessions::rotate_refresh_token(tx, &hash, &new_hash, Timestamp::now(), ttl, grace)
+        })
         .await?;
+    let unauthorized = |code, message: &'static str| ApiError::Unauthorized {
+        code,
+        message: message.into(),
+    };
     match outcome {
         Refresh::Rotated { user, session_id } => token_pair(app, &user, &session_id, new_token),
-        Refresh::Reused => {
+        Refresh::Reused { .. } => {
             app.auth.forget_all_sessions();
-            Err(ApiError::Unauthorized {
-                code: "token_reused",
-                message: "This refresh token was already used; the session has been ended. Sign in again.".into(),
-            })
+            Err(unauthorized(
+                Code::TokenReused,
+                "This refresh token was already used; the session has been ended. Sign in again.",
+            ))
         }
-        Refresh::Expired => Err(ApiError::Unauthorized {
-            code: "token_expired",
-            message: "The refresh token has expired; sign in again.".into(),
-        }),
-        Refresh::Disabled => Err(account_disabled()),
-        Refresh::Invalid => Err(ApiError::Unauthorized {
-            code: "unauthorized",
-            message: "The refresh token is invalid.".into(),
-        }),
+        Refresh::Expired => Err(unauthorized(
+            Code::TokenExpired,
+            "The refresh token has expired; sign in again.",
+        )),
+        Refresh::Disabled => Err(ApiError::account_disabled()),
+        Refresh::Invalid => Err(ApiError::unauthorized("The refresh token is invalid.")),
     }
+}
+
+/// Ends one session (logout); its access tokens stop working at once.
+pub async fn end_session(app: &App, session_id: &str) -> AppResult<()> {
+    let sid = session_id.to_owned();
+    app.db
+        .write(move |tx| sessions::revoke_session(tx, &sid, "logout", Timestamp::now()))
+        .await?;
+    app.auth.forget_session(session_id);
+    Ok(())
+}
+
+/// Ends every session of a user.
+pub async fn end_all_sessions(app: &App, user_id: &str) -> AppResult<()> {
+    let uid = user_id.to_owned();
+    app.db
+        .write(move |tx| sessions::revoke_user_sessions(tx, &uid, None, "logout", Timestamp::now()))
+        .await?;
+    app.auth.forget_all_sessions();
+    Ok(())
+}
+
+/// The user's live sessions, newest first.
+pub async fn live_sessions(app: &App, user_id: &str) -> AppResult<Vec<SessionRow>> {
+    let uid = user_id.to_owned();
+    app.db
+        .read(move |conn| sessions::live_sessions(conn, &uid, Timestamp::now()))
+        .await
+}
+
+/// Revokes one of the user's own sessions; another user's (or an ended) session is 404.
+pub async fn revoke_own_session(app: &App, user_id: &str, session_id: &str) -> AppResult<()> {
+    let (uid, sid) = (user_id.to_owned(), session_id.to_owned());
+    let revoked = app
+        .db
+        .write(move |tx| {
+            let now = Timestamp::now();
+            let mine = sessions::live_sessions(tx, &uid, now)?
+                .iter()
+                .any(|s| s.id == sid);
+            if !mine {
+                return Ok(false);
+            }
+            sessions::revoke_session(tx, &sid, "revoked", now)
+        })
+        .await?;
+    if !revoked {
+        return Err(ApiError::NotFound);
+    }
+    app.auth.forget_session(session_id);
+    Ok(())
+}
+
+/// The signed-in user's row (through `Auth`'s short cache).
+pub async fn current_user(app: &App, user_id: &str) -> AppResult<std::sync::Arc<UserRow>> {
+    app.auth
+        .user(&app.db, user_id)
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+/// A profile change, already validated: `None` leaves a field as it is.
+pub struct ProfileChange {
+    /// `Some(None)` clears the display name.
+    pub display_name: Option<Option<String>>,
+    pub email: Option<Email>,
+    pub current_password: Option<Secret>,
+}
+
+/// Changes the display name and/or the email. A new email needs the current password and
+/// makes the account unverified again.
+pub async fn update_profile(app: &App, user_id: &str, change: ProfileChange) -> AppResult<UserRow> {
+    let current = current_user(app, user_id).await?;
+    let new_email = change.email.filter(|e| e.as_str() != current.email);
+    if new_email.is_some() {
+        let Some(password) = change.current_password else {
+            return Err(ApiError::invalid_field(
+                "currentPassword",
+                "is required to change the email",
+            ));
+        };
+        check_credentials(app, &current.email, password).await?;
+    }
+    let id = user_id.to_owned();
+    let display_name = change.display_name;
+    let row = app
+        .db
+        .write(move |tx| {
+            let now = Timestamp::now();
+            if let Some(name) = &display_name {
+                users::set_display_name(tx, &id, name.as_deref(), now)?;
+            }
+            if let Some(email) = &new_email {
+                users::set_email(tx, &id, email.as_str(), now)?;
+            }
+            users::user_by_id(tx, &id)?.ok_or(ApiError::NotFound)
+        })
+        .await?;
+    app.auth.forget_user(&row.id);
+    Ok(row)
+}
+
+/// Changes the password after checking the current one; every other session ends.
+pub async fn change_password(
+    app: &App,
+    user: &auth::AuthUser,
+    current_password: Secret,
+    new_password: Password,
+) -> AppResult<()> {
+    let current = current_user(app, &user.user_id).await?;
+    check_credentials(app, &current.email, current_password).await?;
+    set_password(
+        app,
+        &user.user_id,
+        new_password,
+        Some(user.session_id.clone()),
+    )
+    .await
 }
 
 /// Sets a new password and ends the user's sessions except `keep`.
@@ -189,14 +323,45 @@ pub async fn set_password(
     let id = user_id.to_owned();
     app.db
         .write(move |tx| {
-            let now = auth::now();
-            store::set_password(tx, &id, &hash, now)?;
-            store::revoke_user_sessions(tx, &id, keep.as_deref(), "password", now)?;
+            let now = Timestamp::now();
+            users::set_password(tx, &id, &hash, now)?;
+            sessions::revoke_user_sessions(tx, &id, keep.as_deref(), "password", now)?;
             Ok(())
         })
         .await?;
     app.auth.forget_all_sessions();
     Ok(())
+}
+
+/// Sets a new password with a reset token; every session ends.
+pub async fn reset_password(app: &App, token: &str, password: Password) -> AppResult<()> {
+    let user_id = consume_user_token(app, token, Purpose::ResetPassword)
+        .await?
+        .ok_or_else(invalid_token)?;
+    set_password(app, &user_id, password, None).await
+}
+
+/// Marks the email verified with a mailed token.
+pub async fn verify_email(app: &App, token: &str) -> AppResult<UserRow> {
+    let user_id = consume_user_token(app, token, Purpose::VerifyEmail)
+        .await?
+        .ok_or_else(invalid_token)?;
+    let row = app
+        .db
+        .write(move |tx| {
+            users::set_email_verified(tx, &user_id, Timestamp::now())?;
+            users::user_by_id(tx, &user_id)?.ok_or(ApiError::NotFound)
+        })
+        .await?;
+    app.auth.forget_user(&row.id);
+    Ok(row)
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::Unauthorized {
+        code: Code::InvalidToken,
+        message: "The token is unknown, already used or expired.".into(),
+    }
 }
 
 /// Issues a single-use token for `user_id`; returns the token to mail or print.
@@ -205,21 +370,61 @@ pub async fn issue_user_token(app: &App, user_id: &str, purpose: Purpose) -> App
     let id = user_id.to_owned();
     app.db
         .write(move |tx| {
-            let now = auth::now();
-            store::create_user_token(tx, &id, purpose, &hash, now, now + USER_TOKEN_TTL_SECS)
+            let now = Timestamp::now();
+            store::create_user_token(
+                tx,
+                &id,
+                purpose,
+                &hash,
+                now,
+                now.plus_secs(USER_TOKEN_TTL_SECS),
+            )
         })
         .await?;
     Ok(token)
 }
 
 /// Uses up a single-use token; `None` when it is unknown, used or expired.
-pub async fn consume_user_token(
-    app: &App,
-    token: &str,
-    purpose: Purpose,
-) -> AppResult<Option<String>> {
+async fn consume_user_token(app: &App, token: &str, purpose: Purpose) -> AppResult<Option<String>> {
     let hash = auth::hash_opaque_token(token);
     app.db
-        .write(move |tx| store::consume_user_token(tx, purpose, &hash, auth::now()))
+        .write(move |tx| store::consume_user_token(tx, purpose, &hash, Timestamp::now()))
         .await
+}
+
+/// Mails a reset token if `email` has an active account and mail is configured; otherwise
+/// does nothing (the caller answers 202 either way, and the admin can issue a token with
+/// `persona admin user reset-password`).
+pub async fn send_password_reset(app: &App, email: &Email) -> AppResult<()> {
+    if !app.notify.can_mail() {
+        tracing::info!(
+            "password reset requested, but SMTP is not configured; an admin can run `persona admin user reset-password`"
+        );
+        return Ok(());
+    }
+    let lookup = email.as_str().to_owned();
+    let user = app
+        .db
+        .read(move |conn| users::user_by_email(conn, &lookup))
+        .await?;
+    let Some(user) = user.filter(|u| !u.disabled) else {
+        return Ok(());
+    };
+    let token = issue_user_token(app, &user.id, Purpose::ResetPassword).await?;
+    let link = app.notify.link("/reset-password", &token);
+    let mail = templates::password_reset(&user.email, &token, link.as_deref());
+    app.notify.mail(mail).await.map_err(ApiError::internal)?;
+    Ok(())
+}
+
+/// Mails a verification token when mail is configured.
+pub async fn send_verification(app: &App, user: &UserRow) -> AppResult<()> {
+    if !app.notify.can_mail() {
+        return Ok(());
+    }
+    let token = issue_user_token(app, &user.id, Purpose::VerifyEmail).await?;
+    let link = app.notify.link("/verify-email", &token);
+    let mail = templates::email_verification(&user.email, &token, link.as_deref());
+    app.notify.mail(mail).await.map_err(ApiError::internal)?;
+    Ok(())
 }

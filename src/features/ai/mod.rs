@@ -4,19 +4,30 @@
 //! by chunk), and records tokens and latency — never the text.
 
 mod handlers;
-pub mod sse;
-pub mod store;
-pub mod types;
-pub mod upstream;
-pub mod usage;
+mod service;
+mod sse;
+mod store;
+mod types;
+mod upstream;
+mod usage;
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use serde_json::Value;
 use tokio::sync::Mutex;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{app::AppState, config::AiConfig};
+pub use store::{UsageSum, usage_by_user};
+pub use upstream::{ProbeError, Upstream};
+
+use crate::{
+    app::{AppState, Feature, Init},
+    config::{AiConfig, Config},
+    http::ApiRouter,
+};
 
 /// How long the upstream's model list is kept (and how long a failure to get it is).
 const MODELS_TTL: Duration = Duration::from_secs(600);
@@ -25,22 +36,85 @@ const MODELS_RETRY: Duration = Duration::from_secs(30);
 const HEALTH_TTL: Duration = Duration::from_secs(30);
 const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+pub struct AiProxy;
+
+impl Feature for AiProxy {
+    fn name(&self) -> &'static str {
+        "ai"
+    }
+
+    fn routes(&self, _config: &Config) -> ApiRouter {
+        OpenApiRouter::new()
+            .routes(routes!(handlers::chat))
+            .routes(routes!(handlers::chat_completions))
+            .routes(routes!(handlers::content))
+            .routes(routes!(handlers::models))
+            .routes(routes!(handlers::analyze))
+            .routes(routes!(handlers::usage))
+            .routes(routes!(handlers::health))
+    }
+
+    /// AI calls may legitimately take up to `ai.timeout` (a slow local model): they get that
+    /// plus a margin, so the proxy's own 504 `upstream_timeout` answers first.
+    fn request_timeout(&self, config: &Config) -> Option<Duration> {
+        Some(
+            config
+                .server
+                .request_timeout
+                .max(config.ai.timeout + Duration::from_secs(5)),
+        )
+    }
+
+    fn init(&self, init: &mut Init<'_>) -> anyhow::Result<()> {
+        init.parts.insert(Ai::new(init.config, init.http.clone())?);
+        Ok(())
+    }
+
+    /// The usage writer: batches usage rows into few transactions until shutdown, then
+    /// writes what is left.
+    fn start(&self, app: &AppState) {
+        if let Ok(ai) = app.part::<Ai>() {
+            let (writer, db) = (ai.usage_writer.clone(), app.db.clone());
+            let tasks = app.tasks.clone();
+            app.tasks
+                .spawn(async move { writer.run(db, async move { tasks.cancelled().await }).await });
+        }
+    }
+}
+
+/// Waits (at most two seconds) until every AI usage row recorded so far is written.
+pub async fn flush_usage(app: &crate::app::App) {
+    if let Ok(ai) = app.part::<Ai>() {
+        ai.usage_writer.flush(Duration::from_secs(2)).await;
+    }
+}
+
+/// The proxy's state: the upstream, the limits, the usage writer and two small caches.
 pub struct Ai {
-    pub upstream: upstream::Upstream,
-    pub limits: usage::Limits,
-    pub usage_writer: usage::UsageWriter,
+    upstream: Upstream,
+    limits: Arc<usage::Limits>,
+    usage_writer: usage::UsageWriter,
     configured: bool,
+    default_model: String,
+    allowed_models: Vec<String>,
     models: Mutex<Option<(Instant, Option<Vec<Value>>)>>,
     health: Mutex<Option<(Instant, types::AiHealth)>>,
 }
 
 impl Ai {
-    pub fn new(config: &AiConfig) -> anyhow::Result<Ai> {
+    pub fn new(config: &Config, http: reqwest::Client) -> anyhow::Result<Ai> {
+        let ai: &AiConfig = &config.ai;
         Ok(Ai {
-            upstream: upstream::Upstream::new(config)?,
-            limits: usage::Limits::new(config),
+            upstream: Upstream::new(ai, http)?,
+            limits: Arc::new(usage::Limits::new(ai)),
             usage_writer: usage::UsageWriter::new(),
-            configured: config.api_key.is_some(),
+            configured: ai.api_key.is_some(),
+            default_model: ai.default_model.clone(),
+            allowed_models: if ai.allowed_models.is_empty() {
+                vec![ai.default_model.clone()]
+            } else {
+                ai.allowed_models.clone()
+            },
             models: Mutex::new(None),
             health: Mutex::new(None),
         })
@@ -48,6 +122,15 @@ impl Ai {
 
     pub fn configured(&self) -> bool {
         self.configured
+    }
+
+    /// The models users may pick: `ai.allowed_models`, or only the default model.
+    pub fn allowed_models(&self) -> &[String] {
+        &self.allowed_models
+    }
+
+    pub fn is_model_allowed(&self, model: &str) -> bool {
+        self.allowed_models.iter().any(|m| m == model)
     }
 
     /// The upstream's model list, cached; `None` while it cannot be had.
@@ -81,28 +164,17 @@ impl Ai {
                 configured: true,
                 upstream: if probe.is_ok() { "ok" } else { "unreachable" },
                 latency_ms: probe.ok().map(|latency| latency.as_millis() as u64),
-                checked_at: time::OffsetDateTime::now_utc(),
+                checked_at: crate::domain::Timestamp::now(),
             }
         } else {
             types::AiHealth {
                 configured: false,
                 upstream: "unconfigured",
                 latency_ms: None,
-                checked_at: time::OffsetDateTime::now_utc(),
+                checked_at: crate::domain::Timestamp::now(),
             }
         };
         *cache = Some((Instant::now(), health.clone()));
         health
     }
-}
-
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(handlers::chat))
-        .routes(routes!(handlers::chat_completions))
-        .routes(routes!(handlers::content))
-        .routes(routes!(handlers::models))
-        .routes(routes!(handlers::analyze))
-        .routes(routes!(handlers::usage))
-        .routes(routes!(handlers::health))
 }

@@ -41,6 +41,8 @@ const MAX_LINE: usize = 1024 * 1024;
 
 struct Relay<S> {
     upstream: S,
+    /// The longest silence between two chunks before the upstream counts as gone.
+    idle: std::time::Duration,
     buffer: Vec<u8>,
     meter: Meter,
     finished: bool,
@@ -93,13 +95,19 @@ impl<S> Relay<S> {
     }
 }
 
-/// The client's stream of SSE bytes for `upstream` (the upstream response body).
-pub fn relay<S, E>(upstream: S, meter: Meter) -> impl Stream<Item = Result<Bytes, std::io::Error>>
+/// The client's stream of SSE bytes for `upstream` (the upstream response body); an
+/// upstream silent for `idle` is treated as broken.
+pub fn relay<S, E>(
+    upstream: S,
+    meter: Meter,
+    idle: std::time::Duration,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin + Send + 'static,
 {
     let relay = Relay {
         upstream,
+        idle,
         buffer: Vec::new(),
         meter,
         finished: false,
@@ -109,7 +117,11 @@ where
             if relay.finished {
                 return None;
             }
-            match relay.upstream.next().await {
+            let next = match tokio::time::timeout(relay.idle, relay.upstream.next()).await {
+                Ok(next) => next.map(|item| item.map_err(|_| ())),
+                Err(_silent) => Some(Err(())),
+            };
+            match next {
                 Some(Ok(bytes)) => {
                     relay.buffer.extend_from_slice(&bytes);
                     let out = relay.drain_lines();

@@ -3,10 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::config::CrisisLevel;
+use crate::domain::{CrisisLevel, Timestamp};
 
 /// An OpenAI chat-completions request (any extra fields are passed on), plus `script`.
 #[derive(Debug, ToSchema)]
@@ -127,8 +126,7 @@ pub struct AiHealth {
     /// `ok`, `unreachable` or `unconfigured`.
     pub upstream: &'static str,
     pub latency_ms: Option<u64>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub checked_at: OffsetDateTime,
+    pub checked_at: Timestamp,
 }
 
 /// The first JSON object in a model's answer (which may wrap it in prose or a code fence).

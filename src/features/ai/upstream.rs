@@ -11,11 +11,13 @@ use serde_json::Value;
 
 use crate::{
     config::{AiConfig, Secret},
-    error::{ApiError, AppResult},
+    error::{ApiError, AppResult, Code},
 };
 
 pub struct Upstream {
     client: reqwest::Client,
+    /// OpenRouter's attribution headers (`HTTP-Referer`, `X-Title`), on every request.
+    headers: HeaderMap,
     base: String,
     key: Option<Secret>,
     timeout: Duration,
@@ -42,7 +44,8 @@ enum Failure {
 }
 
 impl Upstream {
-    pub fn new(config: &AiConfig) -> anyhow::Result<Upstream> {
+    /// The upstream of `config` over the shared `client`.
+    pub fn new(config: &AiConfig, client: reqwest::Client) -> anyhow::Result<Upstream> {
         let mut headers = HeaderMap::new();
         if !config.app_url.is_empty() {
             headers.insert("http-referer", HeaderValue::from_str(&config.app_url)?);
@@ -50,16 +53,9 @@ impl Upstream {
         if !config.app_title.is_empty() {
             headers.insert("x-title", HeaderValue::from_str(&config.app_title)?);
         }
-        let client = reqwest::Client::builder()
-            .default_headers(headers)
-            .user_agent(concat!("persona/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(config.connect_timeout)
-            // Between two reads of a response (a stream may last longer than `timeout`).
-            .read_timeout(config.timeout)
-            .no_proxy()
-            .build()?;
         Ok(Upstream {
             client,
+            headers,
             base: config.base_url.trim_end_matches('/').to_owned(),
             key: config.api_key.clone(),
             timeout: config.timeout,
@@ -70,6 +66,12 @@ impl Upstream {
 
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// `ai.timeout`: how long a call may take, retries included; also the longest silence
+    /// between two parts of an answer being read.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     fn key(&self) -> AppResult<&str> {
@@ -104,7 +106,12 @@ impl Upstream {
                     timed_out = true;
                     break 'models;
                 }
-                let request = self.client.post(&url).bearer_auth(key).json(&body);
+                let request = self
+                    .client
+                    .post(&url)
+                    .headers(self.headers.clone())
+                    .bearer_auth(key)
+                    .json(&body);
                 let sent = tokio::time::timeout(left, request.send()).await;
                 let failure = match sent {
                     Ok(Ok(response)) if response.status().is_success() => {
@@ -139,7 +146,7 @@ impl Upstream {
         Err(if timed_out {
             ApiError::Service {
                 status: StatusCode::GATEWAY_TIMEOUT,
-                code: "upstream_timeout",
+                code: Code::UpstreamTimeout,
                 message: "The AI provider did not answer in time.".into(),
             }
         } else {
@@ -153,6 +160,7 @@ impl Upstream {
         let response = self
             .client
             .get(format!("{}/models", self.base))
+            .headers(self.headers.clone())
             .bearer_auth(key)
             .timeout(Duration::from_secs(10))
             .send()
@@ -180,6 +188,7 @@ impl Upstream {
         let response = self
             .client
             .get(format!("{}/models", self.base))
+            .headers(self.headers.clone())
             .bearer_auth(key)
             .timeout(timeout)
             .send()
@@ -241,7 +250,7 @@ fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
 pub fn not_configured() -> ApiError {
     ApiError::Service {
         status: StatusCode::SERVICE_UNAVAILABLE,
-        code: "ai_not_configured",
+        code: Code::AiNotConfigured,
         message: "The AI provider is not configured on this server.".into(),
     }
 }
@@ -249,7 +258,7 @@ pub fn not_configured() -> ApiError {
 pub fn upstream_error(message: &'static str) -> ApiError {
     ApiError::Service {
         status: StatusCode::BAD_GATEWAY,
-        code: "upstream_error",
+        code: Code::UpstreamError,
         message: message.into(),
     }
 }

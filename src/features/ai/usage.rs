@@ -1,18 +1,27 @@
 //! Metering: every proxied call leaves one usage row (tokens, latency, how it ended), and
 //! the limits that read them — the per-user request rate and the daily token budget.
 
-use std::{collections::HashMap, num::NonZeroU32, sync::Mutex, time::Instant};
+use std::{
+    collections::HashMap,
+    future::Future,
+    num::NonZeroU32,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use tokio::sync::{mpsc, oneshot};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 use serde_json::Value;
 
-use super::store::{self, UsageRow};
+use super::{
+    Ai,
+    store::{self, UsageRow},
+};
 use crate::{
-    app::AppState,
-    auth,
     config::AiConfig,
+    db::Db,
+    domain::Timestamp,
     error::{ApiError, AppResult},
 };
 
@@ -31,7 +40,9 @@ pub fn tokens(usage: &Value) -> Option<(i64, i64, i64)> {
 /// Records one call when dropped (or when [`Meter::record`] is called), so a stream the
 /// client abandoned is recorded too (as `cancelled`).
 pub struct Meter {
-    app: AppState,
+    limits: Arc<Limits>,
+    sender: mpsc::Sender<Message>,
+    db: Db,
     row: UsageRow,
     start: Instant,
     saw_done: bool,
@@ -39,9 +50,11 @@ pub struct Meter {
 }
 
 impl Meter {
-    pub fn new(app: AppState, user_id: &str, endpoint: &'static str, model: &str) -> Meter {
+    pub fn new(ai: &Ai, db: &Db, user_id: &str, endpoint: &'static str, model: &str) -> Meter {
         Meter {
-            app,
+            limits: ai.limits.clone(),
+            sender: ai.usage_writer.sender.clone(),
+            db: db.clone(),
             row: UsageRow {
                 user_id: user_id.to_owned(),
                 endpoint,
@@ -51,7 +64,7 @@ impl Meter {
                 completion_tokens: 0,
                 total_tokens: 0,
                 latency_ms: 0,
-                at: auth::now(),
+                at: Timestamp::now().unix(),
             },
             start: Instant::now(),
             saw_done: false,
@@ -97,21 +110,19 @@ impl Meter {
         }
         self.recorded = true;
         self.row.latency_ms = self.start.elapsed().as_millis() as i64;
-        self.app
-            .ai
-            .limits
+        self.limits
             .add_spent(&self.row.user_id, self.row.at, self.row.total_tokens);
         let row = self.row.clone();
         // Through the batching writer when it runs (the server); directly otherwise.
         if let Err(
             mpsc::error::TrySendError::Full(Message::Row(row))
             | mpsc::error::TrySendError::Closed(Message::Row(row)),
-        ) = self.app.ai.usage_writer.sender.try_send(Message::Row(row))
+        ) = self.sender.try_send(Message::Row(row))
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            let app = self.app.clone();
+            let db = self.db.clone();
             runtime.spawn(async move {
-                if let Err(err) = app.db.write(move |tx| store::record(tx, &row)).await {
+                if let Err(err) = db.write(move |tx| store::record(tx, &row)).await {
                     tracing::warn!(error = %err, "cannot record AI usage");
                 }
             });
@@ -133,9 +144,10 @@ pub enum Message {
 
 /// Usage rows go through a channel to one task that writes them in batches: one
 /// transaction for many calls instead of one per call.
+#[derive(Clone)]
 pub struct UsageWriter {
     sender: mpsc::Sender<Message>,
-    receiver: Mutex<Option<mpsc::Receiver<Message>>>,
+    receiver: Arc<Mutex<Option<mpsc::Receiver<Message>>>>,
 }
 
 impl UsageWriter {
@@ -143,46 +155,67 @@ impl UsageWriter {
         let (sender, receiver) = mpsc::channel(8192);
         UsageWriter {
             sender,
-            receiver: Mutex::new(Some(receiver)),
+            receiver: Arc::new(Mutex::new(Some(receiver))),
         }
     }
 
-    /// The writer task (started once, by the server).
-    pub fn run(&self, db: crate::db::Db) -> Option<tokio::task::JoinHandle<()>> {
-        let mut receiver = self
+    /// The writer (started once, by the server): writes rows as they come, until `stop`
+    /// completes; then writes whatever is still queued and returns.
+    pub async fn run(&self, db: Db, stop: impl Future<Output = ()>) {
+        let receiver = self
             .receiver
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .take()?;
-        Some(tokio::spawn(async move {
-            while let Some(first) = receiver.recv().await {
-                let mut rows = Vec::new();
-                let mut acks = Vec::new();
-                let mut next = Some(first);
-                while let Some(message) = next {
-                    match message {
-                        Message::Row(row) => rows.push(row),
-                        Message::Flush(ack) => acks.push(ack),
-                    }
-                    next = if rows.len() < 512 {
-                        receiver.try_recv().ok()
-                    } else {
-                        None
-                    };
+            .take();
+        let Some(mut receiver) = receiver else {
+            return;
+        };
+        tokio::pin!(stop);
+        let mut stopping = false;
+        loop {
+            let first = if stopping {
+                match receiver.try_recv() {
+                    Ok(message) => message,
+                    Err(_) => return,
                 }
-                if !rows.is_empty() {
-                    let result = db
-                        .write(move |tx| rows.iter().try_for_each(|row| store::record(tx, row)))
-                        .await;
-                    if let Err(err) = result {
-                        tracing::warn!(error = %err, "cannot record AI usage");
+            } else {
+                tokio::select! {
+                    message = receiver.recv() => match message {
+                        Some(message) => message,
+                        None => return,
+                    },
+                    () = &mut stop => {
+                        stopping = true;
+                        continue;
                     }
                 }
-                acks.into_iter().for_each(|ack| {
-                    let _ = ack.send(());
-                });
+            };
+            let mut rows = Vec::new();
+            let mut acks = Vec::new();
+            let mut next = Some(first);
+            while let Some(message) = next {
+                match message {
+                    Message::Row(row) => rows.push(row),
+                    Message::Flush(ack) => acks.push(ack),
+                }
+                next = if rows.len() < 512 {
+                    receiver.try_recv().ok()
+                } else {
+                    None
+                };
             }
-        }))
+            if !rows.is_empty() {
+                let result = db
+                    .write(move |tx| rows.iter().try_for_each(|row| store::record(tx, row)))
+                    .await;
+                if let Err(err) = result {
+                    tracing::warn!(error = %err, "cannot record AI usage");
+                }
+            }
+            acks.into_iter().for_each(|ack| {
+                let _ = ack.send(());
+            });
+        }
     }
 
     /// Waits (at most `limit`) until every row queued before this call is written.
@@ -264,26 +297,24 @@ impl Limits {
             Ok(()) => Ok(()),
             Err(not_until) => {
                 let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-                Err(ApiError::TooManyRequests {
-                    code: "rate_limited",
-                    message: "Too many AI requests; slow down.".into(),
-                    retry_after: wait.max(std::time::Duration::from_secs(1)),
-                })
+                Err(ApiError::rate_limited(
+                    "Too many AI requests; slow down.",
+                    wait.max(std::time::Duration::from_secs(1)),
+                ))
             }
         }
     }
 
     /// 429 `quota_exceeded` (with `Retry-After` until midnight UTC) when the user has spent
     /// the day's token budget.
-    pub async fn check_budget(&self, app: &AppState, user_id: &str) -> AppResult<()> {
+    pub async fn check_budget(&self, db: &Db, user_id: &str) -> AppResult<()> {
         let budget = self.budget;
-        let now = auth::now();
+        let now = Timestamp::now().unix();
         let spent = match self.cached_spent(user_id, now) {
             Some(spent) => spent,
             None => {
                 let owner = user_id.to_owned();
-                let spent = app
-                    .db
+                let spent = db
                     .read(move |conn| store::tokens_on_day(conn, &owner, now))
                     .await?;
                 self.remember_spent(user_id, now, spent);
@@ -295,7 +326,7 @@ impl Limits {
         }
         let until_midnight = 86_400 - now.rem_euclid(86_400);
         Err(ApiError::TooManyRequests {
-            code: "quota_exceeded",
+            code: crate::error::Code::QuotaExceeded,
             message: "Today's AI token budget is spent; it renews at midnight UTC.".into(),
             retry_after: std::time::Duration::from_secs(until_midnight as u64),
         })

@@ -15,20 +15,19 @@ use sha2::{Digest, Sha256};
 
 use super::{
     service::{self, Upload, Which},
-    store,
     types::*,
 };
 use crate::{
     app::AppState,
     auth::AuthUser,
     db::run_blocking,
-    error::{ApiError, AppResult, ErrorBody, Invalid},
-    features::sync::types::parse_device_id,
+    domain::{Cursor, DeviceId, parse_uuid},
+    error::{ApiError, AppResult, ErrorBody, validate},
     http::{
         NoCompression,
         extract::{
-            AppJson, AppPath, AppQuery, PageQuery, cursor_for, is_json, is_octet_stream,
-            parse_json, read_limited,
+            AppJson, AppPath, AppQuery, PageQuery, is_json, is_octet_stream, parse_json,
+            read_limited,
         },
     },
 };
@@ -78,23 +77,20 @@ pub async fn upload(
         run_blocking(move || parse_json_upload(&bytes, max)).await?
     } else if is_octet_stream(content_type) {
         // Check the headers before reading a byte of the body.
-        let mut invalid = Invalid::default();
-        let checksum = invalid.check(
-            "X-Checksum-SHA256",
-            header_text(&parts.headers, CHECKSUM_HEADER)
-                .ok_or_else(|| "is required for a raw upload".to_owned())
-                .and_then(parse_checksum),
-        );
-        let device_id = invalid.check(
-            "X-Device-Id",
-            header_text(&parts.headers, DEVICE_HEADER)
-                .map(parse_device_id)
-                .transpose(),
-        );
-        invalid.finish()?;
-        let (Some(checksum), Some(device_id)) = (checksum, device_id) else {
-            unreachable!("finish() returned Ok, so every field parsed")
-        };
+        let (checksum, device_id) = validate((
+            (
+                "X-Checksum-SHA256",
+                header_text(&parts.headers, CHECKSUM_HEADER)
+                    .ok_or_else(|| "is required for a raw upload".to_owned())
+                    .and_then(parse_checksum),
+            ),
+            (
+                "X-Device-Id",
+                header_text(&parts.headers, DEVICE_HEADER)
+                    .map(DeviceId::parse)
+                    .transpose(),
+            ),
+        ))?;
         let mut hasher = Sha256::new();
         let data = read_limited(&parts.headers, body, max, |chunk| hasher.update(chunk)).await?;
         Upload {
@@ -120,41 +116,36 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// Parses and checks a JSON upload and decodes its data (blocking: large bodies).
 fn parse_json_upload(bytes: &[u8], max: usize) -> AppResult<Upload> {
     let json: UploadJson<'_> = parse_json(bytes)?;
-    let mut invalid = Invalid::default();
-    let checksum = invalid.check("checksum", parse_checksum(&json.checksum));
-    let device_id = invalid.check(
-        "deviceId",
-        json.device_id.as_deref().map(parse_device_id).transpose(),
-    );
-    let metadata = invalid.check(
-        "metadata",
-        json.metadata
-            .as_ref()
-            .map(|m| {
-                let text = m.to_string();
-                if text.len() > MAX_METADATA {
-                    Err(format!("must be at most {MAX_METADATA} bytes of JSON"))
-                } else {
-                    Ok(text)
-                }
-            })
-            .transpose(),
-    );
     if json.data.len() / 4 * 3 > max + 3 {
         return Err(ApiError::PayloadTooLarge);
     }
-    let data = invalid.check(
-        "data",
-        BASE64
-            .decode(json.data.as_bytes())
-            .map_err(|_| "must be base64 (standard alphabet)".to_owned()),
-    );
-    invalid.finish()?;
-    let (Some(checksum), Some(device_id), Some(metadata), Some(mut data)) =
-        (checksum, device_id, metadata, data)
-    else {
-        unreachable!("finish() returned Ok, so every field parsed")
-    };
+    let (checksum, device_id, metadata, mut data) = validate((
+        ("checksum", parse_checksum(&json.checksum)),
+        (
+            "deviceId",
+            json.device_id.as_deref().map(DeviceId::parse).transpose(),
+        ),
+        (
+            "metadata",
+            json.metadata
+                .as_ref()
+                .map(|m| {
+                    let text = m.to_string();
+                    if text.len() > MAX_METADATA {
+                        Err(format!("must be at most {MAX_METADATA} bytes of JSON"))
+                    } else {
+                        Ok(text)
+                    }
+                })
+                .transpose(),
+        ),
+        (
+            "data",
+            BASE64
+                .decode(json.data.as_bytes())
+                .map_err(|_| "must be base64 (standard alphabet)".to_owned()),
+        ),
+    ))?;
     if data.len() > max {
         return Err(ApiError::PayloadTooLarge);
     }
@@ -208,9 +199,7 @@ pub async fn by_id(
 
 /// A backup id is a UUID; anything else cannot exist (404, like someone else's id).
 fn parse_backup_id(id: &str) -> AppResult<String> {
-    uuid::Uuid::parse_str(id)
-        .map(|u| u.to_string())
-        .map_err(|_| ApiError::NotFound)
+    parse_uuid(id).ok_or(ApiError::NotFound)
 }
 
 fn wants_raw(headers: &HeaderMap) -> bool {
@@ -281,14 +270,11 @@ pub async fn list(
     AppQuery(query): AppQuery<PageQuery>,
 ) -> AppResult<AppJson<BackupList>> {
     let limit = query.limit()?;
-    let before = query.position()?;
-    let mut rows = state
-        .db
-        .read(move |conn| store::page(conn, &user.user_id, before, limit + 1))
-        .await?;
+    let before = query.after::<(i64,)>()?.map(|(seq,)| seq);
+    let mut rows = service::page(&state, &user.user_id, before, limit + 1).await?;
     let next_cursor = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
-        rows.last().map(|r| cursor_for(r.seq))
+        rows.last().map(|r| Cursor::encode(&(r.seq,)))
     } else {
         None
     };
@@ -308,13 +294,6 @@ pub async fn delete(
     AppPath(id): AppPath<String>,
 ) -> AppResult<StatusCode> {
     let id = parse_backup_id(&id)?;
-    let deleted = state
-        .db
-        .write(move |tx| store::delete(tx, &user.user_id, &id))
-        .await?;
-    if deleted {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound)
-    }
+    service::delete(&state, &user.user_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

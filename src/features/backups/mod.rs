@@ -6,20 +6,36 @@
 //! and inserted in one transaction with the retention applied: a failed or cut-off upload
 //! leaves nothing, and a reader never sees half a backup.
 
-pub mod crypto;
+mod crypto;
 mod handlers;
-pub mod service;
-pub mod store;
-pub mod types;
+mod service;
+mod store;
+mod types;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::app::AppState;
+pub use service::{all, key_versions_in_use, open_row, reseal_all};
+pub use store::BackupRow;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(handlers::upload))
-        .routes(routes!(handlers::latest))
-        .routes(routes!(handlers::by_id, handlers::delete))
-        .routes(routes!(handlers::list))
+use crate::{
+    app::Feature,
+    config::Config,
+    http::{ApiRouter, middleware::server_epoch},
+};
+
+pub struct Backups;
+
+impl Feature for Backups {
+    fn name(&self) -> &'static str {
+        "backups"
+    }
+
+    fn routes(&self, _config: &Config) -> ApiRouter {
+        OpenApiRouter::new()
+            .routes(routes!(handlers::upload))
+            .routes(routes!(handlers::latest))
+            .routes(routes!(handlers::by_id, handlers::delete))
+            .routes(routes!(handlers::list))
+            .layer(axum::middleware::from_fn(server_epoch))
+    }
 }

@@ -10,9 +10,9 @@ use super::{
 };
 use crate::{
     app::{App, AppState},
-    auth,
     db::run_blocking,
-    error::{ApiError, AppResult},
+    domain::{DeviceId, Timestamp},
+    error::{ApiError, AppResult, Code},
     secrets::BackupKey,
 };
 
@@ -23,7 +23,7 @@ pub struct Upload {
     pub checksum: String,
     /// The SHA-256 of `data`, when it was computed while receiving.
     pub computed: Option<[u8; 32]>,
-    pub device_id: Option<String>,
+    pub device_id: Option<DeviceId>,
     /// Serialized JSON.
     pub metadata: Option<String>,
 }
@@ -48,7 +48,7 @@ pub async fn store(app: &App, user_id: &str, upload: Upload) -> AppResult<Backup
         let digest = computed.unwrap_or_else(|| Sha256::digest(&data).into());
         if hex::encode(digest) != claimed {
             return Err(ApiError::Unprocessable {
-                code: "checksum_mismatch",
+                code: Code::ChecksumMismatch,
                 message: "The SHA-256 of the data does not match `checksum`.".into(),
             });
         }
@@ -65,14 +65,14 @@ pub async fn store(app: &App, user_id: &str, upload: Upload) -> AppResult<Backup
                 &NewBackup {
                     id: &backup_id,
                     user_id: &owner,
-                    device_id: device_id.as_deref(),
+                    device_id: device_id.as_ref().map(DeviceId::as_str),
                     size,
                     checksum: &checksum,
                     metadata: metadata.as_deref(),
                     key_version,
                     nonce: &nonce,
                     sealed: &sealed,
-                    now: auth::now(),
+                    now: Timestamp::now(),
                 },
             )?;
             store::apply_retention(tx, &owner, retain)?;
@@ -100,6 +100,54 @@ pub fn open(conn: &rusqlite::Connection, key: &BackupKey, row: &BackupRow) -> Ap
     let mut bytes = store::sealed(conn, row.seq, row.size)?;
     crypto::open(&key.key, &row.user_id, &row.id, &row.nonce, &mut bytes)?;
     Ok(bytes)
+}
+
+/// A page of the user's backups, newest first: those before `before` (a `seq`), at most
+/// `limit`.
+pub async fn page(
+    app: &App,
+    user_id: &str,
+    before: Option<i64>,
+    limit: u32,
+) -> AppResult<Vec<BackupRow>> {
+    let owner = user_id.to_owned();
+    app.db
+        .read(move |conn| store::page(conn, &owner, before, limit))
+        .await
+}
+
+/// Deletes one of the user's backups; 404 when the user has none of that id.
+pub async fn delete(app: &App, user_id: &str, id: String) -> AppResult<()> {
+    let owner = user_id.to_owned();
+    let deleted = app
+        .db
+        .write(move |tx| store::delete(tx, &owner, &id))
+        .await?;
+    if deleted {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+/// Every backup (of one user, or of all), without data, for the admin's export.
+pub async fn all(app: &App, user_id: Option<String>) -> AppResult<Vec<BackupRow>> {
+    app.db
+        .read(move |conn| store::all(conn, user_id.as_deref()))
+        .await
+}
+
+/// The plaintext of `row` (for the admin's export).
+pub async fn open_row(app: &AppState, row: BackupRow) -> AppResult<(Vec<u8>, BackupRow)> {
+    let key = backup_key(app, row.key_version)?;
+    app.db
+        .read(move |conn| Ok((open(conn, &key, &row)?, row)))
+        .await
+}
+
+/// The backup key versions some backup still uses.
+pub async fn key_versions_in_use(app: &App) -> AppResult<Vec<u32>> {
+    app.db.read(store::key_versions_in_use).await
 }
 
 /// Which backup to fetch.

@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::error::AppResult;
+use crate::{domain::Timestamp, error::AppResult};
 
 /// A backup without its bytes.
 #[derive(Debug, Clone)]
@@ -18,7 +18,7 @@ pub struct BackupRow {
     pub metadata: Option<String>,
     pub key_version: u32,
     pub nonce: Vec<u8>,
-    pub created_at: i64,
+    pub created_at: Timestamp,
 }
 
 const COLUMNS: &str =
@@ -49,7 +49,7 @@ pub struct NewBackup<'a> {
     pub key_version: u32,
     pub nonce: &'a [u8],
     pub sealed: &'a [u8],
-    pub now: i64,
+    pub now: Timestamp,
 }
 
 /// Bytes of sealed data per `backup_chunks` row.

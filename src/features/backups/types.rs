@@ -3,11 +3,10 @@
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::store::BackupRow;
-use crate::features::accounts::types::timestamp;
+use crate::domain::Timestamp;
 
 /// The most metadata a backup may carry (serialized JSON).
 pub const MAX_METADATA: usize = 16 * 1024;
@@ -49,8 +48,7 @@ pub struct BackupInfo {
     pub size: i64,
     /// SHA-256 hex of the backup as uploaded.
     pub checksum: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
+    pub created_at: Timestamp,
     pub device_id: Option<String>,
     pub metadata: Option<serde_json::Value>,
 }
@@ -61,7 +59,7 @@ impl From<&BackupRow> for BackupInfo {
             id: row.id.clone(),
             size: row.size,
             checksum: row.checksum.clone(),
-            created_at: timestamp(row.created_at),
+            created_at: row.created_at,
             device_id: row.device_id.clone(),
             metadata: row
                 .metadata

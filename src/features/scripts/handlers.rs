@@ -7,10 +7,10 @@ use axum::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{service, store, types::*};
+use super::{service, types::*};
 use crate::{
     app::AppState,
-    auth::{self, AdminUser, AuthUser},
+    auth::{AdminUser, AuthUser},
     error::{ApiError, AppResult, ErrorBody},
     http::extract::{AppJson, AppPath, AppQuery},
 };
@@ -26,7 +26,7 @@ pub async fn list(
     _user: AuthUser,
     headers: HeaderMap,
 ) -> AppResult<Response> {
-    let rows = state.db.read(store::active).await?;
+    let rows = service::active(&state).await?;
     let body = serde_json::to_vec(&ScriptList {
         items: rows.into_iter().map(Script::from).collect(),
         next_cursor: None,
@@ -71,11 +71,7 @@ pub async fn get(
     AppQuery(query): AppQuery<VersionQuery>,
 ) -> AppResult<AppJson<Script>> {
     let name = parse_name(&name).map_err(|_| ApiError::NotFound)?;
-    let row = state
-        .db
-        .read(move |conn| store::get(conn, &name, query.version))
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let row = service::get(&state, name, query.version).await?;
     Ok(AppJson(row.into()))
 }
 
@@ -93,10 +89,7 @@ pub async fn create(
     _admin: AdminUser,
     AppJson(script): AppJson<NewScript>,
 ) -> AppResult<(StatusCode, AppJson<Script>)> {
-    let row = state
-        .db
-        .write(move |tx| service::create(tx, &script))
-        .await?;
+    let row = service::create_version(&state, script).await?;
     Ok((StatusCode::CREATED, AppJson(row.into())))
 }
 
@@ -111,15 +104,7 @@ pub async fn activate(
     AppJson(req): AppJson<ActivateRequest>,
 ) -> AppResult<AppJson<Script>> {
     let name = parse_name(&name).map_err(|_| ApiError::NotFound)?;
-    let row = state
-        .db
-        .write(move |tx| {
-            if !store::activate(tx, &name, req.version, auth::now())? {
-                return Err(ApiError::NotFound);
-            }
-            store::get(tx, &name, Some(req.version))?.ok_or(ApiError::NotFound)
-        })
-        .await?;
+    let row = service::activate(&state, name, req.version).await?;
     Ok(AppJson(row.into()))
 }
 
@@ -133,13 +118,6 @@ pub async fn deactivate(
     AppPath(name): AppPath<String>,
 ) -> AppResult<StatusCode> {
     let name = parse_name(&name).map_err(|_| ApiError::NotFound)?;
-    let found = state
-        .db
-        .write(move |tx| store::deactivate(tx, &name, auth::now()))
-        .await?;
-    if found {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound)
-    }
+    service::deactivate(&state, name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

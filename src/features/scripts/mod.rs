@@ -3,17 +3,37 @@
 //! seeded on first start (and by `persona admin scripts seed`).
 
 mod handlers;
-pub mod service;
-pub mod store;
-pub mod types;
+mod service;
+mod store;
+mod types;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::app::AppState;
+pub use service::{ActiveScript, Seeded, active_script, all, defaults, read_dir, seed_scripts};
+pub use store::ScriptRow;
+pub use types::{NewScript, Script, render};
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(handlers::list, handlers::create))
-        .routes(routes!(handlers::get, handlers::deactivate))
-        .routes(routes!(handlers::activate))
+use crate::{
+    app::{Feature, Init},
+    config::Config,
+    http::ApiRouter,
+};
+
+pub struct Scripts;
+
+impl Feature for Scripts {
+    fn name(&self) -> &'static str {
+        "scripts"
+    }
+
+    fn routes(&self, _config: &Config) -> ApiRouter {
+        OpenApiRouter::new()
+            .routes(routes!(handlers::list, handlers::create))
+            .routes(routes!(handlers::get, handlers::deactivate))
+            .routes(routes!(handlers::activate))
+    }
+
+    fn init(&self, init: &mut Init<'_>) -> anyhow::Result<()> {
+        service::seed_if_empty(init.db)
+    }
 }

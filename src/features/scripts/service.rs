@@ -5,7 +5,9 @@ use super::{
     types::{NewScript, check_new},
 };
 use crate::{
-    auth,
+    app::App,
+    db::Db,
+    domain::Timestamp,
     error::{ApiError, AppResult},
 };
 
@@ -42,7 +44,7 @@ pub fn create(tx: &rusqlite::Connection, script: &NewScript) -> AppResult<Script
         Some(v) => v,
         None => store::latest_version(tx, &name)?.unwrap_or(0) + 1,
     };
-    let now = auth::now();
+    let now = Timestamp::now();
     store::insert(
         tx,
         &NewRow {
@@ -116,6 +118,93 @@ pub fn read_dir(dir: &std::path::Path) -> anyhow::Result<Vec<NewScript>> {
                 .with_context(|| format!("{} is not a script", path.display()))
         })
         .collect()
+}
+
+/// The active scripts, one version per name.
+pub async fn active(app: &App) -> AppResult<Vec<ScriptRow>> {
+    app.db.read(store::active).await
+}
+
+/// The active version of `name` (or `version`); 404 when there is none.
+pub async fn get(app: &App, name: String, version: Option<i64>) -> AppResult<ScriptRow> {
+    app.db
+        .read(move |conn| store::get(conn, &name, version))
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+/// Creates a version (see [`create`]).
+pub async fn create_version(app: &App, script: NewScript) -> AppResult<ScriptRow> {
+    app.db.write(move |tx| create(tx, &script)).await
+}
+
+/// Makes `version` the active one; 404 when it does not exist.
+pub async fn activate(app: &App, name: String, version: i64) -> AppResult<ScriptRow> {
+    app.db
+        .write(move |tx| {
+            if !store::activate(tx, &name, version, Timestamp::now())? {
+                return Err(ApiError::NotFound);
+            }
+            store::get(tx, &name, Some(version))?.ok_or(ApiError::NotFound)
+        })
+        .await
+}
+
+/// Deactivates every version of `name`; 404 when no such script exists.
+pub async fn deactivate(app: &App, name: String) -> AppResult<()> {
+    let found = app
+        .db
+        .write(move |tx| store::deactivate(tx, &name, Timestamp::now()))
+        .await?;
+    if found {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+/// A script as the AI proxy uses it: its row and its parsed content.
+pub struct ActiveScript {
+    pub row: ScriptRow,
+    pub content: serde_json::Value,
+}
+
+/// The active script `name`, parsed; `None` when there is none (or the name cannot exist).
+pub async fn active_script(db: &Db, name: &str) -> AppResult<Option<ActiveScript>> {
+    let Ok(name) = super::types::parse_name(name) else {
+        return Ok(None);
+    };
+    let row = db.read(move |conn| store::get(conn, &name, None)).await?;
+    Ok(row.map(|row| ActiveScript {
+        content: serde_json::from_str(&row.content).unwrap_or(serde_json::Value::Null),
+        row,
+    }))
+}
+
+/// Seeds the defaults into a database that has no scripts yet (a first start). Later starts
+/// leave the scripts to the admin (`persona admin scripts seed` adds new defaults).
+pub fn seed_if_empty(db: &Db) -> anyhow::Result<()> {
+    let defaults = defaults()?;
+    let seeded = db.blocking_write(move |tx| {
+        if !store::all(tx)?.is_empty() {
+            return Ok(None);
+        }
+        seed(tx, &defaults).map(Some)
+    })?;
+    if let Some(seeded) = seeded {
+        tracing::info!(scripts = ?seeded.created, "seeded the default AI scripts");
+    }
+    Ok(())
+}
+
+/// Every version of every script (for the admin's list and export).
+pub async fn all(app: &App) -> AppResult<Vec<ScriptRow>> {
+    app.db.read(store::all).await
+}
+
+/// Seeds `scripts` (idempotent; see [`seed`]).
+pub async fn seed_scripts(app: &App, scripts: Vec<NewScript>) -> AppResult<Seeded> {
+    app.db.write(move |tx| seed(tx, &scripts)).await
 }
 
 #[cfg(test)]

@@ -2,7 +2,11 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::error::{ApiError, AppResult};
+use crate::{
+    db,
+    domain::Timestamp,
+    error::{ApiError, AppResult, Code},
+};
 
 #[derive(Debug, Clone)]
 pub struct ScriptRow {
@@ -12,8 +16,8 @@ pub struct ScriptRow {
     /// JSON text.
     pub content: String,
     pub is_active: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 const COLUMNS: &str = "name, version, description, content, is_active, created_at, updated_at";
@@ -76,7 +80,7 @@ pub struct NewRow<'a> {
     pub version: i64,
     pub description: &'a str,
     pub content: &'a str,
-    pub now: i64,
+    pub now: Timestamp,
 }
 
 /// Inserts a version; 409 `already_exists` when that name+version exists.
@@ -87,23 +91,17 @@ pub fn insert(conn: &Connection, row: &NewRow<'_>) -> AppResult<()> {
          VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)",
         params![row.name, row.version, row.description, row.content, row.now],
     );
-    match result {
-        Ok(_) => Ok(()),
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            Err(ApiError::Conflict {
-                code: "already_exists",
-                message: format!("{} version {} already exists.", row.name, row.version).into(),
-                details: None,
-            })
-        }
-        Err(e) => Err(e.into()),
-    }
+    db::on_unique(result, "ai_scripts.name, ai_scripts.version", || {
+        ApiError::conflict(
+            Code::AlreadyExists,
+            format!("{} version {} already exists.", row.name, row.version),
+        )
+    })
+    .map(|_| ())
 }
 
 /// Makes `version` the active version of `name`. `false` when it does not exist.
-pub fn activate(conn: &Connection, name: &str, version: i64, now: i64) -> AppResult<bool> {
+pub fn activate(conn: &Connection, name: &str, version: i64, now: Timestamp) -> AppResult<bool> {
     let exists: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM ai_scripts WHERE name = ?1 AND version = ?2)",
         params![name, version],
@@ -124,7 +122,7 @@ pub fn activate(conn: &Connection, name: &str, version: i64, now: i64) -> AppRes
 }
 
 /// Deactivates every version of `name`. `false` when no such script exists.
-pub fn deactivate(conn: &Connection, name: &str, now: i64) -> AppResult<bool> {
+pub fn deactivate(conn: &Connection, name: &str, now: Timestamp) -> AppResult<bool> {
     let exists: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM ai_scripts WHERE name = ?1)",
         [name],
@@ -143,4 +141,49 @@ pub fn has_active(conn: &Connection, name: &str) -> AppResult<bool> {
         [name],
         |r| r.get(0),
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing::TempDb;
+
+    fn insert_version(db: &TempDb, name: &str, version: i64) -> AppResult<()> {
+        insert(
+            db,
+            &NewRow {
+                name,
+                version,
+                description: "",
+                content: r#"{"system":"s"}"#,
+                now: Timestamp::from_unix(version),
+            },
+        )
+    }
+
+    #[test]
+    fn one_active_version_per_name_and_duplicates_conflict() {
+        let db = TempDb::new();
+        insert_version(&db, "chat", 1).unwrap();
+        insert_version(&db, "chat", 2).unwrap();
+        assert!(matches!(
+            insert_version(&db, "chat", 2),
+            Err(ApiError::Conflict {
+                code: Code::AlreadyExists,
+                ..
+            })
+        ));
+        assert!(activate(&db, "chat", 1, Timestamp::from_unix(5)).unwrap());
+        assert!(activate(&db, "chat", 2, Timestamp::from_unix(6)).unwrap());
+        assert!(!activate(&db, "chat", 9, Timestamp::from_unix(6)).unwrap());
+        let active = active(&db).unwrap();
+        assert_eq!(active.len(), 1);
+        assert_eq!(active[0].version, 2);
+        assert_eq!(latest_version(&db, "chat").unwrap(), Some(2));
+        assert_eq!(get(&db, "chat", Some(1)).unwrap().unwrap().version, 1);
+        assert!(deactivate(&db, "chat", Timestamp::from_unix(7)).unwrap());
+        assert!(!has_active(&db, "chat").unwrap());
+        assert!(!deactivate(&db, "other", Timestamp::from_unix(7)).unwrap());
+        assert_eq!(all(&db).unwrap().len(), 2);
+    }
 }

@@ -1,14 +1,11 @@
 //! Scripts: their shape, the rules for names and content, and template rendering.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::store::ScriptRow;
-use crate::features::accounts::types::timestamp;
+use crate::domain::Timestamp;
 
 /// `name`: 1..100 characters of `[a-z0-9_-]`.
 pub fn parse_name(input: &str) -> Result<String, String> {
@@ -145,10 +142,8 @@ pub struct Script {
     #[schema(value_type = Object)]
     pub content: Value,
     pub is_active: bool,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 impl From<ScriptRow> for Script {
@@ -159,8 +154,8 @@ impl From<ScriptRow> for Script {
             version: row.version,
             description: row.description,
             is_active: row.is_active,
-            created_at: timestamp(row.created_at),
-            updated_at: timestamp(row.updated_at),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
         }
     }
 }
@@ -205,40 +200,22 @@ pub struct VersionQuery {
 /// Checks a new script's fields; `Ok` holds the normalized name.
 pub fn check_new(script: &NewScript) -> crate::error::AppResult<String> {
     let mut invalid = crate::error::Invalid::default();
-    let name = invalid.check("name", parse_name(&script.name));
-    if let Some(v) = script.version {
-        invalid.check(
-            "version",
-            if v >= 1 {
-                Ok(())
-            } else {
-                Err("must be at least 1".to_owned())
-            },
-        );
+    let name = invalid.take("name", parse_name(&script.name));
+    if script.version.is_some_and(|v| v < 1) {
+        invalid.add("version", "must be at least 1");
     }
-    invalid.check(
-        "description",
-        if script.description.chars().count() <= 500 {
-            Ok(())
-        } else {
-            Err("must be at most 500 characters".to_owned())
-        },
-    );
-    invalid.check("content", check_content(&script.content));
-    invalid.check(
-        "content",
-        if script.content.to_string().len() <= 64 * 1024 {
-            Ok(())
-        } else {
-            Err("must be at most 64 KiB of JSON".to_owned())
-        },
-    );
+    if script.description.chars().count() > 500 {
+        invalid.add("description", "must be at most 500 characters");
+    }
+    if let Err(message) = check_content(&script.content) {
+        invalid.add("content", message);
+    }
+    if script.content.to_string().len() > 64 * 1024 {
+        invalid.add("content", "must be at most 64 KiB of JSON");
+    }
     invalid.finish()?;
-    Ok(name.unwrap_or_default())
+    name.ok_or_else(|| crate::error::ApiError::invalid_field("name", "is required"))
 }
-
-/// Variables of `/content`, by name.
-pub type Variables = BTreeMap<String, Value>;
 
 #[cfg(test)]
 mod tests {

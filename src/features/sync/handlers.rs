@@ -1,15 +1,16 @@
-//! `/sync` status handlers: extract, validate, run one transaction, respond.
+//! `/sync` status handlers: extract, validate, call `service`, respond.
 
 use axum::{extract::State, http::StatusCode};
 
 use super::{
-    store::{self, Report},
+    service::{self, StatusReport as Report},
     types::*,
 };
 use crate::{
     app::AppState,
-    auth::{self, AuthUser},
-    error::{ApiError, AppResult, ErrorBody, Invalid},
+    auth::AuthUser,
+    domain::DeviceId,
+    error::{ApiError, AppResult, ErrorBody, validate as fields},
     http::extract::{AppJson, AppPath},
 };
 
@@ -30,51 +31,21 @@ pub async fn report_status(
     user: AuthUser,
     AppJson(req): AppJson<StatusReport>,
 ) -> AppResult<AppJson<DeviceResponse>> {
-    let mut invalid = Invalid::default();
-    let device_id = invalid.check("deviceId", parse_device_id(&req.device_id));
-    let version = invalid.check("syncVersion", parse_sync_version(req.sync_version));
-    let hash = invalid.check("dataHash", parse_data_hash(&req.data_hash));
-    let name = invalid.check("deviceName", parse_label(req.device_name.as_deref(), 100));
-    let platform = invalid.check("platform", parse_label(req.platform.as_deref(), 32));
-    invalid.finish()?;
-    let (Some(device_id), Some(version), Some(hash), Some(name), Some(platform)) =
-        (device_id, version, hash, name, platform)
-    else {
-        unreachable!("finish() returned Ok, so every field parsed")
+    let (device_id, sync_version, data_hash, device_name, platform) = fields((
+        ("deviceId", DeviceId::parse(&req.device_id)),
+        ("syncVersion", parse_sync_version(req.sync_version)),
+        ("dataHash", parse_data_hash(&req.data_hash)),
+        ("deviceName", parse_label(req.device_name.as_deref(), 100)),
+        ("platform", parse_label(req.platform.as_deref(), 32)),
+    ))?;
+    let report = Report {
+        device_id,
+        sync_version,
+        data_hash,
+        device_name,
+        platform,
     };
-    let user_id = user.user_id.clone();
-    let row = state
-        .db
-        .write(move |tx| {
-            if let Some(stored) = store::device(tx, &user_id, &device_id)?
-                && (version < stored.sync_version
-                    || (version == stored.sync_version && hash != stored.data_hash))
-            {
-                return Err(ApiError::Conflict {
-                    code: "sync_conflict",
-                    message: "The server holds a newer or different state for this device.".into(),
-                    details: serde_json::to_value(Device::from(stored)).ok(),
-                });
-            }
-            let now = auth::now();
-            store::upsert(
-                tx,
-                &Report {
-                    user_id: &user_id,
-                    device_id: &device_id,
-                    device_name: name.as_deref(),
-                    platform: platform.as_deref(),
-                    sync_version: version,
-                    data_hash: &hash,
-                    now,
-                },
-            )?;
-            store::refresh_user_summary(tx, &user_id, Some(now))?;
-            store::device(tx, &user_id, &device_id)?.ok_or(ApiError::NotFound)
-        })
-        .await?;
-    // lastSyncAt and deviceCount changed.
-    state.auth.forget_user(&user.user_id);
+    let row = service::report(&state, &user.user_id, report).await?;
     Ok(AppJson(DeviceResponse {
         device: row.into(),
         server_epoch: state.db.server_epoch().to_owned(),
@@ -88,10 +59,7 @@ pub async fn list_status(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> AppResult<AppJson<StatusList>> {
-    let rows = state
-        .db
-        .read(move |conn| store::devices(conn, &user.user_id))
-        .await?;
+    let rows = service::devices(&state, &user.user_id).await?;
     let summary = summarize(&rows);
     Ok(AppJson(StatusList {
         devices: rows.into_iter().map(Device::from).collect(),
@@ -109,12 +77,8 @@ pub async fn device_status(
     user: AuthUser,
     AppPath(device_id): AppPath<String>,
 ) -> AppResult<AppJson<DeviceResponse>> {
-    let device_id = parse_device_id(&device_id).map_err(|_| ApiError::NotFound)?;
-    let row = state
-        .db
-        .read(move |conn| store::device(conn, &user.user_id, &device_id))
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let device_id = DeviceId::parse(&device_id).map_err(|_| ApiError::NotFound)?;
+    let row = service::device(&state, &user.user_id, device_id).await?;
     Ok(AppJson(DeviceResponse {
         device: row.into(),
         server_epoch: state.db.server_epoch().to_owned(),
@@ -131,20 +95,14 @@ pub async fn validate(
     user: AuthUser,
     AppJson(req): AppJson<ValidateRequest>,
 ) -> AppResult<AppJson<ValidateResponse>> {
-    let mut invalid = Invalid::default();
-    invalid.check("deviceId", parse_device_id(&req.device_id));
-    let version = invalid.check("syncVersion", parse_sync_version(req.sync_version));
-    let hash = invalid.check("dataHash", parse_data_hash(&req.data_hash));
-    invalid.finish()?;
-    let (Some(version), Some(hash)) = (version, hash) else {
-        unreachable!("finish() returned Ok, so every field parsed")
-    };
-    let latest = state
-        .db
-        .read(move |conn| store::latest_active(conn, &user.user_id))
-        .await?;
+    let (_, version, hash) = fields((
+        ("deviceId", DeviceId::parse(&req.device_id)),
+        ("syncVersion", parse_sync_version(req.sync_version)),
+        ("dataHash", parse_data_hash(&req.data_hash)),
+    ))?;
+    let (status, latest) = service::validate(&state, &user.user_id, version, hash).await?;
     Ok(AppJson(ValidateResponse {
-        status: standing(version, &hash, latest.as_ref()),
+        status,
         latest: latest.map(Device::from),
         server_epoch: state.db.server_epoch().to_owned(),
     }))
@@ -160,17 +118,7 @@ pub async fn deactivate_device(
     user: AuthUser,
     AppPath(device_id): AppPath<String>,
 ) -> AppResult<StatusCode> {
-    let device_id = parse_device_id(&device_id).map_err(|_| ApiError::NotFound)?;
-    let user_id = user.user_id.clone();
-    state
-        .db
-        .write(move |tx| {
-            if !store::deactivate(tx, &user_id, &device_id)? {
-                return Err(ApiError::NotFound);
-            }
-            store::refresh_user_summary(tx, &user_id, None)
-        })
-        .await?;
-    state.auth.forget_user(&user.user_id);
+    let device_id = DeviceId::parse(&device_id).map_err(|_| ApiError::NotFound)?;
+    service::deactivate(&state, &user.user_id, device_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,42 +6,31 @@
 //! Every response carries `serverEpoch`, so a device notices a restored (rolled back) server.
 
 mod handlers;
-pub mod store;
-pub mod types;
+mod service;
+mod store;
+mod types;
 
-use axum::{
-    extract::{Request, State},
-    http::HeaderValue,
-    middleware::Next,
-    response::Response,
-};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::app::AppState;
+use crate::{
+    app::Feature,
+    config::Config,
+    http::{ApiRouter, middleware::server_epoch},
+};
 
-/// The header that carries `serverEpoch` on every `/sync` response, bodies or not.
-pub const SERVER_EPOCH_HEADER: &str = "x-server-epoch";
+pub struct Sync;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(handlers::report_status, handlers::list_status))
-        .routes(routes!(handlers::device_status))
-        .routes(routes!(handlers::validate))
-        .routes(routes!(handlers::deactivate_device))
-}
-
-/// Adds `X-Server-Epoch` to every response under `/api/v1/sync` and `/api/sync` (status,
-/// devices and backups; errors and bodiless answers included).
-pub async fn server_epoch_header(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let is_sync =
-        crate::http::api_path(request.uri().path()).is_some_and(|path| path.starts_with("/sync/"));
-    let mut response = next.run(request).await;
-    if is_sync && let Ok(value) = HeaderValue::from_str(state.db.server_epoch()) {
-        response.headers_mut().insert(SERVER_EPOCH_HEADER, value);
+impl Feature for Sync {
+    fn name(&self) -> &'static str {
+        "sync"
     }
-    response
+
+    fn routes(&self, _config: &Config) -> ApiRouter {
+        OpenApiRouter::new()
+            .routes(routes!(handlers::report_status, handlers::list_status))
+            .routes(routes!(handlers::device_status))
+            .routes(routes!(handlers::validate))
+            .routes(routes!(handlers::deactivate_device))
+            .layer(axum::middleware::from_fn(server_epoch))
+    }
 }

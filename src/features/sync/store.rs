@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::error::AppResult;
+use crate::{domain::Timestamp, error::AppResult};
 
 #[derive(Debug, Clone)]
 pub struct DeviceRow {
@@ -12,8 +12,8 @@ pub struct DeviceRow {
     pub sync_version: i64,
     pub data_hash: String,
     pub is_active: bool,
-    pub created_at: i64,
-    pub last_sync_at: i64,
+    pub created_at: Timestamp,
+    pub last_sync_at: Timestamp,
 }
 
 const COLUMNS: &str = "device_id, device_name, platform, sync_version, data_hash, is_active, created_at, last_sync_at";
@@ -69,7 +69,7 @@ pub struct Report<'a> {
     pub platform: Option<&'a str>,
     pub sync_version: i64,
     pub data_hash: &'a str,
-    pub now: i64,
+    pub now: Timestamp,
 }
 
 /// Inserts or updates the device's row (reactivating it); name and platform are kept when
@@ -113,7 +113,7 @@ pub fn deactivate(conn: &Connection, user_id: &str, device_id: &str) -> AppResul
 pub fn refresh_user_summary(
     conn: &Connection,
     user_id: &str,
-    synced_at: Option<i64>,
+    synced_at: Option<Timestamp>,
 ) -> AppResult<()> {
     conn.prepare_cached(
         "UPDATE users SET
@@ -124,4 +124,68 @@ pub fn refresh_user_summary(
     )?
     .execute(params![user_id, synced_at])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing::TempDb;
+
+    fn report<'a>(device_id: &'a str, version: i64, hash: &'a str, now: i64) -> Report<'a> {
+        Report {
+            user_id: "u1",
+            device_id,
+            device_name: None,
+            platform: Some("android"),
+            sync_version: version,
+            data_hash: hash,
+            now: Timestamp::from_unix(now),
+        }
+    }
+
+    #[test]
+    fn upsert_keeps_name_and_platform_and_reactivates() {
+        let db = TempDb::new();
+        db.user("u1");
+        upsert(&db, &report("phone", 1, "aa", 10)).unwrap();
+        assert!(deactivate(&db, "u1", "phone").unwrap());
+        upsert(
+            &db,
+            &Report {
+                platform: None,
+                ..report("phone", 2, "bb", 20)
+            },
+        )
+        .unwrap();
+        let row = device(&db, "u1", "phone").unwrap().unwrap();
+        assert_eq!((row.sync_version, row.data_hash.as_str()), (2, "bb"));
+        assert_eq!(row.platform.as_deref(), Some("android"));
+        assert!(row.is_active);
+        assert_eq!(row.created_at, Timestamp::from_unix(10));
+        assert_eq!(row.last_sync_at, Timestamp::from_unix(20));
+        assert!(!deactivate(&db, "u1", "tablet").unwrap());
+    }
+
+    #[test]
+    fn latest_active_prefers_version_then_recency_and_the_summary_counts_active() {
+        let db = TempDb::new();
+        db.user("u1");
+        upsert(&db, &report("a", 5, "aa", 10)).unwrap();
+        upsert(&db, &report("b", 5, "bb", 30)).unwrap();
+        upsert(&db, &report("c", 9, "cc", 20)).unwrap();
+        deactivate(&db, "u1", "c").unwrap();
+        let latest = latest_active(&db, "u1").unwrap().unwrap();
+        assert_eq!(latest.device_id, "b");
+        assert_eq!(devices(&db, "u1").unwrap()[0].device_id, "b");
+        refresh_user_summary(&db, "u1", Some(Timestamp::from_unix(30))).unwrap();
+        let (count, last): (i64, i64) = db
+            .query_row(
+                "SELECT device_count, last_sync_at FROM users WHERE id = 'u1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((count, last), (2, 30));
+        assert!(device(&db, "someone-else", "a").unwrap().is_none());
+    }
 }

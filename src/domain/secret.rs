@@ -1,13 +1,15 @@
-//! A configuration string that must never be printed: API keys, SMTP passwords.
+//! A string that must never be printed: API keys and SMTP passwords in the configuration,
+//! passwords and tokens in requests.
 
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A secret from the configuration. `Debug`, `Display`-less and `Serialize` all redact it;
-/// the value is reachable only through [`Secret::expose`], so a log line or a
-/// `persona admin config show` cannot leak it by accident.
-#[derive(Clone, PartialEq, Eq)]
+/// A secret. `Debug`, `Display`-less and `Serialize` all redact it; the value is reachable
+/// only through [`Secret::expose`], so a log line, a `{:?}` of a request or a `persona admin
+/// config show` cannot leak it by accident.
+#[derive(Clone, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(value_type = String)]
 pub struct Secret(String);
 
 impl Secret {
@@ -17,6 +19,10 @@ impl Secret {
 
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
     }
 }
 

@@ -10,6 +10,23 @@ use lettre::{
 
 use crate::config::SmtpConfig;
 
+/// One plain-text mail, as a template made it.
+#[derive(Clone)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+/// Mail bodies hold single-use tokens: never print them.
+impl std::fmt::Debug for Mail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mail")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
@@ -54,13 +71,13 @@ impl Mailer {
             .map(|base| format!("{}{path}?token={token}", base.trim_end_matches('/')))
     }
 
-    pub async fn send(&self, to: &str, subject: &str, body: String) -> anyhow::Result<()> {
+    pub async fn send(&self, mail: Mail) -> anyhow::Result<()> {
         let message = Message::builder()
             .from(self.from.clone())
-            .to(to.parse().context("recipient is not a mail address")?)
-            .subject(subject)
+            .to(mail.to.parse().context("recipient is not a mail address")?)
+            .subject(mail.subject)
             .header(ContentType::TEXT_PLAIN)
-            .body(body)?;
+            .body(mail.body)?;
         self.transport
             .send(message)
             .await

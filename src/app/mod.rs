@@ -1,0 +1,258 @@
+//! The running application: what every handler can reach, and how it is served.
+//!
+//! `App::init` opens the data dir, the secrets and the database, then lets each feature (a
+//! [`Feature`], listed by `features::all()` and passed in by the caller) do its start-up work
+//! and leave its state in [`App::part`]. `serve` takes a bound listener and a shutdown
+//! future, so `persona serve` binds the configured address and waits for SIGINT/SIGTERM,
+//! while tests bind port 0 and shut down on demand, with no sleeps.
+
+mod feature;
+mod tasks;
+
+use std::{
+    any::Any,
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use feature::{Feature, Init, Parts};
+pub use tasks::Tasks;
+
+use crate::{
+    auth::Auth, config::Config, db::Db, domain::Timestamp, error::AppResult, http, notify::Notify,
+    secrets::Secrets,
+};
+
+/// Shared state of the server. Cheap to clone (an `Arc`).
+pub type AppState = Arc<App>;
+
+pub struct App {
+    pub config: Config,
+    pub db: Db,
+    /// Swapped when `secrets.toml` changes (a rotation by the CLI); see [`App::secrets`].
+    secrets: RwLock<Arc<Secrets>>,
+    pub auth: Auth,
+    /// Mail and signed webhooks.
+    pub notify: Notify,
+    /// The one outbound HTTP client (AI upstream, webhooks): one connection pool, rustls.
+    pub http: reqwest::Client,
+    /// Every background task, drained at shutdown.
+    pub tasks: Tasks,
+    pub started_at: Instant,
+    features: Vec<Arc<dyn Feature>>,
+    parts: Parts,
+}
+
+impl App {
+    /// Prepares everything the server needs: the data dir, the secrets, the database with its
+    /// migrations applied, and each feature's start-up work. Blocking; run it before serving.
+    pub fn init(config: Config, features: Vec<Arc<dyn Feature>>) -> anyhow::Result<AppState> {
+        let (db, report) = Db::open(&config)?;
+        for migration in &report.applied {
+            tracing::info!(migration, "applied migration");
+        }
+        let secrets = Secrets::load_or_create(&config.secrets_path())?;
+        let auth = Auth::new(&config, &secrets)?;
+        // `ai.connect_timeout` is the one outbound connect timeout (the AI provider was the
+        // first remote host; webhooks share the client).
+        let http = http::client::outbound(config.ai.connect_timeout)?;
+        let notify = Notify::new(&config, &secrets, http.clone())?;
+        let mut parts = Parts::default();
+        for feature in &features {
+            feature
+                .init(&mut Init {
+                    config: &config,
+                    db: &db,
+                    http: &http,
+                    parts: &mut parts,
+                })
+                .with_context(|| format!("cannot start the {} feature", feature.name()))?;
+        }
+        Ok(Arc::new(App {
+            config,
+            db,
+            secrets: RwLock::new(Arc::new(secrets)),
+            auth,
+            notify,
+            http,
+            tasks: Tasks::new(),
+            started_at: Instant::now(),
+            features,
+            parts,
+        }))
+    }
+
+    /// The features this app was started with.
+    pub fn features(&self) -> &[Arc<dyn Feature>] {
+        &self.features
+    }
+
+    /// The state a feature left at start (`Init::parts`); a 500 if it is missing.
+    pub fn part<T: Any + Send + Sync>(&self) -> AppResult<&T> {
+        self.parts.get::<T>()
+    }
+
+    /// The key rings as last read from `secrets.toml`.
+    pub fn secrets(&self) -> Arc<Secrets> {
+        self.secrets
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reads `secrets.toml` again and takes up its key rings (after a rotation by the CLI).
+    pub fn reload_secrets(&self) -> anyhow::Result<Arc<Secrets>> {
+        let secrets = Arc::new(Secrets::read(&self.config.secrets_path())?);
+        self.auth.reload_keys(&self.config, &secrets);
+        *self.secrets.write().unwrap_or_else(|p| p.into_inner()) = secrets.clone();
+        Ok(secrets)
+    }
+
+    /// Starts the background work: the server's own (key reloads, session pruning) and each
+    /// feature's.
+    fn start(self: &Arc<Self>) {
+        let app = Arc::downgrade(self);
+        let mut seen = secrets_modified(&self.config);
+        self.tasks.every(
+            "secrets",
+            SECRETS_RELOAD_INTERVAL,
+            SECRETS_RELOAD_INTERVAL,
+            move || {
+                let app = app.upgrade();
+                let changed = app.as_ref().map(|app| secrets_modified(&app.config));
+                if let (Some(app), Some(now)) = (app, changed)
+                    && now != seen
+                {
+                    match app.reload_secrets() {
+                        Ok(secrets) => {
+                            tracing::info!(
+                                kid = %secrets.signing_jwt_key().kid,
+                                backup_key = secrets.current_backup_key().version,
+                                "reloaded the key rings"
+                            );
+                            seen = now;
+                        }
+                        Err(err) => tracing::warn!(
+                            error = format!("{err:#}"),
+                            "secrets.toml changed but cannot be read"
+                        ),
+                    }
+                }
+                std::future::ready(())
+            },
+        );
+        let app = Arc::downgrade(self);
+        self.tasks.every(
+            "prune-sessions",
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+            move || {
+                let app = app.upgrade();
+                async move {
+                    let Some(app) = app else { return };
+                    let now = Timestamp::now();
+                    match app
+                        .db
+                        .write(move |tx| crate::auth::sessions::prune(tx, now))
+                        .await
+                    {
+                        Ok(0) => {}
+                        Ok(removed) => tracing::info!(removed, "pruned ended sessions"),
+                        Err(err) => tracing::warn!(error = %err, "pruning sessions failed"),
+                    }
+                }
+            },
+        );
+        for feature in &self.features {
+            feature.start(self);
+        }
+    }
+}
+
+fn secrets_modified(config: &Config) -> Option<std::time::SystemTime> {
+    std::fs::metadata(config.secrets_path())
+        .and_then(|m| m.modified())
+        .ok()
+}
+
+/// Serves the full router on `listener` until `shutdown` completes, then lets in-flight
+/// requests finish for at most `server.shutdown_timeout`, stops the background tasks and
+/// closes the database.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_router(state.clone(), http::router(state), listener, shutdown).await
+}
+
+/// [`serve`] with a router of the caller's (tests add routes to the real middleware stack).
+pub async fn serve_router(
+    state: AppState,
+    router: Router,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let grace = state.config.server.shutdown_timeout;
+    state.start();
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stopping_tx.send(());
+    });
+
+    tokio::select! {
+        result = server => result.context("server error")?,
+        () = async {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!(?grace, "in-flight requests did not finish in time; dropping them");
+        }
+    }
+    if !state.tasks.shutdown(grace).await {
+        tracing::warn!(
+            ?grace,
+            "background tasks did not finish in time; dropping them"
+        );
+    }
+    state.db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// How often the server looks for a rotated `secrets.toml`.
+pub const SECRETS_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

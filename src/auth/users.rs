@@ -1,0 +1,220 @@
+//! The `users` table: who someone is (email, password hash, role, whether disabled). Every
+//! feature that needs a user reads it through here; the accounts feature writes it.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::Role;
+use crate::{
+    db,
+    domain::Timestamp,
+    error::{ApiError, AppResult, Code},
+};
+
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub password_hash: String,
+    pub display_name: Option<String>,
+    pub role: Role,
+    pub email_verified: bool,
+    pub disabled: bool,
+    pub created_at: Timestamp,
+    pub last_sync_at: Option<Timestamp>,
+    pub device_count: i64,
+}
+
+const USER_COLUMNS: &str = "id, email, password_hash, display_name, role, email_verified, \
+     disabled, created_at, last_sync_at, device_count";
+
+fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+    let role: String = row.get(4)?;
+    Ok(UserRow {
+        id: row.get(0)?,
+        email: row.get(1)?,
+        password_hash: row.get(2)?,
+        display_name: row.get(3)?,
+        role: Role::parse(&role),
+        email_verified: row.get(5)?,
+        disabled: row.get(6)?,
+        created_at: row.get(7)?,
+        last_sync_at: row.get(8)?,
+        device_count: row.get(9)?,
+    })
+}
+
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub display_name: Option<&'a str>,
+    pub role: Role,
+    pub now: Timestamp,
+}
+
+fn email_taken() -> ApiError {
+    ApiError::conflict(
+        Code::EmailTaken,
+        "An account with this email already exists.",
+    )
+}
+
+pub fn insert_user(conn: &Connection, user: &NewUser<'_>) -> AppResult<()> {
+    let result = conn.execute(
+        "INSERT INTO users (id, email, password_hash, display_name, role, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        params![
+            user.id,
+            user.email,
+            user.password_hash,
+            user.display_name,
+            user.role.as_str(),
+            user.now
+        ],
+    );
+    db::on_unique(result, "users.email", email_taken).map(|_| ())
+}
+
+pub fn user_by_email(conn: &Connection, email: &str) -> AppResult<Option<UserRow>> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([email], user_from_row)
+        .optional()?)
+}
+
+pub fn user_by_id(conn: &Connection, id: &str) -> AppResult<Option<UserRow>> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([id], user_from_row)
+        .optional()?)
+}
+
+pub fn list_users(conn: &Connection) -> AppResult<Vec<UserRow>> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY created_at, email");
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([], user_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn set_password(conn: &Connection, user_id: &str, hash: &str, now: Timestamp) -> AppResult<()> {
+    conn.execute(
+        "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+        params![user_id, hash, now],
+    )?;
+    Ok(())
+}
+
+pub fn set_display_name(
+    conn: &Connection,
+    user_id: &str,
+    name: Option<&str>,
+    now: Timestamp,
+) -> AppResult<()> {
+    conn.execute(
+        "UPDATE users SET display_name = ?2, updated_at = ?3 WHERE id = ?1",
+        params![user_id, name, now],
+    )?;
+    Ok(())
+}
+
+/// A new email is unverified until confirmed again.
+pub fn set_email(conn: &Connection, user_id: &str, email: &str, now: Timestamp) -> AppResult<()> {
+    let result = conn.execute(
+        "UPDATE users SET email = ?2, email_verified = 0, updated_at = ?3 WHERE id = ?1",
+        params![user_id, email, now],
+    );
+    db::on_unique(result, "users.email", email_taken).map(|_| ())
+}
+
+pub fn set_email_verified(conn: &Connection, user_id: &str, now: Timestamp) -> AppResult<()> {
+    conn.execute(
+        "UPDATE users SET email_verified = 1, updated_at = ?2 WHERE id = ?1",
+        params![user_id, now],
+    )?;
+    Ok(())
+}
+
+pub fn set_role(conn: &Connection, user_id: &str, role: Role, now: Timestamp) -> AppResult<()> {
+    conn.execute(
+        "UPDATE users SET role = ?2, updated_at = ?3 WHERE id = ?1",
+        params![user_id, role.as_str(), now],
+    )?;
+    Ok(())
+}
+
+/// Disables or enables an account; disabling ends its sessions.
+pub fn set_disabled(
+    conn: &Connection,
+    user_id: &str,
+    disabled: bool,
+    now: Timestamp,
+) -> AppResult<()> {
+    conn.execute(
+        "UPDATE users SET disabled = ?2, updated_at = ?3 WHERE id = ?1",
+        params![user_id, disabled, now],
+    )?;
+    if disabled {
+        super::sessions::revoke_user_sessions(conn, user_id, None, "disabled", now)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing::TempDb;
+
+    fn new_user<'a>(id: &'a str, email: &'a str) -> NewUser<'a> {
+        NewUser {
+            id,
+            email,
+            password_hash: "h",
+            display_name: None,
+            role: Role::User,
+            now: Timestamp::from_unix(5),
+        }
+    }
+
+    #[test]
+    fn a_duplicate_email_is_a_conflict() {
+        let db = TempDb::new();
+        insert_user(&db, &new_user("u1", "a@b.co")).unwrap();
+        let dup = insert_user(&db, &new_user("u2", "a@b.co"));
+        assert!(matches!(
+            dup,
+            Err(ApiError::Conflict {
+                code: Code::EmailTaken,
+                ..
+            })
+        ));
+        insert_user(&db, &new_user("u3", "c@d.co")).unwrap();
+        let moved = set_email(&db, "u3", "a@b.co", Timestamp::from_unix(6));
+        assert!(matches!(moved, Err(ApiError::Conflict { .. })));
+    }
+
+    #[test]
+    fn a_duplicate_id_is_a_bug_not_a_conflict() {
+        let db = TempDb::new();
+        insert_user(&db, &new_user("u1", "a@b.co")).unwrap();
+        let dup = insert_user(&db, &new_user("u1", "x@b.co"));
+        assert!(matches!(dup, Err(ApiError::Internal(_))));
+    }
+
+    #[test]
+    fn rows_read_back_with_their_fields() {
+        let db = TempDb::new();
+        insert_user(&db, &new_user("u1", "a@b.co")).unwrap();
+        set_role(&db, "u1", Role::Admin, Timestamp::from_unix(7)).unwrap();
+        set_display_name(&db, "u1", Some("Ana"), Timestamp::from_unix(7)).unwrap();
+        set_email_verified(&db, "u1", Timestamp::from_unix(7)).unwrap();
+        let row = user_by_email(&db, "a@b.co").unwrap().unwrap();
+        assert_eq!(row.role, Role::Admin);
+        assert_eq!(row.display_name.as_deref(), Some("Ana"));
+        assert!(row.email_verified && !row.disabled);
+        assert_eq!(row.created_at, Timestamp::from_unix(5));
+        assert_eq!(list_users(&db).unwrap().len(), 1);
+        assert!(user_by_id(&db, "nobody").unwrap().is_none());
+    }
+}
