@@ -3,12 +3,12 @@
 use std::time::Duration;
 
 use persona::config::{Config, Secret};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::{
     fake_ai::{Behaviour, FakeAi, KEY},
-    helpers::{Session, TestApp, assert_error},
+    helpers::{Session, TestApp, assert_error, expect_json},
 };
 
 async fn setup(configure: impl FnOnce(&mut Config)) -> (TestApp, FakeAi, Session) {
@@ -60,9 +60,11 @@ async fn usage_rows(app: &TestApp, expected: usize) -> Vec<(String, String, Stri
 #[tokio::test]
 async fn chat_passes_through_with_the_servers_key_only() {
     let (app, fake, s) = setup(|_| {}).await;
-    let response = app.post_as(&s.access, "/api/v1/ai/chat", &hello()).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
+    let body = expect_json(
+        app.post_as(&s.access, "/api/v1/ai/chat", &hello()).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(body["object"], "chat.completion");
     assert_eq!(body["choices"][0]["message"]["content"], "Hello!");
     assert_eq!(body["usage"]["total_tokens"], 15);
@@ -314,12 +316,12 @@ async fn retries_then_fallback_models_then_a_safe_502() {
         Behaviour::Status(500),
         Behaviour::Reply("second try".into()),
     ]);
-    let body: Value = app
-        .post_as(&s.access, "/api/v1/ai/chat", &hello())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app
+        .call(Method::POST, "/api/v1/ai/chat")
+        .bearer(&s.access)
+        .json(&hello())
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(body["choices"][0]["message"]["content"], "second try");
     assert_eq!(fake.requests().len(), 2);
 
@@ -329,12 +331,12 @@ async fn retries_then_fallback_models_then_a_safe_502() {
         Behaviour::Status(429),
         Behaviour::Reply("fallback".into()),
     ]);
-    let body: Value = app
-        .post_as(&s.access, "/api/v1/ai/chat", &hello())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app
+        .call(Method::POST, "/api/v1/ai/chat")
+        .bearer(&s.access)
+        .json(&hello())
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(body["choices"][0]["message"]["content"], "fallback");
     assert_eq!(fake.last_body()["model"], "other/model");
 
@@ -422,12 +424,11 @@ async fn per_user_rate_and_daily_budget() {
         .unwrap();
     assert!((1..=86_400).contains(&retry));
     assert_error(over, StatusCode::TOO_MANY_REQUESTS, "quota_exceeded").await;
-    let usage: Value = app
-        .get_as(&s.access, "/api/v1/ai/usage")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let usage = app
+        .call(Method::GET, "/api/v1/ai/usage")
+        .bearer(&s.access)
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(usage["usedToday"], 30);
     assert_eq!(usage["remainingToday"], 0);
     assert_eq!(usage["days"][0]["requests"], 2);
@@ -452,16 +453,7 @@ async fn per_user_rate_and_daily_budget() {
 async fn content_renders_a_script() {
     let (app, fake, s) = setup(|_| {}).await;
     fake.plan([Behaviour::Reply("Good morning, Ana!".into())]);
-    let response = app
-        .post_as(
-            &s.access,
-            "/api/v1/ai/content",
-            &json!({"script": "home_content", "variables": {
-                "time_of_day": "morning", "name": "Ana", "mood": "calm", "topics": ["garden"]}}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
+    let body = expect_json(app.post_as(&s.access,"/api/v1/ai/content",&json!({"script": "home_content", "variables": {"time_of_day": "morning", "name": "Ana", "mood": "calm", "topics": ["garden"]}}),).await, StatusCode::OK).await;
     assert_eq!(body["content"], "Good morning, Ana!");
     assert_eq!(
         body["script"],
@@ -509,15 +501,16 @@ async fn analyze_validates_the_models_json() {
     let (app, fake, s) = setup(|_| {}).await;
     let mood = r#"Here you go: {"mood":"calm","score":0.5,"emotions":["content"],"summary":"At ease.","extra":true}"#;
     fake.plan([Behaviour::Reply(mood.into())]);
-    let response = app
-        .post_as(
+    let body = expect_json(
+        app.post_as(
             &s.access,
             "/api/v1/ai/analyze",
             &json!({"text": "I walked in the park.", "kind": "mood"}),
         )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
+        .await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(body["kind"], "mood");
     assert_eq!(
         body["result"],
@@ -539,16 +532,12 @@ async fn analyze_validates_the_models_json() {
         Behaviour::Reply("I feel you are calm".into()),
         Behaviour::Reply(r#"{"level":"high","reasons":["a plan"]}"#.into()),
     ]);
-    let body: Value = app
-        .post_as(
-            &s.access,
-            "/api/v1/ai/analyze",
-            &json!({"text": "…", "kind": "crisis"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app
+        .call(Method::POST, "/api/v1/ai/analyze")
+        .bearer(&s.access)
+        .json(&json!({"text": "…", "kind": "crisis"}))
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(body["result"]["level"], "high");
     assert_eq!(body["crisis"]["level"], "high");
     assert_eq!(fake.requests().len(), before + 2);
@@ -596,12 +585,11 @@ async fn analyze_validates_the_models_json() {
 #[tokio::test]
 async fn models_and_health() {
     let (app, _fake, s) = setup(|_| {}).await;
-    let models: Value = app
-        .get_as(&s.access, "/api/v1/ai/models")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let models = app
+        .call(Method::GET, "/api/v1/ai/models")
+        .bearer(&s.access)
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(models["object"], "list");
     let data = models["data"].as_array().unwrap();
     assert_eq!(data.len(), 2);
@@ -684,8 +672,10 @@ async fn ai_calls_may_outlast_the_servers_request_timeout() {
         Duration::from_millis(800),
         "worth the wait".into(),
     )]);
-    let response = app.post_as(&s.access, "/api/v1/ai/chat", &hello()).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
+    let body = expect_json(
+        app.post_as(&s.access, "/api/v1/ai/chat", &hello()).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(body["choices"][0]["message"]["content"], "worth the wait");
 }

@@ -2,22 +2,23 @@
 
 use axum::{Router, routing::get};
 use persona::{app::AppState, auth::AdminUser};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, assert_error};
+use crate::helpers::{PASSWORD, TestApp, assert_error, expect_json};
 
 #[tokio::test]
 async fn register_answers_the_user_and_a_token_pair() {
     let app = TestApp::spawn().await;
-    let response = app
-        .post_json(
+    let body = expect_json(
+        app.post_json(
             "/api/v1/auth/register",
             &json!({"email": "  Ana@Example.com ", "password": PASSWORD, "displayName": "Ana"}),
         )
-        .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let body: Value = response.json().await.unwrap();
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
     assert_eq!(body["tokenType"], "Bearer");
     assert_eq!(body["expiresIn"], 900);
     assert!(body["accessToken"].as_str().unwrap().split('.').count() == 3);
@@ -157,14 +158,15 @@ async fn an_unsigned_token_is_refused() {
 async fn refresh_rotates_and_reuse_revokes_the_session() {
     let app = TestApp::spawn().await;
     let first = app.register("ana@example.com").await;
-    let response = app
-        .post_json(
+    let second = expect_json(
+        app.post_json(
             "/api/v1/auth/refresh",
             &json!({"refreshToken": first.refresh}),
         )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let second: Value = response.json().await.unwrap();
+        .await,
+        StatusCode::OK,
+    )
+    .await;
     let second_refresh = second["refreshToken"].as_str().unwrap().to_owned();
     let second_access = second["accessToken"].as_str().unwrap().to_owned();
     assert_ne!(second_refresh, first.refresh);
@@ -279,12 +281,11 @@ async fn sessions_are_listed_and_revocable_by_their_owner_only() {
     let app = TestApp::spawn().await;
     let first = app.register("ana@example.com").await;
     let second = app.login("ana@example.com").await;
-    let list: Value = app
-        .get_as(&first.access, "/api/v1/auth/sessions")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = app
+        .call(Method::GET, "/api/v1/auth/sessions")
+        .bearer(&first.access)
+        .expect(StatusCode::OK)
+        .await;
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(items.iter().filter(|s| s["current"] == true).count(), 1);
@@ -420,12 +421,12 @@ async fn profile_updates_name_and_email_with_the_current_password() {
 async fn verify_reports_the_token_expiry() {
     let app = TestApp::spawn().await;
     let ana = app.register("ana@example.com").await;
-    let body: Value = app
-        .post_as(&ana.access, "/api/v1/auth/verify", &json!({}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = app
+        .call(Method::POST, "/api/v1/auth/verify")
+        .bearer(&ana.access)
+        .json(&json!({}))
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(body["valid"], true);
     assert_eq!(body["user"]["email"], "ana@example.com");
     let expires = time::OffsetDateTime::parse(

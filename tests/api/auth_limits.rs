@@ -4,14 +4,14 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::TcpListener,
     sync::mpsc,
 };
 
-use crate::helpers::{PASSWORD, TestApp, assert_error};
+use crate::helpers::{PASSWORD, TestApp, assert_error, expect_json};
 
 #[tokio::test]
 async fn logins_per_ip_are_limited_with_retry_after() {
@@ -256,13 +256,14 @@ async fn email_verification_with_the_mailed_token() {
         .await;
     assert_error(stale, StatusCode::UNAUTHORIZED, "invalid_token").await;
 
-    let response = app
-        .post_json(
+    let body = expect_json(
+        app.post_json(
             "/api/v1/auth/verify-email",
             &json!({"token": token_in(&second)}),
         )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
+        .await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(body["user"]["emailVerified"], true);
 }

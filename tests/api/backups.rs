@@ -7,11 +7,11 @@ use std::{
 };
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use reqwest::{Response, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{TestApp, assert_error};
+use crate::helpers::{TestApp, assert_error, expect_json};
 
 fn sha256(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
@@ -54,9 +54,11 @@ async fn upload_raw(app: &TestApp, token: &str, data: Vec<u8>, checksum: &str) -
 }
 
 async fn list(app: &TestApp, token: &str) -> Vec<Value> {
-    let response = app.get_as(token, "/api/v1/sync/backups").await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
+    let body = expect_json(
+        app.get_as(token, "/api/v1/sync/backups").await,
+        StatusCode::OK,
+    )
+    .await;
     body["items"].as_array().unwrap().clone()
 }
 
@@ -412,12 +414,11 @@ async fn only_the_newest_backups_are_kept() {
         "not_found",
     )
     .await;
-    let latest: Value = app
-        .get_as(&s.access, "/api/v1/sync/backup/latest")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let latest = app
+        .call(Method::GET, "/api/v1/sync/backup/latest")
+        .bearer(&s.access)
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(latest["id"], ids[2].as_str());
 
     // Retention is per user.
@@ -433,12 +434,11 @@ async fn the_list_pages_with_a_cursor() {
     for seed in 30..33 {
         upload_json(&app, &s.access, &sample(seed, 100)).await;
     }
-    let first: Value = app
-        .get_as(&s.access, "/api/v1/sync/backups?limit=2")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let first = app
+        .call(Method::GET, "/api/v1/sync/backups?limit=2")
+        .bearer(&s.access)
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(first["items"].as_array().unwrap().len(), 2);
     let cursor = first["nextCursor"].as_str().unwrap();
     let second: Value = app

@@ -14,9 +14,9 @@ use persona::{
 };
 use reqwest::{StatusCode, header};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{TestApp, assert_error};
+use crate::helpers::{TestApp, assert_error, expect_json};
 
 #[derive(Deserialize)]
 #[allow(dead_code)]
@@ -143,11 +143,12 @@ async fn well_formed_json_with_invalid_fields_is_422_naming_the_field() {
     .await;
     assert!(error["details"]["age"][0].is_string(), "{error}");
 
-    let response = app
-        .post_json("/test/echo", &json!({"email": "a@b.c", "age": 30}))
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
+    let body = expect_json(
+        app.post_json("/test/echo", &json!({"email": "a@b.c", "age": 30}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(body["email"], "a@b.c");
 }
 

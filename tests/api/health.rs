@@ -1,14 +1,12 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, assert_error};
+use crate::helpers::{TestApp, assert_error, expect_json};
 
 #[tokio::test]
 async fn health_reports_status_uptime_and_version() {
     let app = TestApp::spawn().await;
-    let response = app.get("/health").await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
+    let body = expect_json(app.get("/health").await, StatusCode::OK).await;
     assert_eq!(body["status"], "OK");
     assert!(body["message"].as_str().is_some());
     assert!(body["uptime"].as_f64().unwrap() >= 0.0);
@@ -24,9 +22,7 @@ async fn health_reports_status_uptime_and_version() {
 #[tokio::test]
 async fn readiness_checks_the_database() {
     let app = TestApp::spawn().await;
-    let response = app.get("/health/ready").await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
+    let body = expect_json(app.get("/health/ready").await, StatusCode::OK).await;
     assert_eq!(body["database"], "ok");
 
     // A database that cannot be reached makes the server unready.

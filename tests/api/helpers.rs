@@ -27,6 +27,25 @@ pub struct TestApp {
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
+/// With `TEST_LOG=1` (or a filter such as `TEST_LOG=persona=debug`), the server's log goes
+/// to the test output; otherwise tests are quiet.
+fn init_test_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let filter = if filter == "1" {
+                "info".to_owned()
+            } else {
+                filter
+            };
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
 /// The configuration every test starts from: defaults, a data dir inside `dir`, port 0, and
 /// argon2 parameters small enough for a debug build.
 pub fn test_config(dir: &Path) -> Config {
@@ -67,6 +86,7 @@ impl TestApp {
         configure: impl FnOnce(&mut Config),
         extra: Router<AppState>,
     ) -> TestApp {
+        init_test_log();
         let mut config = test_config(dir.path());
         configure(&mut config);
         config.validate().expect("test config is valid");
@@ -114,6 +134,12 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// A request to `path`, built step by step: `app.call(Method::PUT, "/x").bearer(t)
+    /// .json(&body).expect(StatusCode::OK).await` returns the parsed body.
+    pub fn call(&self, method: reqwest::Method, path: &str) -> Call {
+        Call(self.client.request(method, self.url(path)))
     }
 
     /// GET with a bearer token.
@@ -224,6 +250,28 @@ impl Drop for TestApp {
     }
 }
 
+/// A request under construction (see [`TestApp::call`]).
+pub struct Call(reqwest::RequestBuilder);
+
+impl Call {
+    pub fn bearer(self, token: &str) -> Call {
+        Call(self.0.bearer_auth(token))
+    }
+
+    pub fn json(self, body: &Value) -> Call {
+        Call(self.0.json(body))
+    }
+
+    pub async fn send(self) -> Response {
+        self.0.send().await.unwrap()
+    }
+
+    /// Sends, asserts `status` and returns the JSON body.
+    pub async fn expect(self, status: StatusCode) -> Value {
+        expect_json(self.send().await, status).await
+    }
+}
+
 /// The password every test account has.
 pub const PASSWORD: &str = "password123";
 
@@ -248,6 +296,19 @@ impl From<Value> for Session {
                 .to_owned(),
             user: body["user"].clone(),
         }
+    }
+}
+
+/// Asserts `status` (showing the body when it differs) and returns the JSON body (`null` for
+/// an empty one): the one-line form of "send, check the status, parse".
+pub async fn expect_json(response: Response, status: StatusCode) -> Value {
+    let actual = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(actual, status, "status; body: {text}");
+    if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("JSON body ({e}): {text}"))
     }
 }
 

@@ -1,6 +1,6 @@
 //! SPEC section 6: AI scripts.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{Session, TestApp, assert_error};
@@ -57,12 +57,11 @@ async fn defaults_are_seeded_and_listed_with_an_etag() {
 
     // A restart does not seed twice.
     let app = app.restart().await;
-    let again: Value = app
-        .get_as(&s.access, "/api/v1/ai/scripts")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let again = app
+        .call(Method::GET, "/api/v1/ai/scripts")
+        .bearer(&s.access)
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(again["items"].as_array().unwrap().len(), 5);
     // Anonymous callers get nothing.
     assert_error(
@@ -99,33 +98,27 @@ async fn versions_activation_and_deactivation() {
     );
 
     // A second version is inactive until activated.
-    let v2: Value = app
-        .post_as(
-            &root.access,
-            "/api/v1/ai/scripts",
-            &json!({"name": "greeting", "content": {"template": "Hello {{name}}"}}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v2 = app
+        .call(Method::POST, "/api/v1/ai/scripts")
+        .bearer(&root.access)
+        .json(&json!({"name": "greeting", "content": {"template": "Hello {{name}}"}}))
+        .expect(StatusCode::CREATED)
+        .await;
     assert_eq!(
         (v2["version"].clone(), v2["isActive"].clone()),
         (json!(2), json!(false))
     );
-    let active: Value = app
-        .get_as(&user.access, "/api/v1/ai/scripts/greeting")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let active = app
+        .call(Method::GET, "/api/v1/ai/scripts/greeting")
+        .bearer(&user.access)
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(active["version"], 1);
-    let pinned: Value = app
-        .get_as(&user.access, "/api/v1/ai/scripts/greeting?version=2")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let pinned = app
+        .call(Method::GET, "/api/v1/ai/scripts/greeting?version=2")
+        .bearer(&user.access)
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(pinned["content"]["template"], "Hello {{name}}");
     assert_error(
         app.get_as(&user.access, "/api/v1/ai/scripts/greeting?version=9")
@@ -143,12 +136,11 @@ async fn versions_activation_and_deactivation() {
         )
         .await;
     assert_eq!(switched.status(), StatusCode::OK);
-    let active: Value = app
-        .get_as(&user.access, "/api/v1/ai/scripts/greeting")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let active = app
+        .call(Method::GET, "/api/v1/ai/scripts/greeting")
+        .bearer(&user.access)
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(active["version"], 2);
     let etag_after = app
         .get_as(&user.access, "/api/v1/ai/scripts")

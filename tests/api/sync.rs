@@ -1,6 +1,6 @@
 //! SPEC section 4: device sync metadata.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_error};
@@ -48,22 +48,20 @@ async fn a_report_is_stored_and_carries_the_server_epoch() {
     assert_eq!(body["serverEpoch"], epoch.as_str());
     assert_eq!(epoch.len(), 32);
 
-    let one: Value = app
-        .get_as(&s.access, "/api/v1/sync/status/pixel-7")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let one = app
+        .call(Method::GET, "/api/v1/sync/status/pixel-7")
+        .bearer(&s.access)
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(one["syncVersion"], 3);
     assert_eq!(one["serverEpoch"], epoch.as_str());
 
     // The user's summary fields follow.
-    let me: Value = app
-        .get_as(&s.access, "/api/v1/auth/me")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me = app
+        .call(Method::GET, "/api/v1/auth/me")
+        .bearer(&s.access)
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(me["user"]["deviceCount"], 1);
     assert!(me["user"]["lastSyncAt"].is_string());
 
@@ -111,12 +109,11 @@ async fn versions_may_only_move_forward() {
     assert_eq!(forked["details"]["dataHash"], "bb");
 
     // The stored row did not change.
-    let row: Value = app
-        .get_as(&s.access, "/api/v1/sync/status/d1")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let row = app
+        .call(Method::GET, "/api/v1/sync/status/d1")
+        .bearer(&s.access)
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(
         (row["syncVersion"].clone(), row["dataHash"].clone()),
         (json!(6), json!("bb"))
@@ -127,24 +124,22 @@ async fn versions_may_only_move_forward() {
 async fn the_device_list_summarizes_active_devices() {
     let app = TestApp::spawn().await;
     let s = app.register("ana@example.com").await;
-    let empty: Value = app
-        .get_as(&s.access, "/api/v1/sync/status")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let empty = app
+        .call(Method::GET, "/api/v1/sync/status")
+        .bearer(&s.access)
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(empty["devices"], json!([]));
     assert_eq!(empty["summary"]["deviceCount"], 0);
     assert_eq!(empty["summary"]["latestVersion"], Value::Null);
 
     report(&app, &s.access, "phone", 7, "aa").await;
     report(&app, &s.access, "tablet", 7, "aa").await;
-    let list: Value = app
-        .get_as(&s.access, "/api/v1/sync/status")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = app
+        .call(Method::GET, "/api/v1/sync/status")
+        .bearer(&s.access)
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(list["devices"].as_array().unwrap().len(), 2);
     assert_eq!(list["summary"]["deviceCount"], 2);
     assert_eq!(list["summary"]["latestVersion"], 7);
@@ -152,12 +147,11 @@ async fn the_device_list_summarizes_active_devices() {
     assert!(list["serverEpoch"].is_string());
 
     report(&app, &s.access, "laptop", 9, "bb").await;
-    let list: Value = app
-        .get_as(&s.access, "/api/v1/sync/status")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = app
+        .call(Method::GET, "/api/v1/sync/status")
+        .bearer(&s.access)
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(list["summary"]["latestVersion"], 9);
     assert_eq!(list["summary"]["allInSync"], false);
 }
@@ -207,12 +201,11 @@ async fn deactivating_a_device() {
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert!(response.headers().contains_key("x-server-epoch"));
 
-    let list: Value = app
-        .get_as(&s.access, "/api/v1/sync/status")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = app
+        .call(Method::GET, "/api/v1/sync/status")
+        .bearer(&s.access)
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(list["summary"]["deviceCount"], 1);
     assert_eq!(list["summary"]["latestVersion"], 3);
     let old = list["devices"]
@@ -222,35 +215,29 @@ async fn deactivating_a_device() {
         .find(|d| d["deviceId"] == "old-phone")
         .unwrap();
     assert_eq!(old["isActive"], false);
-    let me: Value = app
-        .get_as(&s.access, "/api/v1/auth/me")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me = app
+        .call(Method::GET, "/api/v1/auth/me")
+        .bearer(&s.access)
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(me["user"]["deviceCount"], 1);
 
     // An inactive device is not the reference for validate.
-    let v: Value = app
-        .post_as(
-            &s.access,
-            "/api/v1/sync/validate",
-            &json!({"deviceId": "new-phone", "syncVersion": 3, "dataHash": "bb"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let v = app
+        .call(Method::POST, "/api/v1/sync/validate")
+        .bearer(&s.access)
+        .json(&json!({"deviceId": "new-phone", "syncVersion": 3, "dataHash": "bb"}))
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(v["status"], "in_sync");
 
     // Reporting again brings it back.
     report(&app, &s.access, "old-phone", 10, "cc").await;
-    let me: Value = app
-        .get_as(&s.access, "/api/v1/auth/me")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me = app
+        .call(Method::GET, "/api/v1/auth/me")
+        .bearer(&s.access)
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(me["user"]["deviceCount"], 2);
 
     assert_error(
@@ -284,21 +271,19 @@ async fn another_users_device_is_a_404() {
         "not_found",
     )
     .await;
-    let list: Value = app
-        .get_as(&bob.access, "/api/v1/sync/status")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = app
+        .call(Method::GET, "/api/v1/sync/status")
+        .bearer(&bob.access)
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(list["devices"], json!([]));
     // Bob reporting the same device id makes his own row; Ana's is untouched.
     report(&app, &bob.access, "ana-phone", 0, "ff").await;
-    let row: Value = app
-        .get_as(&ana.access, "/api/v1/sync/status/ana-phone")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let row = app
+        .call(Method::GET, "/api/v1/sync/status/ana-phone")
+        .bearer(&ana.access)
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(row["syncVersion"], 1);
 }
 
@@ -386,11 +371,10 @@ async fn concurrent_reports_from_many_devices_all_land() {
             .all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT),
         "{statuses:?}"
     );
-    let me: Value = app
-        .get_as(&s.access, "/api/v1/auth/me")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me = app
+        .call(Method::GET, "/api/v1/auth/me")
+        .bearer(&s.access)
+        .expect(StatusCode::OK)
+        .await;
     assert_eq!(me["user"]["deviceCount"], 8);
 }

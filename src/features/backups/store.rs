@@ -204,3 +204,271 @@ pub fn key_versions_in_use(conn: &Connection) -> AppResult<Vec<u32>> {
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing::TempDb;
+
+    /// Inserts backup `id` of `user` with a small sealing and `key_version` 1.
+    fn add(db: &TempDb, user: &str, id: &str, at: i64) {
+        add_sealed(db, user, id, at, 1, &[at as u8; 24], b"sealed");
+    }
+
+    fn add_sealed(
+        db: &TempDb,
+        user: &str,
+        id: &str,
+        at: i64,
+        key_version: u32,
+        nonce: &[u8],
+        sealed: &[u8],
+    ) {
+        insert(
+            db,
+            &NewBackup {
+                id,
+                user_id: user,
+                device_id: None,
+                size: sealed.len() as i64,
+                checksum: "c",
+                metadata: None,
+                key_version,
+                nonce,
+                sealed,
+                now: Timestamp::from_unix(at),
+            },
+        )
+        .unwrap();
+    }
+
+    fn chunk_count(db: &TempDb) -> i64 {
+        db.query_row("SELECT count(*) FROM backup_chunks", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn ids(rows: &[BackupRow]) -> Vec<&str> {
+        rows.iter().map(|r| r.id.as_str()).collect()
+    }
+
+    #[test]
+    fn insert_then_by_id_and_latest_read_the_fields_back() {
+        let db = TempDb::new();
+        db.user("u1");
+        let nonce = [7u8; 24];
+        insert(
+            &db,
+            &NewBackup {
+                id: "b1",
+                user_id: "u1",
+                device_id: Some("phone"),
+                size: 42,
+                checksum: "abc123",
+                metadata: Some(r#"{"k":1}"#),
+                key_version: 3,
+                nonce: &nonce,
+                sealed: b"ciphertext",
+                now: Timestamp::from_unix(1_700_000_000),
+            },
+        )
+        .unwrap();
+
+        let row = by_id(&db, "u1", "b1").unwrap().unwrap();
+        assert_eq!(row.id, "b1");
+        assert_eq!(row.user_id, "u1");
+        assert_eq!(row.device_id.as_deref(), Some("phone"));
+        assert_eq!(row.size, 42);
+        assert_eq!(row.checksum, "abc123");
+        assert_eq!(row.metadata.as_deref(), Some(r#"{"k":1}"#));
+        assert_eq!(row.key_version, 3);
+        assert_eq!(row.nonce, nonce.to_vec());
+        assert_eq!(row.created_at, Timestamp::from_unix(1_700_000_000));
+        assert_eq!(sealed(&db, row.seq, row.size).unwrap(), b"ciphertext");
+
+        let newest = latest(&db, "u1").unwrap().unwrap();
+        assert_eq!(newest.seq, row.seq);
+        assert_eq!(newest.id, "b1");
+        assert!(by_id(&db, "u1", "missing").unwrap().is_none());
+    }
+
+    #[test]
+    fn latest_is_the_newest_of_that_user_and_none_without_backups() {
+        let db = TempDb::new();
+        db.user("u1").user("u2");
+        assert!(latest(&db, "u1").unwrap().is_none());
+        add(&db, "u1", "a", 1);
+        add(&db, "u1", "b", 2);
+        add(&db, "u2", "c", 3);
+        assert_eq!(latest(&db, "u1").unwrap().unwrap().id, "b");
+        assert_eq!(latest(&db, "u2").unwrap().unwrap().id, "c");
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_per_user_and_removes_the_chunks_of_the_others() {
+        let db = TempDb::new();
+        db.user("u1").user("u2");
+        for (i, id) in ["a", "b", "c", "d"].iter().enumerate() {
+            add(&db, "u1", id, i as i64);
+        }
+        add(&db, "u2", "other", 10);
+        assert_eq!(chunk_count(&db), 5);
+
+        assert_eq!(apply_retention(&db, "u1", 2).unwrap(), 2);
+        assert_eq!(ids(&all(&db, Some("u1")).unwrap()), ["c", "d"]);
+        assert_eq!(ids(&all(&db, Some("u2")).unwrap()), ["other"]);
+        // One chunk each for c, d and other; those of a and b are gone.
+        assert_eq!(chunk_count(&db), 3);
+
+        // Already within the limit: nothing more to delete.
+        assert_eq!(apply_retention(&db, "u1", 2).unwrap(), 0);
+        assert_eq!(apply_retention(&db, "u1", 5).unwrap(), 0);
+        assert_eq!(all(&db, None).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn page_is_newest_first_and_before_excludes_that_seq() {
+        let db = TempDb::new();
+        db.user("u1").user("u2");
+        for (i, id) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            add(&db, "u1", id, i as i64);
+        }
+        add(&db, "u2", "other", 10);
+
+        let first = page(&db, "u1", None, 2).unwrap();
+        assert_eq!(ids(&first), ["e", "d"]);
+        let second = page(&db, "u1", Some(first[1].seq), 2).unwrap();
+        assert_eq!(ids(&second), ["c", "b"]);
+        let third = page(&db, "u1", Some(second[1].seq), 2).unwrap();
+        assert_eq!(ids(&third), ["a"]);
+        assert!(page(&db, "u1", Some(third[0].seq), 2).unwrap().is_empty());
+        assert_eq!(ids(&page(&db, "u2", None, 10).unwrap()), ["other"]);
+    }
+
+    #[test]
+    fn all_is_oldest_first_for_one_user_or_everyone() {
+        let db = TempDb::new();
+        db.user("u1").user("u2");
+        add(&db, "u1", "a", 1);
+        add(&db, "u2", "b", 2);
+        add(&db, "u1", "c", 3);
+        assert_eq!(ids(&all(&db, None).unwrap()), ["a", "b", "c"]);
+        assert_eq!(ids(&all(&db, Some("u1")).unwrap()), ["a", "c"]);
+        assert!(all(&db, Some("nobody")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn another_users_backup_is_neither_found_nor_deleted() {
+        let db = TempDb::new();
+        db.user("u1").user("u2");
+        add(&db, "u1", "mine", 1);
+
+        assert!(by_id(&db, "u2", "mine").unwrap().is_none());
+        assert!(!delete(&db, "u2", "mine").unwrap());
+        assert!(by_id(&db, "u1", "mine").unwrap().is_some());
+        assert_eq!(chunk_count(&db), 1);
+    }
+
+    #[test]
+    fn delete_removes_the_backup_and_its_chunks() {
+        let db = TempDb::new();
+        db.user("u1");
+        let big = vec![9u8; CHUNK * 2 + 5];
+        add_sealed(&db, "u1", "big", 1, 1, &[1; 24], &big);
+        add(&db, "u1", "small", 2);
+        assert_eq!(chunk_count(&db), 4);
+
+        assert!(delete(&db, "u1", "big").unwrap());
+        assert!(by_id(&db, "u1", "big").unwrap().is_none());
+        assert_eq!(chunk_count(&db), 1);
+        assert!(!delete(&db, "u1", "big").unwrap());
+        assert!(by_id(&db, "u1", "small").unwrap().is_some());
+    }
+
+    #[test]
+    fn sealed_returns_exactly_the_bytes_inserted_across_chunks() {
+        let db = TempDb::new();
+        db.user("u1");
+        // Not a multiple of the chunk size, and no two chunks alike.
+        let bytes: Vec<u8> = (0..CHUNK * 2 + 12_345)
+            .map(|i| (i % 251) as u8 ^ (i / CHUNK) as u8)
+            .collect();
+        add_sealed(&db, "u1", "big", 1, 1, &[1; 24], &bytes);
+        let row = by_id(&db, "u1", "big").unwrap().unwrap();
+        assert_eq!(chunk_count(&db), 3);
+        let read = sealed(&db, row.seq, row.size).unwrap();
+        assert_eq!(read.len(), bytes.len());
+        assert!(read == bytes, "sealed bytes differ from those inserted");
+
+        // Exactly one chunk's worth stays one chunk.
+        let exact = vec![3u8; CHUNK];
+        add_sealed(&db, "u1", "exact", 2, 1, &[2; 24], &exact);
+        let row = by_id(&db, "u1", "exact").unwrap().unwrap();
+        assert_eq!(chunk_count(&db), 4);
+        assert!(sealed(&db, row.seq, row.size).unwrap() == exact);
+    }
+
+    #[test]
+    fn sealed_with_other_key_lists_only_other_versions_oldest_first_up_to_limit() {
+        let db = TempDb::new();
+        db.user("u1");
+        add_sealed(&db, "u1", "a", 1, 1, &[1; 24], b"x");
+        add_sealed(&db, "u1", "b", 2, 2, &[2; 24], b"x");
+        add_sealed(&db, "u1", "c", 3, 1, &[3; 24], b"x");
+        add_sealed(&db, "u1", "d", 4, 3, &[4; 24], b"x");
+
+        assert_eq!(
+            ids(&sealed_with_other_key(&db, 2, 10).unwrap()),
+            ["a", "c", "d"]
+        );
+        assert_eq!(ids(&sealed_with_other_key(&db, 2, 2).unwrap()), ["a", "c"]);
+        assert_eq!(ids(&sealed_with_other_key(&db, 1, 10).unwrap()), ["b", "d"]);
+    }
+
+    #[test]
+    fn reseal_replaces_the_sealing_only_while_the_nonce_is_unchanged() {
+        let db = TempDb::new();
+        db.user("u1");
+        let old = vec![0xAAu8; CHUNK + 10];
+        add_sealed(&db, "u1", "b", 1, 1, &[1; 24], &old);
+        let row = by_id(&db, "u1", "b").unwrap().unwrap();
+        assert_eq!(chunk_count(&db), 2);
+
+        let new = vec![0xBBu8; 100];
+        assert!(reseal(&db, row.seq, &[1; 24], 2, &[2; 24], &new).unwrap());
+        let after = by_id(&db, "u1", "b").unwrap().unwrap();
+        assert_eq!(after.key_version, 2);
+        assert_eq!(after.nonce, vec![2u8; 24]);
+        assert_eq!(sealed(&db, after.seq, after.size).unwrap(), new);
+        // The old chunks are gone, not left behind the new one.
+        assert_eq!(chunk_count(&db), 1);
+
+        // A second reseal from the stale nonce loses: nothing changes.
+        let other = vec![0xCCu8; 50];
+        assert!(!reseal(&db, row.seq, &[1; 24], 3, &[3; 24], &other).unwrap());
+        let unchanged = by_id(&db, "u1", "b").unwrap().unwrap();
+        assert_eq!(unchanged.key_version, 2);
+        assert_eq!(unchanged.nonce, vec![2u8; 24]);
+        assert_eq!(sealed(&db, row.seq, row.size).unwrap(), new);
+
+        // An unknown row is not resealed either.
+        assert!(!reseal(&db, row.seq + 100, &[2; 24], 3, &[3; 24], &other).unwrap());
+    }
+
+    #[test]
+    fn key_versions_in_use_lists_each_version_once() {
+        let db = TempDb::new();
+        db.user("u1").user("u2");
+        assert!(key_versions_in_use(&db).unwrap().is_empty());
+        add_sealed(&db, "u1", "a", 1, 1, &[1; 24], b"x");
+        add_sealed(&db, "u1", "b", 2, 3, &[2; 24], b"x");
+        add_sealed(&db, "u2", "c", 3, 1, &[3; 24], b"x");
+        add_sealed(&db, "u2", "d", 4, 3, &[4; 24], b"x");
+        let mut versions = key_versions_in_use(&db).unwrap();
+        versions.sort_unstable();
+        assert_eq!(versions, [1, 3]);
+
+        assert!(delete(&db, "u1", "b").unwrap());
+        assert!(delete(&db, "u2", "d").unwrap());
+        assert_eq!(key_versions_in_use(&db).unwrap(), [1]);
+    }
+}
