@@ -8,7 +8,9 @@
 //!
 //! Store code takes `&rusqlite::Connection` and knows nothing of pools or runtimes.
 
+mod checkpoint;
 mod constraint;
+mod inspect;
 pub mod maintenance;
 mod migrations;
 #[cfg(test)]
@@ -33,6 +35,7 @@ use crate::{
 };
 
 pub use constraint::{Violation, on_unique, violation};
+pub use inspect::{Inspection, inspect};
 pub use migrations::{MigrationReport, pending_migrations};
 
 #[derive(Clone)]
@@ -108,7 +111,7 @@ impl Db {
                 server_epoch: epoch,
             }),
         };
-        if !checkpoint_in_background(Arc::downgrade(&db.inner), checkpointer) {
+        if !checkpoint::checkpoint_in_background(Arc::downgrade(&db.inner), checkpointer) {
             // No thread: let SQLite checkpoint on commit, as it does by default.
             let writer = db.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
             writer.pragma_update(None, "wal_autocheckpoint", 1000)?;
@@ -234,47 +237,6 @@ impl Db {
     }
 }
 
-/// How often the background checkpointer copies committed WAL frames into the database.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Copies the WAL into the database file every [`CHECKPOINT_INTERVAL`] on its own thread and
-/// connection. `PASSIVE` never blocks readers or the writer: a checkpoint that meets a busy
-/// reader copies what it can and finishes next time. Ends when the `Db` is dropped or
-/// closed. `false` when the thread could not be started.
-fn checkpoint_in_background(db: std::sync::Weak<Inner>, conn: Connection) -> bool {
-    std::thread::Builder::new()
-        .name("persona-checkpoint".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(CHECKPOINT_INTERVAL);
-                let Some(inner) = db.upgrade() else { return };
-                if inner.write_permit.is_closed() {
-                    return;
-                }
-                drop(inner);
-                if let Err(err) = checkpoint(&conn) {
-                    tracing::warn!(error = %err, "background checkpoint failed");
-                }
-            }
-        })
-        .is_ok()
-}
-
-/// WAL frames (of 4 KiB) above which a fully copied WAL is truncated rather than reused.
-const WAL_TRUNCATE_FRAMES: i64 = 16 * 1024;
-
-/// One background checkpoint: copy what is committed; if everything was copied and the WAL
-/// grew large (a burst of big uploads), truncate it so the disk gets the space back.
-fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
-    let (log, copied): (i64, i64) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-        Ok((r.get(1)?, r.get(2)?))
-    })?;
-    if log >= WAL_TRUNCATE_FRAMES && copied == log {
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-    }
-    Ok(())
-}
-
 /// Runs blocking work on tokio's blocking pool, inside the current tracing span.
 pub async fn run_blocking<T, F>(f: F) -> AppResult<T>
 where
@@ -311,36 +273,6 @@ pub fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
     }
     Ok(())
-}
-
-/// What `persona doctor` reports about an existing database file.
-#[derive(Debug)]
-pub struct Inspection {
-    /// `ok`, or SQLite's first complaint.
-    pub quick_check: String,
-    pub journal_mode: String,
-    pub pending_migrations: Vec<String>,
-    pub server_epoch: Option<String>,
-}
-
-/// Looks at the database at `path` without creating or migrating anything.
-pub fn inspect(path: &Path, busy: Duration) -> anyhow::Result<Inspection> {
-    let mut conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .with_context(|| format!("cannot open {}", path.display()))?;
-    configure(&conn, busy)?;
-    let quick_check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
-    let journal_mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
-    let pending_migrations = pending_migrations(&mut conn)?;
-    let server_epoch = server_epoch(&conn).ok();
-    Ok(Inspection {
-        quick_check,
-        journal_mode,
-        pending_migrations,
-        server_epoch,
-    })
 }
 
 /// A query that proves the database answers (readiness).

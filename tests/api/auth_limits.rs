@@ -97,6 +97,11 @@ async fn repeated_failures_for_one_account_back_off() {
 
 /// A minimal SMTP server: accepts every message and sends its text down a channel.
 async fn smtp_listener() -> (u16, mpsc::UnboundedReceiver<String>) {
+    slow_smtp_listener(Duration::ZERO).await
+}
+
+/// [`smtp_listener`] that waits `delay` before greeting each connection (a slow relay).
+async fn slow_smtp_listener(delay: Duration) -> (u16, mpsc::UnboundedReceiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -109,6 +114,7 @@ async fn smtp_listener() -> (u16, mpsc::UnboundedReceiver<String>) {
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
                 let mut lines = BufReader::new(read).lines();
+                tokio::time::sleep(delay).await;
                 write.write_all(b"220 test ESMTP\r\n").await.unwrap();
                 let mut data: Option<String> = None;
                 while let Ok(Some(line)) = lines.next_line().await {
@@ -160,7 +166,12 @@ fn token_in(mail: &str) -> String {
 }
 
 async fn app_with_smtp() -> (TestApp, mpsc::UnboundedReceiver<String>) {
-    let (port, mails) = smtp_listener().await;
+    app_with_smtp_port(smtp_listener().await).await
+}
+
+async fn app_with_smtp_port(
+    (port, mails): (u16, mpsc::UnboundedReceiver<String>),
+) -> (TestApp, mpsc::UnboundedReceiver<String>) {
     let app = TestApp::spawn_with(move |c| {
         c.smtp.host = Some("127.0.0.1".into());
         c.smtp.port = Some(port);
@@ -169,6 +180,25 @@ async fn app_with_smtp() -> (TestApp, mpsc::UnboundedReceiver<String>) {
     })
     .await;
     (app, mails)
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_a_mail_still_being_sent() {
+    // The relay takes 300 ms to greet: the mail is still on its way when shutdown begins.
+    let (mut app, mut mails) =
+        app_with_smtp_port(slow_smtp_listener(Duration::from_millis(300)).await).await;
+    let response = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"email": "ana@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    app.stop().await;
+    let mail = mails
+        .try_recv()
+        .expect("the verification mail went out before the stop");
+    assert!(mail.contains("Subject: Confirm your email"), "{mail}");
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@ use axum::{extract::State, http::StatusCode, response::IntoResponse};
 
 use super::{
     service::{self, ProfileChange},
+    tokens,
     types::*,
 };
 use crate::{
@@ -38,7 +39,7 @@ pub async fn register(
     if state.notify.can_mail() {
         let (app, row) = (state.clone(), user.clone());
         state.tasks.spawn(async move {
-            if let Err(err) = service::send_verification(&app, &row).await {
+            if let Err(err) = tokens::send_verification(&app, &row).await {
                 tracing::warn!(error = %err, "verification mail failed");
             }
         });
@@ -198,7 +199,7 @@ pub async fn forgot_password(
     // The work happens in the background so the answer takes the same time either way.
     let app = state.clone();
     state.tasks.spawn(async move {
-        if let Err(err) = service::send_password_reset(&app, &email).await {
+        if let Err(err) = tokens::send_password_reset(&app, &email).await {
             tracing::warn!(error = %err, "password reset mail failed");
         }
     });
@@ -217,7 +218,7 @@ pub async fn reset_password(
     AppJson(req): AppJson<ResetPasswordRequest>,
 ) -> AppResult<StatusCode> {
     let password = field("newPassword", Password::parse(req.new_password))?;
-    service::reset_password(&state, req.token.expose().trim(), password).await?;
+    tokens::reset_password(&state, req.token.expose().trim(), password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -228,7 +229,7 @@ pub async fn verify_email(
     State(state): State<AppState>,
     AppJson(req): AppJson<VerifyEmailRequest>,
 ) -> AppResult<AppJson<UserResponse>> {
-    let row = service::verify_email(&state, req.token.expose().trim()).await?;
+    let row = tokens::verify_email(&state, req.token.expose().trim()).await?;
     Ok(AppJson(UserResponse {
         user: User::from(&row),
     }))
@@ -243,7 +244,7 @@ pub async fn resend_verification(
 ) -> AppResult<StatusCode> {
     let row = service::current_user(&state, &user.user_id).await?;
     if !row.email_verified {
-        service::send_verification(&state, &row).await?;
+        tokens::send_verification(&state, &row).await?;
     }
     Ok(StatusCode::ACCEPTED)
 }

@@ -8,14 +8,16 @@
 mod handlers;
 mod service;
 mod store;
+mod tokens;
 mod types;
 
 use std::time::Duration;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub use service::{create_user, issue_user_token, start_session};
+pub use service::{create_user, start_session};
 pub use store::Purpose;
+pub use tokens::issue_user_token;
 pub use types::Password;
 
 use crate::{

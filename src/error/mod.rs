@@ -20,83 +20,14 @@ use utoipa::ToSchema;
 /// Result alias used by handlers, stores and the database helpers.
 pub type AppResult<T> = Result<T, ApiError>;
 
+mod code;
+mod validate;
+
+pub use code::Code;
+pub use validate::{Field, Fields, Invalid, field, validate};
+
 /// Field name → human messages, the `details` of a 422 `validation_failed`.
 pub type FieldErrors = BTreeMap<String, Vec<String>>;
-
-/// Every error code the API answers with, in one place (SPEC section 2). Clients branch on
-/// these strings; they never change once published.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Code {
-    BadRequest,
-    Unauthorized,
-    TokenExpired,
-    TokenReused,
-    InvalidCredentials,
-    InvalidToken,
-    Forbidden,
-    AccountDisabled,
-    NotFound,
-    MethodNotAllowed,
-    EmailTaken,
-    SyncConflict,
-    AlreadyExists,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    ValidationFailed,
-    ChecksumMismatch,
-    ModelNotAllowed,
-    RateLimited,
-    QuotaExceeded,
-    Internal,
-    UpstreamError,
-    UpstreamInvalidOutput,
-    AiNotConfigured,
-    Unavailable,
-    UpstreamTimeout,
-    RequestTimeout,
-    Error,
-}
-
-impl Code {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Code::BadRequest => "bad_request",
-            Code::Unauthorized => "unauthorized",
-            Code::TokenExpired => "token_expired",
-            Code::TokenReused => "token_reused",
-            Code::InvalidCredentials => "invalid_credentials",
-            Code::InvalidToken => "invalid_token",
-            Code::Forbidden => "forbidden",
-            Code::AccountDisabled => "account_disabled",
-            Code::NotFound => "not_found",
-            Code::MethodNotAllowed => "method_not_allowed",
-            Code::EmailTaken => "email_taken",
-            Code::SyncConflict => "sync_conflict",
-            Code::AlreadyExists => "already_exists",
-            Code::PayloadTooLarge => "payload_too_large",
-            Code::UnsupportedMediaType => "unsupported_media_type",
-            Code::ValidationFailed => "validation_failed",
-            Code::ChecksumMismatch => "checksum_mismatch",
-            Code::ModelNotAllowed => "model_not_allowed",
-            Code::RateLimited => "rate_limited",
-            Code::QuotaExceeded => "quota_exceeded",
-            Code::Internal => "internal",
-            Code::UpstreamError => "upstream_error",
-            Code::UpstreamInvalidOutput => "upstream_invalid_output",
-            Code::AiNotConfigured => "ai_not_configured",
-            Code::Unavailable => "unavailable",
-            Code::UpstreamTimeout => "upstream_timeout",
-            Code::RequestTimeout => "request_timeout",
-            Code::Error => "error",
-        }
-    }
-}
-
-impl std::fmt::Display for Code {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -292,90 +223,6 @@ impl ApiError {
     }
 }
 
-/// Collects field errors while checking a request whose fields depend on each other, then
-/// fails once with all of them. For independent fields, [`validate`] is simpler.
-#[derive(Debug, Default)]
-pub struct Invalid(FieldErrors);
-
-impl Invalid {
-    /// Records `message` against `field`.
-    pub fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0
-            .entry(field.to_owned())
-            .or_default()
-            .push(message.into());
-    }
-
-    /// The value of `result`, or `None` with its message recorded against `field`.
-    pub fn take<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
-        result.map_err(|message| self.add(field, message)).ok()
-    }
-
-    /// `Err(422 validation_failed)` when any field was invalid.
-    pub fn finish(self) -> AppResult<()> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Validation(self.0))
-        }
-    }
-}
-
-/// One field of a request as parsed: its name (as the client wrote it) and the value or a
-/// message saying what is wrong.
-pub type Field<'a, T> = (&'a str, Result<T, String>);
-
-/// Turns parsed fields into their values, or a 422 `validation_failed` listing every invalid
-/// field at once:
-///
-/// ```text
-/// let (email, password) = validate((
-///     ("email", Email::parse(&req.email)),
-///     ("password", Password::parse(req.password)),
-/// ))?;
-/// ```
-pub fn validate<F: Fields>(fields: F) -> AppResult<F::Values> {
-    fields.values()
-}
-
-/// One field alone: its value, or 422 naming it.
-pub fn field<T>(name: &str, result: Result<T, String>) -> AppResult<T> {
-    result.map_err(|message| ApiError::invalid_field(name, message))
-}
-
-/// A tuple of [`Field`]s (see [`validate`]).
-pub trait Fields {
-    type Values;
-    fn values(self) -> AppResult<Self::Values>;
-}
-
-macro_rules! fields_tuple {
-    ($($value:ident),+) => {
-        impl<'a, $($value),+> Fields for ($(Field<'a, $value>,)+) {
-            type Values = ($($value,)+);
-
-            #[allow(non_snake_case)]
-            fn values(self) -> AppResult<Self::Values> {
-                let mut invalid = Invalid::default();
-                let ($($value,)+) = self;
-                $(let $value = invalid.take($value.0, $value.1);)+
-                match ($($value,)+) {
-                    ($(Some($value),)+) => Ok(($($value,)+)),
-                    _ => Err(ApiError::Validation(invalid.0)),
-                }
-            }
-        }
-    };
-}
-
-fields_tuple!(A, B);
-fields_tuple!(A, B, C);
-fields_tuple!(A, B, C, D);
-fields_tuple!(A, B, C, D, E);
-fields_tuple!(A, B, C, D, E, F);
-fields_tuple!(A, B, C, D, E, F, G);
-fields_tuple!(A, B, C, D, E, F, G, H);
-
 /// What the envelope middleware needs to render an error body. Travels in the response
 /// extensions from [`ApiError::into_response`] (or is derived from a bare status).
 #[derive(Debug, Clone)]
@@ -515,22 +362,5 @@ mod tests {
             info.details.unwrap(),
             serde_json::json!({"email": ["is not an email address"]})
         );
-    }
-
-    #[test]
-    fn validate_returns_every_value_or_every_invalid_field() {
-        let ok: AppResult<(u8, &str)> = validate((("a", Ok(1)), ("b", Ok("x"))));
-        assert_eq!(ok.unwrap(), (1, "x"));
-        let bad: AppResult<(u8, &str, u8)> = validate((
-            ("a", Err("is wrong".to_owned())),
-            ("b", Ok("x")),
-            ("c", Err("is also wrong".to_owned())),
-        ));
-        match bad {
-            Err(ApiError::Validation(fields)) => {
-                assert_eq!(fields.keys().collect::<Vec<_>>(), ["a", "c"]);
-            }
-            other => panic!("unexpected {other:?}"),
-        }
     }
 }
