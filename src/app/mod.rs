@@ -147,9 +147,24 @@ impl App {
                 std::future::ready(())
             },
         );
+        self.prune_every("sessions", crate::auth::sessions::prune);
+        for feature in &self.features {
+            feature.start(self);
+        }
+    }
+}
+
+impl App {
+    /// Deletes what can no longer be used, with `prune` (a store function answering how many
+    /// rows it removed), a second after start and hourly after that.
+    pub fn prune_every(
+        self: &Arc<Self>,
+        what: &'static str,
+        prune: fn(&rusqlite::Connection, Timestamp) -> AppResult<usize>,
+    ) {
         let app = Arc::downgrade(self);
         self.tasks.every(
-            "prune-sessions",
+            what,
             Duration::from_secs(1),
             Duration::from_secs(3600),
             move || {
@@ -157,21 +172,14 @@ impl App {
                 async move {
                     let Some(app) = app else { return };
                     let now = Timestamp::now();
-                    match app
-                        .db
-                        .write(move |tx| crate::auth::sessions::prune(tx, now))
-                        .await
-                    {
+                    match app.db.write(move |tx| prune(tx, now)).await {
                         Ok(0) => {}
-                        Ok(removed) => tracing::info!(removed, "pruned ended sessions"),
-                        Err(err) => tracing::warn!(error = %err, "pruning sessions failed"),
+                        Ok(removed) => tracing::info!(removed, what, "pruned"),
+                        Err(err) => tracing::warn!(error = %err, what, "pruning failed"),
                     }
                 }
             },
         );
-        for feature in &self.features {
-            feature.start(self);
-        }
     }
 }
 

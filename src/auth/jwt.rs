@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::Role;
 use crate::{
     config::AuthConfig,
-    error::{ApiError, AppResult},
+    error::{ApiError, AppResult, Code},
     secrets::Secrets,
 };
 
@@ -107,7 +107,7 @@ impl Jwt {
             Ok(data) => Ok(data.claims),
             Err(err) if matches!(err.kind(), ErrorKind::ExpiredSignature) => {
                 Err(ApiError::Unauthorized {
-                    code: crate::error::Code::TokenExpired,
+                    code: Code::TokenExpired,
                     message: "The access token has expired; refresh it.".into(),
                 })
             }
@@ -118,7 +118,7 @@ impl Jwt {
 
 fn invalid() -> ApiError {
     ApiError::Unauthorized {
-        code: crate::error::Code::Unauthorized,
+        code: Code::Unauthorized,
         message: "The access token is invalid.".into(),
     }
 }

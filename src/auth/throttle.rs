@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 const FREE_FAILURES: u32 = 5;
 const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
@@ -50,7 +50,7 @@ impl LoginThrottle {
             return Ok(());
         }
         Err(ApiError::TooManyRequests {
-            code: crate::error::Code::RateLimited,
+            code: Code::RateLimited,
             message: "Too many failed logins for this account; try again later.".into(),
             retry_after: wait - elapsed,
         })

@@ -127,16 +127,17 @@ fn layer(config: &Config, per_minute: u32) -> RateLimitLayer {
         .finish()
         .expect("period and burst are non-zero");
     // Forget idle clients now and then, so the table does not grow with every address seen.
+    // The task lives as long as the limiter (it holds a `Weak`), not on `app.tasks`: the
+    // layer is built with the router, before and without an app.
     let limiter = Arc::downgrade(governor.limiter());
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn(forget_idle_clients(limiter));
     }
     GovernorLayer::new(governor).error_handler(|error| match error {
-        GovernorError::TooManyRequests { wait_time, .. } => ApiError::TooManyRequests {
-            code: crate::error::Code::RateLimited,
-            message: "Too many requests; slow down.".into(),
-            retry_after: Duration::from_secs(wait_time.max(1)),
-        }
+        GovernorError::TooManyRequests { wait_time, .. } => ApiError::rate_limited(
+            "Too many requests; slow down.",
+            Duration::from_secs(wait_time.max(1)),
+        )
         .into_response(),
         GovernorError::UnableToExtractKey => {
             ApiError::BadRequest("The client address is unknown.".into()).into_response()

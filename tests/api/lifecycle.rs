@@ -77,11 +77,17 @@ async fn graceful_shutdown_lets_an_in_flight_request_finish() {
 
 #[tokio::test]
 async fn shutdown_does_not_wait_forever_for_a_stuck_request() {
+    let started = Arc::new(Notify::new());
+    let signal = started.clone();
     let routes: Router<AppState> = Router::new().route(
         "/test/stuck",
-        get(|| async {
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            "never"
+        get(move || {
+            let signal = signal.clone();
+            async move {
+                signal.notify_one();
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                "never"
+            }
         }),
     );
     let mut app = TestApp::spawn_with_routes(
@@ -95,7 +101,7 @@ async fn shutdown_does_not_wait_forever_for_a_stuck_request() {
     let client = app.client.clone();
     let url = app.url("/test/stuck");
     let _in_flight = tokio::spawn(async move { client.get(url).send().await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    started.notified().await;
     let started = std::time::Instant::now();
     app.stop().await;
     assert!(started.elapsed() < Duration::from_secs(5));

@@ -11,8 +11,6 @@ mod store;
 mod tokens;
 mod types;
 
-use std::time::Duration;
-
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use service::{create_user, start_session};
@@ -23,7 +21,6 @@ pub use types::Password;
 use crate::{
     app::{AppState, Feature},
     config::Config,
-    domain::Timestamp,
     http::{ApiRouter, rate_limit},
 };
 
@@ -59,23 +56,6 @@ impl Feature for Accounts {
 
     /// Spent and expired single-use tokens are deleted hourly.
     fn start(&self, app: &AppState) {
-        let weak = std::sync::Arc::downgrade(app);
-        app.tasks.every(
-            "prune-user-tokens",
-            Duration::from_secs(1),
-            Duration::from_secs(3600),
-            move || {
-                let app = weak.upgrade();
-                async move {
-                    let Some(app) = app else { return };
-                    let now = Timestamp::now();
-                    match app.db.write(move |tx| store::prune(tx, now)).await {
-                        Ok(0) => {}
-                        Ok(removed) => tracing::info!(removed, "pruned spent tokens"),
-                        Err(err) => tracing::warn!(error = %err, "pruning tokens failed"),
-                    }
-                }
-            },
-        );
+        app.prune_every("single-use tokens", store::prune);
     }
 }

@@ -22,7 +22,7 @@ use crate::{
     config::AiConfig,
     db::Db,
     domain::Timestamp,
-    error::{ApiError, AppResult},
+    error::{ApiError, AppResult, Code},
 };
 
 /// `(prompt, completion, total)` from an OpenAI `usage` object.
@@ -326,7 +326,7 @@ impl Limits {
         }
         let until_midnight = 86_400 - now.rem_euclid(86_400);
         Err(ApiError::TooManyRequests {
-            code: crate::error::Code::QuotaExceeded,
+            code: Code::QuotaExceeded,
             message: "Today's AI token budget is spent; it renews at midnight UTC.".into(),
             retry_after: std::time::Duration::from_secs(until_midnight as u64),
         })
