@@ -88,6 +88,10 @@ pub struct Secrets {
     pub jwt_keys: Vec<JwtKey>,
     /// Oldest first; the last one encrypts.
     pub backup_keys: Vec<BackupKey>,
+    /// Signs crisis webhooks unless `crisis.webhook_secret` is set; the HMAC key is this
+    /// base64url text as written here. Added to older files at start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<Key256>,
 }
 
 const HEADER: &str = "\
@@ -113,6 +117,7 @@ impl Secrets {
                 created_at: now,
                 key: Key256::generate()?,
             }],
+            webhook_secret: Some(Key256::generate()?),
         })
     }
 
@@ -134,6 +139,13 @@ impl Secrets {
             .expect("validated: the backup ring is never empty")
     }
 
+    /// The key of HMAC webhook signatures: the base64url text of `webhook_secret`.
+    pub fn webhook_key(&self) -> Option<String> {
+        self.webhook_secret
+            .as_ref()
+            .map(|key| URL_SAFE_NO_PAD.encode(key.as_bytes()))
+    }
+
     pub fn backup_key(&self, version: u32) -> Option<&BackupKey> {
         self.backup_keys.iter().find(|k| k.version == version)
     }
@@ -151,7 +163,14 @@ impl Secrets {
                     fs::set_permissions(path, fs::Permissions::from_mode(0o600))
                         .with_context(|| format!("cannot chmod {}", path.display()))?;
                 }
-                Secrets::read(path)
+                let mut secrets = Secrets::read(path)?;
+                if secrets.webhook_secret.is_none() {
+                    // A file from before crisis webhooks: add the secret, keep the rest.
+                    secrets.webhook_secret = Some(Key256::generate()?);
+                    secrets.replace(path)?;
+                    tracing::info!(path = %path.display(), "added a webhook secret");
+                }
+                Ok(secrets)
             }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 let secrets = Secrets::generate()?;

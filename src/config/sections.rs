@@ -186,9 +186,17 @@ pub struct CrisisConfig {
     pub resource_level: CrisisLevel,
     pub auto_notify: bool,
     pub webhook_url: Option<Secret>,
+    /// Signs webhook bodies; generated into `secrets.toml` when unset.
+    pub webhook_secret: Option<Secret>,
+    /// Whether an SOS alert's own message goes into its notifications.
+    pub webhook_include_message: bool,
     /// Minimum time between two SOS notifications of one user.
     #[serde(with = "humantime_serde")]
     pub alert_cooldown: Duration,
+    /// A directory with a tuned copy of the detector's lexicon (`config/crisis/*.toml`).
+    pub lexicon_dir: Option<PathBuf>,
+    /// A TOML file of hotlines replacing the built-in `config/crisis/resources.toml`.
+    pub resources_file: Option<PathBuf>,
 }
 
 impl Default for CrisisConfig {
@@ -197,7 +205,11 @@ impl Default for CrisisConfig {
             resource_level: CrisisLevel::Medium,
             auto_notify: false,
             webhook_url: None,
-            alert_cooldown: Duration::from_secs(5 * 60),
+            webhook_secret: None,
+            webhook_include_message: false,
+            alert_cooldown: Duration::from_secs(15 * 60),
+            lexicon_dir: None,
+            resources_file: None,
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod ai;
 pub mod backups;
+pub mod crisis;
 pub mod health;
 pub mod scripts;
 pub mod sync;
@@ -21,6 +22,7 @@ pub fn all() -> Vec<Arc<dyn Feature>> {
         Arc::new(sync::Sync),
         Arc::new(backups::Backups),
         Arc::new(scripts::Scripts),
+        Arc::new(crisis::CrisisSupport),
         Arc::new(ai::AiProxy),
     ]
 }

@@ -32,6 +32,7 @@ use crate::{
         (name = "backups", description = "Encrypted disaster-recovery backups"),
         (name = "scripts", description = "Versioned AI prompt templates"),
         (name = "ai", description = "The AI proxy: OpenAI-compatible, with the server's key"),
+        (name = "crisis", description = "Crisis support: the detector, hotlines, contacts, SOS"),
     )
 )]
 struct ApiDoc;

@@ -32,6 +32,33 @@ pub fn email_verification(to: &str, token: &str, link: Option<&str>) -> Mail {
     }
 }
 
+/// Tells an emergency contact that the user asked for help (an SOS) or that the app saw
+/// signs of a crisis. Says nothing the user wrote unless `message` is given (the admin's
+/// `crisis.webhook_include_message`).
+pub fn crisis_alert(to: &str, user: &str, sos: bool, message: Option<&str>) -> Mail {
+    let what = if sos {
+        format!("{user} pressed the SOS button in Persona and asked for you to be told.")
+    } else {
+        format!("Persona noticed that {user} may be going through a very hard time.")
+    };
+    let message = message
+        .map(|m| format!("\nTheir message:\n\n{m}\n"))
+        .unwrap_or_default();
+    Mail {
+        to: to.to_owned(),
+        subject: format!("{user} may need you now"),
+        body: format!(
+            "{what}\n{message}\n\
+             You are one of their emergency contacts. Please reach out to them now: a call, a \
+             message, or a visit.\n\n\
+             If you think they are in immediate danger, call your local emergency number \
+             (112 in Indonesia and Europe, 911 in the US, 999 in the UK). In Indonesia the \
+             mental-health line is 119 extension 8; in the US, 988; in the UK, Samaritans on \
+             116 123.\n"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,13 +5,11 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
-    net::TcpListener,
-    sync::mpsc,
-};
+use tokio::sync::mpsc;
 
-use crate::helpers::{PASSWORD, TestApp, assert_error, expect_json};
+use crate::helpers::{
+    PASSWORD, TestApp, assert_error, expect_json, slow_smtp_listener, smtp_listener,
+};
 
 #[tokio::test]
 async fn logins_per_ip_are_limited_with_retry_after() {
@@ -93,60 +91,6 @@ async fn repeated_failures_for_one_account_back_off() {
     // Another account is unaffected.
     app.register("bob@example.com").await;
     app.login("bob@example.com").await;
-}
-
-/// A minimal SMTP server: accepts every message and sends its text down a channel.
-async fn smtp_listener() -> (u16, mpsc::UnboundedReceiver<String>) {
-    slow_smtp_listener(Duration::ZERO).await
-}
-
-/// [`smtp_listener`] that waits `delay` before greeting each connection (a slow relay).
-async fn slow_smtp_listener(delay: Duration) -> (u16, mpsc::UnboundedReceiver<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let mut lines = BufReader::new(read).lines();
-                tokio::time::sleep(delay).await;
-                write.write_all(b"220 test ESMTP\r\n").await.unwrap();
-                let mut data: Option<String> = None;
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if let Some(body) = data.as_mut() {
-                        if line == "." {
-                            tx.send(data.take().unwrap()).ok();
-                            write.write_all(b"250 queued\r\n").await.unwrap();
-                        } else {
-                            body.push_str(&line);
-                            body.push('\n');
-                        }
-                        continue;
-                    }
-                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
-                    let reply: &[u8] = match verb.as_str() {
-                        "EHLO" | "HELO" => b"250 test\r\n",
-                        "DATA" => {
-                            data = Some(String::new());
-                            b"354 go on\r\n"
-                        }
-                        "QUIT" => {
-                            write.write_all(b"221 bye\r\n").await.ok();
-                            return;
-                        }
-                        _ => b"250 ok\r\n",
-                    };
-                    write.write_all(reply).await.unwrap();
-                }
-            });
-        }
-    });
-    (port, rx)
 }
 
 /// The token in a mail: the line after the one announcing it.

@@ -262,6 +262,10 @@ impl Call {
         Call(self.0.json(body))
     }
 
+    pub fn header(self, name: &str, value: &str) -> Call {
+        Call(self.0.header(name, value))
+    }
+
     pub async fn send(self) -> Response {
         self.0.send().await.unwrap()
     }
@@ -426,4 +430,68 @@ pub fn start_server(dir: &std::path::Path) -> (std::process::Child, String) {
     // Keep draining the log so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     (child, address)
+}
+
+/// A minimal SMTP server: accepts every message and sends its text down a channel.
+pub async fn smtp_listener() -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    slow_smtp_listener(std::time::Duration::ZERO).await
+}
+
+/// [`smtp_listener`] that waits `delay` before greeting each connection (a slow relay).
+pub async fn slow_smtp_listener(
+    delay: std::time::Duration,
+) -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(read));
+                tokio::time::sleep(delay).await;
+                tokio::io::AsyncWriteExt::write_all(&mut write, b"220 test ESMTP\r\n")
+                    .await
+                    .unwrap();
+                let mut data: Option<String> = None;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(body) = data.as_mut() {
+                        if line == "." {
+                            tx.send(data.take().unwrap()).ok();
+                            tokio::io::AsyncWriteExt::write_all(&mut write, b"250 queued\r\n")
+                                .await
+                                .unwrap();
+                        } else {
+                            body.push_str(&line);
+                            body.push('\n');
+                        }
+                        continue;
+                    }
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 test\r\n",
+                        "DATA" => {
+                            data = Some(String::new());
+                            b"354 go on\r\n"
+                        }
+                        "QUIT" => {
+                            tokio::io::AsyncWriteExt::write_all(&mut write, b"221 bye\r\n")
+                                .await
+                                .ok();
+                            return;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    tokio::io::AsyncWriteExt::write_all(&mut write, reply)
+                        .await
+                        .unwrap();
+                }
+            });
+        }
+    });
+    (port, rx)
 }

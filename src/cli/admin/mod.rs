@@ -1,8 +1,9 @@
 //! `persona admin …`: the administrator's tree. Each feature adds its own subcommand module
-//! here (`user`, `scripts`, `secrets`, `backups`, `db`, `usage`).
+//! here (`user`, `scripts`, `secrets`, `backups`, `db`, `usage`, `crisis`).
 
 mod backups;
 mod config;
+mod crisis;
 mod db;
 mod scripts;
 mod secrets;
@@ -39,6 +40,8 @@ pub enum AdminCommand {
     Scripts(scripts::Opts),
     /// AI requests and tokens per user and model
     Usage(usage::Opts),
+    /// Crisis support: events (counts, no text), test-webhook
+    Crisis(crisis::Opts),
 }
 
 pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
@@ -50,6 +53,7 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
         AdminCommand::Db(opts) => db::run(cli, opts),
         AdminCommand::Scripts(opts) => scripts::run(cli, opts).await,
         AdminCommand::Usage(opts) => usage::run(cli, opts).await,
+        AdminCommand::Crisis(opts) => crisis::run(cli, opts).await,
         AdminCommand::Openapi => {
             let config = cli.load_config()?;
             println!(

@@ -1,8 +1,12 @@
 //! `/ai/*` handlers: extract, call `service`, respond. The OpenAI-shaped routes keep
 //! OpenAI's field names.
 
-use axum::{extract::State, response::Response};
-use serde_json::{Map, Value, json};
+use axum::{
+    extract::State,
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+};
+use serde_json::{Value, json};
 
 use super::{
     service::{self, admit, choose_model, complete, configured},
@@ -14,8 +18,8 @@ use crate::{
     app::AppState,
     auth::AuthUser,
     domain::Timestamp,
-    error::{ApiError, AppResult, Code, ErrorBody},
-    features::scripts,
+    error::{ApiError, AppResult, ErrorBody},
+    features::{crisis, scripts},
     http::extract::AppJson,
 };
 
@@ -34,9 +38,10 @@ use crate::{
 pub async fn chat(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: HeaderMap,
     AppJson(body): AppJson<Value>,
 ) -> AppResult<Response> {
-    service::chat(&state, user, body).await
+    service::chat(&state, user, body, &crisis::locales(None, &headers)).await
 }
 
 /// The same as `/ai/chat`, at the path OpenAI SDKs call (`base_url=<server>/api/v1/ai`).
@@ -50,9 +55,10 @@ pub async fn chat(
 pub async fn chat_completions(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: HeaderMap,
     AppJson(body): AppJson<Value>,
 ) -> AppResult<Response> {
-    service::chat(&state, user, body).await
+    service::chat(&state, user, body, &crisis::locales(None, &headers)).await
 }
 
 /// Render a script's template with variables and answer with the model's text.
@@ -84,7 +90,7 @@ pub async fn content(
     })?;
     let model = choose_model(ai, req.model.as_deref(), Some(&script))?;
     admit(&state, ai, &user).await?;
-    let body = script_body(&script, model, rendered, state.config.ai.max_tokens);
+    let body = service::script_body(&script, model, rendered, state.config.ai.max_tokens);
     let (json, model) = complete(&state, ai, &user, "content", &body).await?;
     let content = json["choices"][0]["message"]["content"]
         .as_str()
@@ -101,20 +107,6 @@ pub async fn content(
     }))
 }
 
-/// A chat body for a script: its system prompt, then `user_text`.
-fn script_body(script: &Value, model: String, user_text: String, cap: u32) -> Value {
-    let mut messages = Vec::new();
-    if let Some(system) = script["system"].as_str() {
-        messages.push(json!({"role": "system", "content": system}));
-    }
-    messages.push(json!({"role": "user", "content": user_text}));
-    let mut body = Map::new();
-    body.insert("model".into(), Value::String(model));
-    body.insert("messages".into(), Value::Array(messages));
-    service::apply_script_defaults(&mut body, script, cap);
-    Value::Object(body)
-}
-
 /// Analyse a text (mood, psychology, crisis) into a validated JSON result.
 #[utoipa::path(post, path = "/ai/analyze", tag = "ai", security(("bearer" = [])),
     request_body = AnalyzeRequest,
@@ -126,63 +118,15 @@ fn script_body(script: &Value, model: String, user_text: String, cap: u32) -> Va
 pub async fn analyze(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: HeaderMap,
     AppJson(req): AppJson<AnalyzeRequest>,
-) -> AppResult<AppJson<AnalyzeResponse>> {
-    let ai = configured(&state)?;
-    let length = req.text.chars().count();
-    if length == 0 || length > 20_000 || req.text.trim().is_empty() {
-        return Err(ApiError::invalid_field(
-            "text",
-            "must be 1 to 20000 characters",
-        ));
-    }
-    let script = service::active_script(&state, req.kind.script())
-        .await?
-        .map(|script| script.content)
-        .ok_or_else(|| {
-            ApiError::unavailable(format!(
-                "The {} script is not active on this server.",
-                req.kind.script()
-            ))
-        })?;
-    let mut variables = Map::new();
-    variables.insert("text".into(), Value::String(req.text.clone()));
-    let user_text = match script["template"].as_str() {
-        Some(template) => {
-            scripts::render(template, &variables).unwrap_or_else(|_| req.text.clone())
-        }
-        None => req.text.clone(),
-    };
-    let model = choose_model(ai, req.model.as_deref(), Some(&script))?;
-    admit(&state, ai, &user).await?;
-    let body = script_body(&script, model, user_text, state.config.ai.max_tokens);
-    // One retry when the output does not have the expected shape.
-    for _attempt in 0..2 {
-        let (json, model) = complete(&state, ai, &user, "analyze", &body).await?;
-        let text = json["choices"][0]["message"]["content"]
-            .as_str()
-            .unwrap_or("");
-        let Some(result) = extract_json(text).and_then(|o| validate(req.kind, &o)) else {
-            continue;
-        };
-        let crisis = (req.kind == Kind::Crisis)
-            .then(|| serde_json::from_value(result["level"].clone()).ok())
-            .flatten()
-            .filter(|level| *level >= state.config.crisis.resource_level)
-            .map(|level| CrisisFlag { level });
-        return Ok(AppJson(AnalyzeResponse {
-            kind: req.kind,
-            result,
-            crisis,
-            model,
-            usage: json["usage"].clone(),
-        }));
-    }
-    Err(ApiError::Service {
-        status: axum::http::StatusCode::BAD_GATEWAY,
-        code: Code::UpstreamInvalidOutput,
-        message: "The AI model did not answer in the expected format.".into(),
-    })
+) -> AppResult<Response> {
+    let locales = crisis::locales(None, &headers);
+    let (answer, flag) = service::analyze(&state, &user, req, &locales).await?;
+    Ok(service::with_crisis_header(
+        AppJson(answer).into_response(),
+        flag.as_ref(),
+    ))
 }
 
 /// The models users may pick, in OpenAI's list shape, with the upstream's details when it

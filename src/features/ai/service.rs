@@ -11,14 +11,19 @@ use serde_json::{Map, Value, json};
 
 use super::{
     Ai, sse,
+    types::{AnalyzeRequest, AnalyzeResponse, Kind, extract_json, validate},
     upstream::{not_configured, upstream_error},
     usage::{Meter, tokens},
 };
 use crate::{
     app::App,
     auth::AuthUser,
+    domain::CrisisLevel,
     error::{ApiError, AppResult, Code, Invalid},
-    features::scripts::{self, ActiveScript},
+    features::{
+        crisis::{self, CrisisFlag},
+        scripts::{self, ActiveScript},
+    },
     http::extract::AppJson,
 };
 
@@ -208,14 +213,86 @@ pub async fn complete(
     Ok((json, answer.model))
 }
 
-/// A chat call, JSON or streamed (`/ai/chat` and `/ai/chat/completions`).
-pub async fn chat(app: &App, user: AuthUser, body: Value) -> AppResult<Response> {
+/// The text of the latest user message of an OpenAI `messages` array: a string content,
+/// or the `text` parts of an array content.
+pub fn latest_user_text(body: &Map<String, Value>) -> Option<String> {
+    let message = body
+        .get("messages")?
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")?;
+    match &message["content"] {
+        Value::String(text) => Some(text.clone()),
+        Value::Array(parts) => {
+            let text: Vec<&str> = parts
+                .iter()
+                .filter(|p| p["type"] == "text")
+                .filter_map(|p| p["text"].as_str())
+                .collect();
+            (!text.is_empty()).then(|| text.join("\n"))
+        }
+        _ => None,
+    }
+}
+
+/// `X-Persona-Crisis-Level` on an answer (success or error) when the screening flagged it.
+pub fn with_crisis_header(mut response: Response, flag: Option<&CrisisFlag>) -> Response {
+    if let Some(flag) = flag {
+        response
+            .headers_mut()
+            .insert(CRISIS_HEADER, HeaderValue::from_static(flag.level.as_str()));
+    }
+    response
+}
+
+/// The header that tells every chat answer's crisis level (SPEC section 8).
+pub const CRISIS_HEADER: &str = "x-persona-crisis-level";
+
+/// A chat call, JSON or streamed (`/ai/chat` and `/ai/chat/completions`). The latest user
+/// message is screened before anything else is done with it; at or above
+/// `crisis.resource_level` the answer (error answers included) carries
+/// `X-Persona-Crisis-Level`, and a JSON answer a top-level `crisis` field.
+pub async fn chat(
+    app: &App,
+    user: AuthUser,
+    body: Value,
+    locales: &[String],
+) -> AppResult<Response> {
     let ai = configured(app)?;
     let (body, stream) = prepare_chat(app, ai, body).await?;
-    admit(app, ai, &user).await?;
+    let flag = match latest_user_text(&body) {
+        Some(text) => {
+            crisis::screen(app, &user.user_id, &text, crisis::Source::Chat, locales).await?
+        }
+        None => None,
+    };
+    let answer = chat_upstream(app, ai, &user, body, stream, flag.as_ref()).await;
+    let response = match answer {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    };
+    Ok(with_crisis_header(response, flag.as_ref()))
+}
+
+async fn chat_upstream(
+    app: &App,
+    ai: &Ai,
+    user: &AuthUser,
+    body: Map<String, Value>,
+    stream: bool,
+    flag: Option<&CrisisFlag>,
+) -> AppResult<Response> {
+    admit(app, ai, user).await?;
     let body = Value::Object(body);
     if !stream {
-        let (json, _) = complete(app, ai, &user, "chat", &body).await?;
+        let (mut json, _) = complete(app, ai, user, "chat", &body).await?;
+        if let (Some(flag), Value::Object(answer)) = (flag, &mut json) {
+            answer.insert(
+                "crisis".into(),
+                serde_json::to_value(flag).map_err(ApiError::internal)?,
+            );
+        }
         return Ok(AppJson(json).into_response());
     }
     let model = body["model"].as_str().unwrap_or_default().to_owned();
@@ -240,4 +317,96 @@ pub async fn chat(app: &App, user: AuthUser, body: Value) -> AppResult<Response>
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
+}
+
+/// An analysis (`/ai/analyze`): the text is screened by the detector before the model sees
+/// it; the model's answer is validated (one retry); for `kind: "crisis"` the level is the
+/// higher of the detector's and the model's (the model never lowers it).
+pub async fn analyze(
+    app: &App,
+    user: &AuthUser,
+    req: AnalyzeRequest,
+    locales: &[String],
+) -> AppResult<(AnalyzeResponse, Option<CrisisFlag>)> {
+    let ai = configured(app)?;
+    let length = req.text.chars().count();
+    if length == 0 || length > 20_000 || req.text.trim().is_empty() {
+        return Err(ApiError::invalid_field(
+            "text",
+            "must be 1 to 20000 characters",
+        ));
+    }
+    let detected = crisis::assess(app, &req.text)?;
+    let (_, mut flag) =
+        crisis::screen_analysis(app, &user.user_id, detected, None, locales).await?;
+    let script = active_script(app, req.kind.script())
+        .await?
+        .map(|script| script.content)
+        .ok_or_else(|| {
+            ApiError::unavailable(format!(
+                "The {} script is not active on this server.",
+                req.kind.script()
+            ))
+        })?;
+    let mut variables = Map::new();
+    variables.insert("text".into(), Value::String(req.text.clone()));
+    let user_text = match script["template"].as_str() {
+        Some(template) => {
+            scripts::render(template, &variables).unwrap_or_else(|_| req.text.clone())
+        }
+        None => req.text.clone(),
+    };
+    let model = choose_model(ai, req.model.as_deref(), Some(&script))?;
+    admit(app, ai, user).await?;
+    let body = script_body(&script, model, user_text, app.config.ai.max_tokens);
+    // One retry when the output does not have the expected shape.
+    for _attempt in 0..2 {
+        let (json, model) = complete(app, ai, user, "analyze", &body).await?;
+        let text = json["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap_or("");
+        let Some(mut result) = extract_json(text).and_then(|o| validate(req.kind, &o)) else {
+            continue;
+        };
+        if req.kind == Kind::Crisis {
+            let said = result["level"].as_str().and_then(CrisisLevel::parse);
+            let level = detected.max(said.unwrap_or(CrisisLevel::None));
+            result["level"] = Value::String(level.as_str().to_owned());
+            if level > detected {
+                // The model saw more than the detector: that is the finding to record.
+                let (_, upgraded) =
+                    crisis::screen_analysis(app, &user.user_id, detected, said, locales).await?;
+                flag = upgraded.or(flag);
+            }
+        }
+        return Ok((
+            AnalyzeResponse {
+                kind: req.kind,
+                result,
+                crisis: flag.clone(),
+                model,
+                usage: json["usage"].clone(),
+            },
+            flag,
+        ));
+    }
+    Err(ApiError::Service {
+        status: axum::http::StatusCode::BAD_GATEWAY,
+        code: Code::UpstreamInvalidOutput,
+        message: "The AI model did not answer in the expected format.".into(),
+    })
+}
+
+/// A chat body for a script: its system prompt, then `user_text`.
+pub fn script_body(script: &Value, model: String, user_text: String, cap: u32) -> Value {
+    let mut messages = Vec::new();
+    if let Some(system) = script["system"].as_str() {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    messages.push(json!({"role": "user", "content": user_text}));
+    let mut body = Map::new();
+    body.insert("model".into(), Value::String(model));
+    body.insert("messages".into(), Value::Array(messages));
+    apply_script_defaults(&mut body, script, cap);
+    Value::Object(body)
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use crate::domain::{CrisisLevel, Timestamp};
+use crate::{domain::Timestamp, features::crisis::CrisisFlag};
 
 /// An OpenAI chat-completions request (any extra fields are passed on), plus `script`.
 #[derive(Debug, ToSchema)]
@@ -80,18 +80,14 @@ pub struct AnalyzeRequest {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CrisisFlag {
-    pub level: CrisisLevel,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct AnalyzeResponse {
     pub kind: Kind,
     /// mood `{mood, score, emotions, summary}`, psychology `{summary, themes, suggestions}`,
     /// crisis `{level, reasons}`.
     #[schema(value_type = Object)]
     pub result: Value,
-    /// For `kind: "crisis"` at or above `crisis.resource_level`; otherwise null.
+    /// At or above `crisis.resource_level` (the detector on `text`, and for `kind:
+    /// "crisis"` the higher of it and the model); otherwise null.
     pub crisis: Option<CrisisFlag>,
     pub model: String,
     #[schema(value_type = Object)]

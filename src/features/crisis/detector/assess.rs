@@ -1,0 +1,243 @@
+//! From token ids to a level. Every phrase match is kept unless an idiom overlaps it or a
+//! negator stands shortly before it in its clause (`negation_proof` phrases ignore that);
+//! ideation with a third person as its nearest subject counts as `third_party` (medium at
+//! most, dropped behind a hedge like "might"); `mention` phrases not about the writer are
+//! capped (at none by default) in a message with a reporting or teaching word; `needs_context` phrases count only beside another first-person match at medium
+//! or above. The level is the highest remaining match.
+
+use super::frames::{Mark, combine};
+use super::lexicon::{
+    CLAUSE, CONJUNCTION, CONTEXT, Category, Class, FIRST_PERSON, HEDGE, IDIOM, Lexicon, NEGATOR,
+    POSSESSIVE, REASSURANCE, REFLEXIVE, Rule, SENTENCE, THIRD_PERSON,
+};
+use super::pattern::match_at;
+use crate::domain::CrisisLevel;
+
+/// A match that counts: level, category, position, needs_context.
+pub(crate) type Counted = (CrisisLevel, Category, usize, bool);
+
+/// One phrase match: a pattern index and its token span.
+#[derive(Clone, Copy)]
+struct Hit {
+    pattern: u32,
+    start: usize,
+    end: usize,
+}
+
+/// What happened to one match, for `Detector::explain`.
+pub(crate) enum Verdict {
+    Idiom,
+    Counted(CrisisLevel, Category),
+    SuppressedByIdiom,
+    Negated,
+    Hedged,
+    NotFirstPerson,
+    Reported,
+    WithoutContext,
+}
+
+/// Assesses the token ids; `trace` sees every match and its verdict.
+pub(crate) fn evaluate(
+    lex: &Lexicon,
+    toks: &[u32],
+    mut trace: impl FnMut(&str, Verdict),
+) -> (CrisisLevel, Vec<&'static str>) {
+    // (start, end, is a reassurance) of every idiom.
+    let mut idioms: Vec<(usize, usize, bool)> = Vec::new();
+    let mut hits: Vec<Hit> = Vec::new();
+    for (start, &tok) in toks.iter().enumerate() {
+        let Some(candidates) = lex.by_first.get(tok as usize) else {
+            continue;
+        };
+        for &p in candidates {
+            let pattern = &lex.patterns[p as usize];
+            if let Some(end) = match_at(&pattern.elems, toks, start, &lex.classes) {
+                if pattern.target == IDIOM || pattern.target == REASSURANCE {
+                    idioms.push((start, end, pattern.target == REASSURANCE));
+                    trace(&pattern.source, Verdict::Idiom);
+                } else {
+                    hits.push(Hit {
+                        pattern: p,
+                        start,
+                        end,
+                    });
+                }
+            }
+        }
+    }
+    let has_context = toks.iter().any(|&t| lex.classes[t as usize] & CONTEXT != 0);
+
+    let mut counted: Vec<Counted> = Vec::with_capacity(hits.len());
+    let mut marks: Vec<Mark> = Vec::new();
+    for hit in &hits {
+        let pattern = &lex.patterns[hit.pattern as usize];
+        let rule: Rule = lex.rules[pattern.target as usize];
+        let overlapping = idioms
+            .iter()
+            .find(|&&(s, e, _)| hit.start < e && s < hit.end);
+        if let Some(&(_, _, reassured)) = overlapping.filter(|_| !rule.idiom_proof) {
+            trace(&pattern.source, Verdict::SuppressedByIdiom);
+            if reassured && rule.level >= CrisisLevel::Medium {
+                counted.push((CrisisLevel::Low, Category::Distress, hit.start, false));
+            }
+            continue;
+        }
+        if let Some(role) = rule.role {
+            marks.push(Mark {
+                role,
+                start: hit.start,
+                end: hit.end,
+            });
+            continue;
+        }
+        if !rule.negation_proof && preceded_by(lex, toks, hit.start, NEGATOR) {
+            // Someone who says "I don't want to die, I'm just tired" is still talking about
+            // it: a negated risk phrase is distress, not nothing.
+            trace(&pattern.source, Verdict::Negated);
+            if rule.level >= CrisisLevel::Medium && !rule.needs_context && !has_context {
+                counted.push((CrisisLevel::Low, Category::Distress, hit.start, false));
+            }
+            continue;
+        }
+        let mut level = rule.level;
+        let mut category = rule.category;
+        let subject = subject(lex, toks, hit.start, hit.end);
+        if rule.first_person && subject == Subject::Third {
+            trace(&pattern.source, Verdict::NotFirstPerson);
+            continue;
+        }
+        let about_others = subject == Subject::Third || category == Category::ThirdParty;
+        if about_others && category != Category::Distress {
+            // "a friend who might be suicidal" asks about warning signs; it reports no one.
+            if preceded_by(lex, toks, hit.start, HEDGE) {
+                trace(&pattern.source, Verdict::Hedged);
+                continue;
+            }
+            level = level.min(CrisisLevel::Medium);
+            category = Category::ThirdParty;
+        }
+        // "I'm writing an essay on suicide" is about an essay: only a first-person word
+        // right at the phrase ("I am suicidal", "aku ingin gantung diri") keeps it personal.
+        if rule.mention && has_context && !first_person_at(lex, toks, hit.start, hit.end) {
+            level = level.min(lex.settings.reported_level);
+        }
+        if level == CrisisLevel::None {
+            trace(&pattern.source, Verdict::Reported);
+            continue;
+        }
+        counted.push((level, category, hit.start, rule.needs_context));
+        if !rule.needs_context {
+            trace(&pattern.source, Verdict::Counted(level, category));
+        }
+    }
+
+    combine(lex, toks, &marks, has_context, &mut counted, &mut trace);
+
+    // Means and plan words that are ordinary on their own ("pills", "tali", "bridge")
+    // count only when the same message already shows the writer's own ideation.
+    let anchored = counted.iter().any(|&(level, category, _, needs)| {
+        !needs
+            && level >= CrisisLevel::Medium
+            && !matches!(category, Category::ThirdParty | Category::Mention)
+    });
+    for hit in &hits {
+        let pattern = &lex.patterns[hit.pattern as usize];
+        let rule = lex.rules[pattern.target as usize];
+        if rule.needs_context && !anchored {
+            trace(&pattern.source, Verdict::WithoutContext);
+        }
+    }
+    counted.retain(|&(_, _, _, needs)| anchored || !needs);
+
+    counted.sort_by(|a, b| b.0.cmp(&a.0).then(a.2.cmp(&b.2)));
+    let level = counted.first().map_or(CrisisLevel::None, |c| c.0);
+    let mut categories: Vec<&'static str> = Vec::new();
+    for &(_, category, _, _) in &counted {
+        if !categories.contains(&category.as_str()) {
+            categories.push(category.as_str());
+        }
+    }
+    (level, categories)
+}
+
+/// A word of class `class` (a negator, a hedge) within `negation_window` words before
+/// `start`, in the same clause and not behind a new first-person subject ("I don't know
+/// why | I want to die").
+pub(crate) fn preceded_by(lex: &Lexicon, toks: &[u32], start: usize, class: Class) -> bool {
+    let window = lex.settings.negation_window;
+    for &tok in toks[..start].iter().rev().take(window) {
+        if tok == CLAUSE || tok == SENTENCE {
+            return false;
+        }
+        let classes = lex.classes[tok as usize];
+        if classes & class != 0 {
+            return true;
+        }
+        if classes & (CONJUNCTION | FIRST_PERSON) != 0 {
+            return false;
+        }
+    }
+    false
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Subject {
+    First,
+    Third,
+    Unknown,
+}
+
+/// Who a match is about. A reflexive inside it decides ("kill herself", "hurt myself");
+/// otherwise the nearest person word before it in its sentence ("my friend says she wants
+/// to die", "temanku mau bunuh diri"). Indonesian puts the owner after the noun ("teman
+/// aku", "kelas aku"), so a possessive word right after another word is skipped.
+pub(crate) fn subject(lex: &Lexicon, toks: &[u32], start: usize, end: usize) -> Subject {
+    for &tok in &toks[start..end] {
+        let class = lex.classes[tok as usize];
+        if class & REFLEXIVE != 0 {
+            return if class & THIRD_PERSON != 0 {
+                Subject::Third
+            } else {
+                Subject::First
+            };
+        }
+    }
+    for (i, &tok) in toks[..start].iter().enumerate().rev() {
+        if tok == SENTENCE {
+            break;
+        }
+        let class = lex.classes[tok as usize];
+        if class & FIRST_PERSON != 0 {
+            let after_word = i.checked_sub(1).is_some_and(|j| {
+                let prev = toks[j];
+                prev != CLAUSE
+                    && prev != SENTENCE
+                    && lex.classes[prev as usize] & (CONJUNCTION | NEGATOR | FIRST_PERSON) == 0
+            });
+            if class & POSSESSIVE != 0 && after_word {
+                continue;
+            }
+            return Subject::First;
+        }
+        if class & THIRD_PERSON != 0 {
+            return Subject::Third;
+        }
+    }
+    Subject::Unknown
+}
+
+/// A first-person word inside the match, or within `negation_window` words before it with
+/// no third person nearer ("a student tells me they are self harming" is about them).
+pub(crate) fn first_person_at(lex: &Lexicon, toks: &[u32], start: usize, end: usize) -> bool {
+    let from = start.saturating_sub(lex.settings.negation_window);
+    let class = |t: &u32| lex.classes[*t as usize];
+    toks[start..end]
+        .iter()
+        .any(|t| class(t) & FIRST_PERSON != 0)
+        || toks[from..start]
+            .iter()
+            .rev()
+            .map(class)
+            .find(|c| c & (FIRST_PERSON | THIRD_PERSON) != 0)
+            .is_some_and(|c| c & FIRST_PERSON != 0)
+}

@@ -1,0 +1,281 @@
+//! Unit tests: SPEC section 8's examples and the detector's rules, one behaviour each.
+
+use super::*;
+
+thread_local! {
+    static DETECTOR: Detector = Detector::builtin();
+}
+
+fn level(text: &str) -> CrisisLevel {
+    DETECTOR.with(|d| d.assess(text).level)
+}
+
+fn assert_level(expected: CrisisLevel, texts: &[&str]) {
+    for text in texts {
+        assert_eq!(level(text), expected, "{text:?}");
+    }
+}
+
+#[test]
+fn builtin_lexicon_loads() {
+    let detector = Detector::builtin();
+    assert_eq!(detector.assess("").level, CrisisLevel::None);
+    assert!(detector.assess("").categories.is_empty());
+}
+
+#[test]
+fn from_dir_loads_the_shipped_files() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lexicon");
+    let detector = Detector::from_dir(&dir).expect("lexicon dir loads");
+    assert_eq!(
+        detector.assess("i want to kill myself").level,
+        CrisisLevel::High
+    );
+}
+
+#[test]
+fn from_dir_errors_name_the_file_and_the_problem() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lexicon");
+    let dir = std::env::temp_dir().join(format!("crisis-lexicon-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for name in ["normalize.toml", "idioms.toml", "id.toml"] {
+        std::fs::copy(src.join(name), dir.join(name)).expect("copy lexicon file");
+    }
+    let missing = Detector::from_dir(&dir).err().expect("en.toml is missing");
+    assert!(missing.to_string().contains("en.toml"), "{missing}");
+
+    let bad = "[[rule]]\nlevel = \"high\"\ncategory = \"active_ideation\"\nphrases = [\"a (b\"]\n";
+    std::fs::write(dir.join("en.toml"), bad).expect("write en.toml");
+    let invalid = Detector::from_dir(&dir).err().expect("unclosed group");
+    let message = invalid.to_string();
+    assert!(
+        message.contains("en.toml") && message.contains("missing ')'"),
+        "{message}"
+    );
+
+    std::fs::write(dir.join("en.toml"), "[[rule]]\nlevel = \"severe\"\n").expect("write");
+    let parse = Detector::from_dir(&dir).err().expect("unknown level");
+    assert!(
+        parse.to_string().contains("en.toml: invalid TOML"),
+        "{parse}"
+    );
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}
+
+#[test]
+fn levels_follow_the_clinical_ladder() {
+    assert_level(
+        CrisisLevel::Low,
+        &["i feel so sad and lonely", "aku capek banget"],
+    );
+    assert_level(
+        CrisisLevel::Medium,
+        &[
+            "sometimes i wish i was dead",
+            "nothing will ever get better",
+            "aku cuma jadi beban",
+        ],
+    );
+    assert_level(
+        CrisisLevel::High,
+        &[
+            "i want to kill myself",
+            "i have 30 pills and i'm going to take them all",
+            "i wrote my goodbye letters",
+            "i cut myself again tonight",
+            "aku mau bunuh diri",
+        ],
+    );
+}
+
+#[test]
+fn colloquial_indonesian_is_normalised() {
+    assert!(level("capek banget pengen mati aja") >= CrisisLevel::Medium);
+    assert_level(
+        CrisisLevel::High,
+        &["gw udh gak mau hidup lagi", "pgn bundir"],
+    );
+}
+
+#[test]
+fn whole_words_only_never_substrings() {
+    assert_level(
+        CrisisLevel::None,
+        &[
+            "berita pembunuhan di bekasi kemarin",
+            "how do i skill myself up in python",
+            "the killer whale documentary was great",
+        ],
+    );
+}
+
+#[test]
+fn repeated_letters_and_misspellings_still_match() {
+    assert_level(
+        CrisisLevel::High,
+        &["i wanna killl myselfff", "thinking about sucide every day"],
+    );
+    assert_eq!(level("pleeease i want to dieee"), CrisisLevel::Medium);
+}
+
+#[test]
+fn idioms_are_not_risk() {
+    assert_level(
+        CrisisLevel::None,
+        &[
+            "this traffic is killing me",
+            "dying of laughter",
+            "I killed it",
+            "i could murder a pizza",
+            "mati ketawa liat video itu",
+            "mati gaya",
+            "mati lampu lagi",
+            "hp gue mati",
+            "lagi membunuh waktu di bandara",
+            "mau mati rasanya nunggu antrian",
+        ],
+    );
+}
+
+#[test]
+fn negation_and_reassurance_lower_a_match() {
+    assert!(level("I would never hurt myself") <= CrisisLevel::Low);
+    assert!(level("i'm not going to kill myself") <= CrisisLevel::Low);
+    assert_eq!(
+        level("aku tidak mau mati, aku cuma capek"),
+        CrisisLevel::Low
+    );
+}
+
+#[test]
+fn negations_that_are_ideation_stay_risk() {
+    assert_level(
+        CrisisLevel::High,
+        &[
+            "I don't want to live anymore",
+            "gak mau hidup lagi",
+            "i dont want to exist anymore",
+        ],
+    );
+    assert!(level("tidak ingin bangun lagi") >= CrisisLevel::Medium);
+    assert!(level("I can't go on") >= CrisisLevel::Medium);
+}
+
+#[test]
+fn negation_does_not_cross_a_clause_or_a_new_subject() {
+    assert!(level("no, i want to die") >= CrisisLevel::Medium);
+    assert!(level("i don't know why i want to die") >= CrisisLevel::Medium);
+}
+
+#[test]
+fn reported_and_educational_mentions_are_at_most_low() {
+    for text in [
+        "a documentary about suicide prevention",
+        "statistik bunuh diri di indonesia",
+        "the character in the book kills himself",
+        "saw in the news that suicide rates went up",
+    ] {
+        assert!(level(text) <= CrisisLevel::Low, "{text:?}");
+    }
+}
+
+#[test]
+fn a_third_person_at_risk_is_medium_with_its_own_category() {
+    let d = Detector::builtin();
+    for text in [
+        "my friend wants to kill herself",
+        "temenku mau bunuh diri malam ini",
+    ] {
+        let a = d.assess(text);
+        assert_eq!(a.level, CrisisLevel::Medium, "{text:?}");
+        assert_eq!(a.categories, ["third_party"], "{text:?}");
+    }
+}
+
+#[test]
+fn means_weigh_more_than_the_word_suicide() {
+    assert_eq!(level("suicide"), CrisisLevel::Medium);
+    assert_eq!(level("i'm going to jump off the bridge"), CrisisLevel::High);
+}
+
+#[test]
+fn categories_are_stable_names_most_severe_first() {
+    let a = Detector::builtin().assess("i'm so tired, i bought a rope today");
+    assert_eq!(a.level, CrisisLevel::High);
+    assert_eq!(a.categories, ["means", "distress"]);
+}
+
+#[test]
+fn a_wish_and_a_death_word_make_a_frame() {
+    // Not listed as phrases: the wish and the death word are combined by structure.
+    assert_level(
+        CrisisLevel::Medium,
+        &[
+            "lowkey hoping i never wake up",
+            "i keep praying i could vanish",
+            "kadang berharap bisa lenyap",
+        ],
+    );
+    assert_level(
+        CrisisLevel::High,
+        &[
+            "i am ready to end things for good",
+            "udah mutusin mau loncat dari flyover",
+            "i want to die, i have the pills right here",
+        ],
+    );
+}
+
+#[test]
+fn a_frame_follows_negation_subject_and_context() {
+    assert_eq!(level("i never hoped to disappear"), CrisisLevel::Low);
+    assert_eq!(
+        level("my brother is planning to end things"),
+        CrisisLevel::Medium
+    );
+    assert_eq!(
+        level("for my psych class: how do people decide to end their life"),
+        CrisisLevel::None
+    );
+}
+
+#[test]
+fn means_with_an_amount_or_a_method_question_are_high() {
+    assert_level(
+        CrisisLevel::High,
+        &[
+            "i've got the tablets, all of them counted out",
+            "obat tidur udah aku siapin, mau aku habisin semua",
+            "i want to die, how much insulin would it take",
+        ],
+    );
+    assert_level(
+        CrisisLevel::None,
+        &[
+            "how many tablets of paracetamol can i take for a headache",
+            "aku mau beli obat flu malam ini",
+        ],
+    );
+}
+
+#[test]
+fn a_welcomed_death_is_a_passive_wish() {
+    assert_level(
+        CrisisLevel::Medium,
+        &[
+            "if the plane didn't survive the storm i'd honestly be relieved",
+            "kalau aku meninggal pas tidur juga gak apa-apa",
+        ],
+    );
+}
+
+#[test]
+fn reassurance_leaves_distress() {
+    assert_level(
+        CrisisLevel::Low,
+        &[
+            "suicide is not an option for me, i'm just sad",
+            "bunuh diri bukan pilihan, cuma lagi capek",
+        ],
+    );
+}
