@@ -25,7 +25,7 @@ fn builtin_lexicon_loads() {
 
 #[test]
 fn from_dir_loads_the_shipped_files() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lexicon");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/crisis");
     let detector = Detector::from_dir(&dir).expect("lexicon dir loads");
     assert_eq!(
         detector.assess("i want to kill myself").level,
@@ -35,7 +35,7 @@ fn from_dir_loads_the_shipped_files() {
 
 #[test]
 fn from_dir_errors_name_the_file_and_the_problem() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lexicon");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/crisis");
     let dir = std::env::temp_dir().join(format!("crisis-lexicon-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     for name in ["normalize.toml", "idioms.toml", "id.toml"] {
