@@ -5,6 +5,7 @@
 //!
 //! `persona-bench [--seconds N]` (default 5 per load scenario).
 
+mod detector;
 mod load;
 
 use std::{
@@ -268,6 +269,22 @@ fn main() -> anyhow::Result<()> {
         bins.display()
     );
     let mut report = Report { rows: Vec::new() };
+
+    // The crisis detector, in process (no server involved).
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    match detector::measure(&repo) {
+        Ok(f) => report.add(
+            &format!(
+                "crisis detector, µs per message ({} labelled messages, {} chars on average; typical = 200 chars)",
+                f.messages, f.mean_chars
+            ),
+            format!("{:.2} µs mean, {:.2} µs typical", f.detector_us, f.typical_us),
+            format!("{:.2} µs (lower-case + split)", f.baseline_us),
+            format!("{:.1}", f.detector_us / f.baseline_us),
+            "≤ 20 µs per typical message",
+        ),
+        Err(err) => eprintln!("  crisis detector: not measured: {err:#}"),
+    }
 
     // The floor: bare axum.
     let hello_addr = free_addr()?;

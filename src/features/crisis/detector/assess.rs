@@ -7,9 +7,10 @@
 
 use super::frames::{Mark, combine};
 use super::lexicon::{
-    CLAUSE, CONJUNCTION, CONTEXT, Category, Class, FIRST_PERSON, HEDGE, IDIOM, Lexicon, NEGATOR,
-    POSSESSIVE, REASSURANCE, REFLEXIVE, Rule, SENTENCE, THIRD_PERSON,
+    CLAUSE, CONJUNCTION, CONTEXT, Category, Class, FIRST_PERSON, GUARD, HEDGE, IDIOM, Lexicon,
+    NEGATOR, POSSESSIVE, REASSURANCE, REFLEXIVE, Rule, SENTENCE, THIRD_PERSON,
 };
+use super::net::{GUARD_WINDOW, NetHit, catch, near};
 use super::pattern::match_at;
 use crate::domain::CrisisLevel;
 
@@ -69,6 +70,7 @@ pub(crate) fn evaluate(
 
     let mut counted: Vec<Counted> = Vec::with_capacity(hits.len());
     let mut marks: Vec<Mark> = Vec::new();
+    let mut net: Vec<NetHit> = Vec::new();
     for hit in &hits {
         let pattern = &lex.patterns[hit.pattern as usize];
         let rule: Rule = lex.rules[pattern.target as usize];
@@ -80,6 +82,16 @@ pub(crate) fn evaluate(
             if reassured && rule.level >= CrisisLevel::Medium {
                 counted.push((CrisisLevel::Low, Category::Distress, hit.start, false));
             }
+            continue;
+        }
+        if let Some(kind) = rule.net {
+            let source = &pattern.source;
+            net.push(NetHit {
+                kind,
+                start: hit.start,
+                end: hit.end,
+                source,
+            });
             continue;
         }
         if let Some(role) = rule.role {
@@ -104,6 +116,16 @@ pub(crate) fn evaluate(
         let subject = subject(lex, toks, hit.start, hit.end);
         if rule.first_person && subject == Subject::Third {
             trace(&pattern.source, Verdict::NotFirstPerson);
+            continue;
+        }
+        // "jump from the bus in fortnite": a game, a recipe or a match beside a phrase
+        // with nobody as its subject makes it ordinary talk.
+        if subject == Subject::Unknown
+            && rule.level >= CrisisLevel::Medium
+            && near(lex, toks, hit.start, GUARD_WINDOW, GUARD)
+            && !first_person_at(lex, toks, hit.start, hit.end)
+        {
+            trace(&pattern.source, Verdict::Reported);
             continue;
         }
         let about_others = subject == Subject::Third || category == Category::ThirdParty;
@@ -148,6 +170,8 @@ pub(crate) fn evaluate(
         }
     }
     counted.retain(|&(_, _, _, needs)| anchored || !needs);
+    // The net comes last, so that its medium does not anchor the context-bound words.
+    catch(lex, toks, &net, has_context, &mut counted, &mut trace);
 
     counted.sort_by(|a, b| b.0.cmp(&a.0).then(a.2.cmp(&b.2)));
     let level = counted.first().map_or(CrisisLevel::None, |c| c.0);

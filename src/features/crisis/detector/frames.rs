@@ -18,8 +18,9 @@ use serde::Deserialize;
 
 use super::assess::{Counted, Subject, Verdict, first_person_at, preceded_by, subject};
 use super::lexicon::{
-    CLAUSE, CONJUNCTION, Category, Class, HEDGE, Lexicon, NEGATOR, SENTENCE, THIRD_PERSON,
+    CLAUSE, CONJUNCTION, Category, Class, GUARD, HEDGE, Lexicon, NEGATOR, SENTENCE, THIRD_PERSON,
 };
+use super::net::near;
 use crate::domain::CrisisLevel;
 
 /// Words that keep a wish apart from a death word: a negator ("want to not die"), a new
@@ -99,7 +100,9 @@ pub(crate) fn combine(
             }
             return;
         }
-        if has_context && !first_person_at(lex, toks, mark.start, mark.end) {
+        // A game, a recipe, a match: "jump from the bus in fortnite" is no plan.
+        let guarded = near(lex, toks, mark.start, usize::MAX, GUARD);
+        if (has_context || guarded) && !first_person_at(lex, toks, mark.start, mark.end) {
             trace(what, Verdict::Reported);
             return;
         }
@@ -205,16 +208,9 @@ pub(crate) fn combine(
             );
         }
     }
-    if has(&[Role::Question])
-        && has(&[Role::Death, Role::Suicide])
-        && let Some(q) = marks.iter().find(|m| m.role == Role::Question)
-    {
-        push(
-            CrisisLevel::High,
-            Category::Means,
-            q,
-            "frame: method question",
-            counted,
-        );
+    let question = marks.iter().find(|m| m.role == Role::Question);
+    if let Some(q) = question.filter(|_| has(&[Role::Death, Role::Suicide])) {
+        let what = "frame: method question";
+        push(CrisisLevel::High, Category::Means, q, what, counted);
     }
 }

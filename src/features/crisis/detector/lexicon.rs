@@ -9,46 +9,13 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+pub(crate) use super::category::Category;
 use super::error::LexiconError;
 use super::frames::Role;
+use super::net::Kind;
 use super::normalize::{Piece, scan};
 use super::pattern::{GAP, GAP3, NUM, Pattern, expand, parse_slots};
 use crate::domain::CrisisLevel;
-
-/// What a rule's phrases are about; `as_str` gives the stable name in an assessment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Category {
-    Distress,
-    Hopelessness,
-    Burden,
-    PassiveIdeation,
-    ThirdParty,
-    Mention,
-    ActiveIdeation,
-    Plan,
-    Means,
-    Preparatory,
-    SelfHarm,
-}
-
-impl Category {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Category::Distress => "distress",
-            Category::Hopelessness => "hopelessness",
-            Category::Burden => "burden",
-            Category::PassiveIdeation => "passive_ideation",
-            Category::ThirdParty => "third_party",
-            Category::Mention => "mention",
-            Category::ActiveIdeation => "active_ideation",
-            Category::Plan => "plan",
-            Category::Means => "means",
-            Category::Preparatory => "preparatory",
-            Category::SelfHarm => "self_harm",
-        }
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +41,8 @@ struct WordClasses {
     reflexive: Vec<String>,
     fuzzy: Vec<String>,
     context: Vec<String>,
+    #[serde(default)]
+    guard: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -101,13 +70,18 @@ struct RulesFile {
     rule: Vec<RuleEntry>,
     /// Parts of a clause (a wish, a death word, a means, a time …) combined by `frames.rs`.
     #[serde(default)]
-    frame: Vec<FrameEntry>,
+    frame: Vec<PartEntry<Role>>,
+    /// Words of the safety net (`net.rs`), by kind.
+    #[serde(default)]
+    net: Vec<PartEntry<Kind>>,
 }
 
+/// A `[[frame]]` part (`role = ...`) or a `[[net]]` word list (`kind = ...`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FrameEntry {
-    role: Role,
+struct PartEntry<K> {
+    #[serde(alias = "kind")]
+    role: K,
     phrases: Vec<String>,
 }
 
@@ -141,6 +115,8 @@ pub(crate) struct Rule {
     pub(crate) first_person: bool,
     /// Set for a `[[frame]]` part: it marks a span instead of counting.
     pub(crate) role: Option<Role>,
+    /// Set for a `[[net]]` word: the safety net weighs it.
+    pub(crate) net: Option<Kind>,
 }
 
 /// Word-class bits, one `Class` per vocabulary id.
@@ -155,6 +131,9 @@ pub(crate) const POSSESSIVE: Class = 64;
 pub(crate) const HEDGE: Class = 128;
 pub(crate) const REFLEXIVE: Class = 256;
 pub(crate) const FUZZY: Class = 512;
+/// Games, cooking, sports, study, news, lyrics, films, deadlines, phones: no net word
+/// counts in a sentence with one of these.
+pub(crate) const GUARD: Class = 1024;
 
 /// Token ids below `FIRST_WORD` are not words.
 pub(crate) const UNKNOWN: u32 = 0;
@@ -247,6 +226,7 @@ impl Lexicon {
             (&norm.words.hedges, HEDGE),
             (&norm.words.reflexive, REFLEXIVE),
             (&norm.words.fuzzy, FUZZY),
+            (&norm.words.guard, GUARD),
         ];
         for (list, bit) in classes {
             for entry in list {
@@ -306,10 +286,13 @@ impl Lexicon {
                     idiom_proof: entry.idiom_proof,
                     first_person: entry.first_person,
                     role: None,
+                    net: None,
                 });
                 lex.add_phrases(&name, "rule", n, &entry.phrases, index)?;
             }
-            for (n, entry) in file.frame.iter().enumerate() {
+            let parts = file.frame.iter().map(|f| (Some(f.role), None, &f.phrases));
+            let nets = file.net.iter().map(|e| (None, Some(e.role), &e.phrases));
+            for (n, (role, net, phrases)) in parts.chain(nets).enumerate() {
                 let index = lex.rules.len() as u32;
                 lex.rules.push(Rule {
                     level: CrisisLevel::None,
@@ -319,9 +302,10 @@ impl Lexicon {
                     needs_context: false,
                     idiom_proof: false,
                     first_person: false,
-                    role: Some(entry.role),
+                    role,
+                    net,
                 });
-                lex.add_phrases(&name, "frame", n, &entry.phrases, index)?;
+                lex.add_phrases(&name, "frame or net", n, phrases, index)?;
             }
         }
 

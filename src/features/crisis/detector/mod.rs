@@ -6,13 +6,23 @@
 //! substrings. Idioms cancel the risk phrases they overlap ("this traffic is killing me",
 //! "mati lampu"); a negator just before a phrase in its clause cancels it unless the phrase
 //! is itself a negation ("I don't want to live anymore"); ideation about a third person is
-//! `third_party` (medium); reported or educational mentions stay low. The level is the
-//! highest match left. The lexicon lives in TOML files an admin can copy and tune.
+//! `third_party` (medium); reported or educational mentions stay low. On top of the
+//! phrases, `[[frame]]` entries mark parts of a clause (a wish or intent, a death or suicide
+//! word, a means, an amount, a time, a method question, an acceptance) that `frames.rs`
+//! combines by structure; `reassurance` idioms cancel what they overlap down to distress.
+//! Under all of these, a safety net (`net.rs`) weighs single risk words by kind (death,
+//! suicide slang, self-harm, means, preparatory acts; time, intent, injury as amplifiers)
+//! in first-person or subject-less sentences, unless negated, inside an idiom or beside a
+//! guard word (games, cooking, sports, study, news, lyrics, films, deadlines, phones):
+//! one primary kind is medium, two distinct kinds are high.
+//! The level is the highest match left. The lexicon lives in TOML files an admin can copy and tune.
 
 mod assess;
+mod category;
 mod error;
 mod frames;
 mod lexicon;
+mod net;
 mod normalize;
 mod pattern;
 mod tokens;

@@ -279,3 +279,40 @@ fn reassurance_leaves_distress() {
         ],
     );
 }
+
+#[test]
+fn the_safety_net_catches_wordings_no_phrase_foresaw() {
+    assert_level(
+        CrisisLevel::Medium,
+        &[
+            "lagi di atap kosan sendirian",
+            "nobody would notice if i stopped existing",
+        ],
+    );
+    // Two kinds at once, a means with a time or a goodbye, are high.
+    assert_level(
+        CrisisLevel::High,
+        &[
+            "the rope is in my closet, tonight",
+            "i keep burning my arm with a lighter",
+            "racun tikus udah aku beli, besok aku pamit",
+        ],
+    );
+}
+
+#[test]
+fn the_safety_net_keeps_out_of_games_kitchens_phones_and_idioms() {
+    assert_level(
+        CrisisLevel::None,
+        &[
+            "in fortnite is it better to jump from the bus early or late",
+            "my phone keeps dying at 30%, is the battery shot?",
+            "pisau dapur tumpul, cara asahnya gimana",
+            "aku nitip beliin martabak ya",
+            "gantungan kunci aku hilang, beli dimana ya",
+            "nanti malam aku nyusul ke cafe ya",
+        ],
+    );
+    // A negated net word is not a risk, but talking about it is still distress.
+    assert_level(CrisisLevel::Low, &["aku tidak mau mati"]);
+}
