@@ -453,7 +453,14 @@ async fn per_user_rate_and_daily_budget() {
 async fn content_renders_a_script() {
     let (app, fake, s) = setup(|_| {}).await;
     fake.plan([Behaviour::Reply("Good morning, Ana!".into())]);
-    let body = expect_json(app.post_as(&s.access,"/api/v1/ai/content",&json!({"script": "home_content", "variables": {"time_of_day": "morning", "name": "Ana", "mood": "calm", "topics": ["garden"]}}),).await, StatusCode::OK).await;
+    let request = json!({"script": "home_content", "variables": {
+        "time_of_day": "morning", "name": "Ana", "mood": "calm", "topics": ["garden"]
+    }});
+    let body = expect_json(
+        app.post_as(&s.access, "/api/v1/ai/content", &request).await,
+        StatusCode::OK,
+    )
+    .await;
     assert_eq!(body["content"], "Good morning, Ana!");
     assert_eq!(
         body["script"],

@@ -755,3 +755,64 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_counts_events_and_tests_the_webhook() {
+    let app = TestApp::spawn().await;
+    let s = app.register("ana@example.com").await;
+    check(&app, &s, HIGH, "en").await;
+    app.call(Method::POST, "/api/v1/crisis/alert")
+        .bearer(&s.access)
+        .json(&json!({}))
+        .expect(StatusCode::OK)
+        .await;
+    let data = app.dir.path().join("data");
+
+    let hook = free_port();
+    let mut receiver = receiver_on(tokio::net::TcpListener::bind(hook).await.unwrap()).await;
+    let dir = app.dir.path().to_owned();
+    let (events, webhook) = tokio::task::spawn_blocking(move || {
+        let run = |args: &[&str]| {
+            crate::helpers::persona_command(&dir)
+                .env("PERSONA_STORAGE__DATA_DIR", &data)
+                .env("PERSONA_CRISIS__WEBHOOK_URL", format!("http://{hook}/hook"))
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        (
+            run(&["admin", "crisis", "events"]),
+            run(&["admin", "crisis", "test-webhook"]),
+        )
+    })
+    .await
+    .unwrap();
+    let out = crate::helpers::stdout(&events);
+    assert!(
+        events.status.success(),
+        "{}",
+        crate::helpers::stderr(&events)
+    );
+    assert!(
+        out.contains("high") && out.contains("alert") && out.contains("check"),
+        "{out}"
+    );
+    assert!(out.contains("2 event(s) in all"), "{out}");
+    assert!(!out.contains("pills"));
+
+    assert!(
+        webhook.status.success(),
+        "{}",
+        crate::helpers::stderr(&webhook)
+    );
+    let (signature, body) = next(&mut receiver.received, Duration::from_secs(5)).await;
+    let secrets = std::fs::read_to_string(app.dir.path().join("data/secrets.toml")).unwrap();
+    let secret = secrets
+        .lines()
+        .find_map(|l| l.strip_prefix("webhook_secret = "))
+        .map(|v| v.trim_matches('"').to_owned())
+        .expect("a generated webhook secret");
+    assert!(verify(&signature, &body, &secret));
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["test"], true);
+}
