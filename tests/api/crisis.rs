@@ -668,33 +668,22 @@ async fn a_crisis_analysis_is_never_lower_than_the_detector() {
 
 #[tokio::test]
 async fn crisis_text_lands_in_no_file_and_no_log() {
-    // The real binary, its JSON log captured in a file.
+    // The real binary, its JSON log captured in a file, its AI provider the fake.
+    let fake = FakeAi::start().await;
+    let base = fake.base_url();
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("server.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = crate::helpers::persona_command(dir.path())
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("PERSONA_LOG__LEVEL", "debug")
-        .env("PERSONA_CRISIS__WEBHOOK_INCLUDE_MESSAGE", "false")
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let address = {
-        let mut found = None;
-        for _ in 0..500 {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            found = text
-                .lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .find_map(|e| e["address"].as_str().map(str::to_owned));
-            if found.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        found.expect("the server logged its address")
-    };
+    let (mut child, address) = serve_logged(
+        dir.path(),
+        &log_path,
+        &[
+            ("PERSONA_LOG__LEVEL", "debug"),
+            ("PERSONA_CRISIS__WEBHOOK_INCLUDE_MESSAGE", "false"),
+            ("PERSONA_AI__BASE_URL", base.as_str()),
+            ("PERSONA_AI__API_KEY", KEY),
+        ],
+    )
+    .await;
     let client = crate::helpers::http_client();
     let url = |path: &str| format!("http://{address}{path}");
     let session: Value = client
@@ -727,6 +716,14 @@ async fn crisis_text_lands_in_no_file_and_no_log() {
         .await
         .unwrap();
     assert_eq!(alert.status(), StatusCode::OK);
+    let chat = client
+        .post(url("/api/v1/ai/chat"))
+        .bearer_auth(token)
+        .json(&json!({"messages": [{"role": "user", "content": probe}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chat.headers()["x-persona-crisis-level"], "high");
     // Stop it cleanly (SIGTERM), so every file is final.
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -741,6 +738,134 @@ async fn crisis_text_lands_in_no_file_and_no_log() {
         let found = bytes.windows(7).any(|w| w == b"quokka");
         assert!(!found, "crisis text in {}", entry.display());
     }
+}
+
+/// `persona serve` in `dir` with `env`, its log appended to `log_path`; answers the child
+/// and the address it logged.
+async fn serve_logged(
+    dir: &std::path::Path,
+    log_path: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .unwrap();
+    let already = std::fs::read_to_string(log_path).unwrap_or_default().len();
+    let child = crate::helpers::persona_command(dir)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    for _ in 0..1000 {
+        let text = std::fs::read_to_string(log_path).unwrap_or_default();
+        let found = text[already.min(text.len())..]
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find_map(|e| e["address"].as_str().map(str::to_owned));
+        if let Some(address) = found {
+            return (child, address);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the server did not log its address");
+}
+
+#[tokio::test]
+async fn a_notification_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("server.log");
+    let hook = free_port();
+    let url = format!("http://{hook}/hook");
+    let env = [("PERSONA_CRISIS__WEBHOOK_URL", url.as_str())];
+    let (mut child, address) = serve_logged(dir.path(), &log_path, &env).await;
+    let client = crate::helpers::http_client();
+    let session: Value = client
+        .post(format!("http://{address}/api/v1/auth/register"))
+        .json(&json!({"email": "ana@example.com", "password": "password123"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let alert: Value = client
+        .post(format!("http://{address}/api/v1/crisis/alert"))
+        .bearer_auth(session["accessToken"].as_str().unwrap())
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Acknowledged, the receiver still down: the server is killed outright.
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let mut receiver = receiver_on(tokio::net::TcpListener::bind(hook).await.unwrap()).await;
+    let (mut again, _) = serve_logged(dir.path(), &log_path, &env).await;
+    let (_, body) = next(&mut receiver.received, Duration::from_secs(20)).await;
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["eventId"], alert["eventId"]);
+    again.kill().unwrap();
+    again.wait().unwrap();
+}
+
+#[tokio::test]
+async fn auto_notify_tells_opted_in_contacts_of_a_detected_high() {
+    let hook = free_port();
+    let mut receiver = receiver_on(tokio::net::TcpListener::bind(hook).await.unwrap()).await;
+    let fake = FakeAi::start().await;
+    let base = fake.base_url();
+    let (app, mut mails) = alerting_app(hook, move |c| {
+        c.crisis.auto_notify = true;
+        c.ai.base_url = base;
+        c.ai.api_key = Some(Secret::new(KEY));
+    })
+    .await;
+    let s = app.register("ana@example.com").await;
+    next(&mut mails, Duration::from_secs(10)).await; // the welcome mail
+    add_contact(
+        &app,
+        &s,
+        json!({"name": "Sis", "email": "sis@example.com", "notifyOnCrisis": true}),
+    )
+    .await;
+    add_contact(
+        &app,
+        &s,
+        json!({"name": "Boss", "email": "boss@example.com"}),
+    )
+    .await;
+
+    fake.plan([Behaviour::Reply("I'm here.".into())]);
+    let body = json!({"messages": [{"role": "user", "content": HIGH}]});
+    app.call(Method::POST, "/api/v1/ai/chat")
+        .bearer(&s.access)
+        .json(&body)
+        .expect(StatusCode::OK)
+        .await;
+    let mail = next(&mut mails, Duration::from_secs(10)).await;
+    assert!(mail.contains("To: sis@example.com"), "{mail}");
+    let (_, hooked) = next(&mut receiver.received, Duration::from_secs(10)).await;
+    let hooked: Value = serde_json::from_slice(&hooked).unwrap();
+    assert_eq!(hooked["source"], "auto");
+    let sources: Vec<Value> = events(&app, &s)
+        .await
+        .iter()
+        .map(|e| e["source"].clone())
+        .collect();
+    assert!(sources.contains(&json!("chat")) && sources.contains(&json!("auto")));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), mails.recv())
+            .await
+            .is_err(),
+        "the contact without notifyOnCrisis was not told"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
