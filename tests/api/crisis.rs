@@ -753,7 +753,7 @@ async fn serve_logged(
         .open(log_path)
         .unwrap();
     let already = std::fs::read_to_string(log_path).unwrap_or_default().len();
-    let child = crate::helpers::persona_command(dir)
+    let mut child = crate::helpers::persona_command(dir)
         .args(["serve", "--bind", "127.0.0.1:0"])
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())
@@ -771,6 +771,8 @@ async fn serve_logged(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the server did not log its address");
 }
 
