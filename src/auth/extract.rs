@@ -1,5 +1,6 @@
-//! `AuthUser` (a valid access token of a live session) and `AdminUser` (the same, with the
-//! admin role). Handlers take them as arguments; nothing else reads `Authorization`.
+//! `AuthUser` (a valid access token of a live session), `AdminUser` (the same, with the
+//! admin role) and `MaybeAuthUser` (public routes: no token is anonymous, a bad one is still
+//! 401). Handlers take them as arguments; nothing else reads `Authorization`.
 
 use axum::{
     extract::FromRequestParts,
@@ -76,5 +77,24 @@ impl FromRequestParts<AppState> for AdminUser {
             return Err(ApiError::admin_only());
         }
         Ok(AdminUser(user))
+    }
+}
+
+/// A signed-in user if the request carries a token, `None` without one. A token that is
+/// there but invalid, expired or revoked is refused (401) like anywhere else: a client that
+/// thinks it is signed in must learn that it is not.
+#[derive(Debug, Clone)]
+pub struct MaybeAuthUser(pub Option<AuthUser>);
+
+impl FromRequestParts<AppState> for MaybeAuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            return Ok(MaybeAuthUser(None));
+        }
+        AuthUser::from_request_parts(parts, state)
+            .await
+            .map(|user| MaybeAuthUser(Some(user)))
     }
 }

@@ -110,6 +110,8 @@ impl Default for AuthConfig {
 pub struct RateLimitConfig {
     pub per_ip_per_minute: u32,
     pub login_per_ip_per_minute: u32,
+    /// Conversation searches per signed-in user (or per client IP) per minute.
+    pub search_per_minute: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -117,6 +119,7 @@ impl Default for RateLimitConfig {
         RateLimitConfig {
             per_ip_per_minute: 600,
             login_per_ip_per_minute: 10,
+            search_per_minute: 60,
         }
     }
 }

@@ -260,6 +260,9 @@ fn configure(conn: &Connection, busy: Duration) -> rusqlite::Result<()> {
     // NORMAL in WAL mode: a committed transaction survives a crash of the process (kill -9);
     // only a power loss can lose the last commits, and the database stays consistent.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Deleted rows are overwritten with zeros, not left in free pages: a deleted
+    // conversation's words (or a deleted backup's bytes) cannot be read back from the file.
+    conn.pragma_update(None, "secure_delete", true)?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod ai;
 pub mod backups;
+pub mod conversations;
 pub mod crisis;
 pub mod health;
 pub mod scripts;
@@ -24,5 +25,6 @@ pub fn all() -> Vec<Arc<dyn Feature>> {
         Arc::new(scripts::Scripts),
         Arc::new(crisis::CrisisSupport),
         Arc::new(ai::AiProxy),
+        Arc::new(conversations::ConversationsFeature),
     ]
 }

@@ -33,6 +33,7 @@ use crate::{
         (name = "scripts", description = "Versioned AI prompt templates"),
         (name = "ai", description = "The AI proxy: OpenAI-compatible, with the server's key"),
         (name = "crisis", description = "Crisis support: the detector, hotlines, contacts, SOS"),
+        (name = "conversations", description = "Saved AI conversations, public or private, with search"),
     )
 )]
 struct ApiDoc;

@@ -75,6 +75,26 @@ impl ClientIp {
     }
 }
 
+/// The client's address (see the module docs), as an extractor for limits that handlers
+/// apply themselves.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+impl axum::extract::FromRequestParts<crate::app::AppState> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &crate::app::AppState,
+    ) -> Result<Self, ApiError> {
+        let request = Request::from_parts(parts.clone(), ());
+        ClientIp::new(&state.config)
+            .of(&request)
+            .map(ClientAddr)
+            .ok_or_else(|| ApiError::BadRequest("The client address is unknown.".into()))
+    }
+}
+
 fn in_range(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(ip), IpAddr::V4(net)) => {

@@ -12,6 +12,7 @@ mod backups;
 mod cli;
 mod cli_admin;
 mod cli_data;
+mod conversations;
 mod crisis;
 mod errors;
 mod health;

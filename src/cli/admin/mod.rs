@@ -1,8 +1,9 @@
 //! `persona admin …`: the administrator's tree. Each feature adds its own subcommand module
-//! here (`user`, `scripts`, `secrets`, `backups`, `db`, `usage`, `crisis`).
+//! here (`user`, `scripts`, `secrets`, `backups`, `db`, `usage`, `crisis`, `conversations`).
 
 mod backups;
 mod config;
+mod conversations;
 mod crisis;
 mod db;
 mod scripts;
@@ -42,6 +43,8 @@ pub enum AdminCommand {
     Usage(usage::Opts),
     /// Crisis support: events (counts, no text), test-webhook
     Crisis(crisis::Opts),
+    /// Conversations: export a user's as JSON
+    Conversations(conversations::Opts),
 }
 
 pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
@@ -54,6 +57,7 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
         AdminCommand::Scripts(opts) => scripts::run(cli, opts).await,
         AdminCommand::Usage(opts) => usage::run(cli, opts).await,
         AdminCommand::Crisis(opts) => crisis::run(cli, opts).await,
+        AdminCommand::Conversations(opts) => conversations::run(cli, opts).await,
         AdminCommand::Openapi => {
             let config = cli.load_config()?;
             println!(

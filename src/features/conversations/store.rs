@@ -1,0 +1,303 @@
+//! SQL of conversations. Lists walk an index newest first by `(updated_at, seq)`; search
+//! keeps everything inside FTS5 — the user's words restricted to title and messages, the
+//! scope (visibility, owner, category) as indexed tokens in a third column — so a filter
+//! never turns a MATCH into a scan, and nothing is ever counted.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{domain::Timestamp, error::AppResult};
+
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub seq: i64,
+    pub id: String,
+    pub owner_id: String,
+    pub owner_name: Option<String>,
+    pub title: String,
+    pub excerpt: String,
+    pub category: String,
+    pub tags: String,
+    pub public: bool,
+    pub featured: bool,
+    pub message_count: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+const COLUMNS: &str = "c.seq, c.id, c.owner_id, u.display_name, c.title, c.excerpt, c.category, \
+     c.tags, c.visibility = 'public', c.is_featured, c.message_count, c.created_at, c.updated_at";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        owner_id: r.get(2)?,
+        owner_name: r.get(3)?,
+        title: r.get(4)?,
+        excerpt: r.get(5)?,
+        category: r.get(6)?,
+        tags: r.get(7)?,
+        public: r.get(8)?,
+        featured: r.get(9)?,
+        message_count: r.get(10)?,
+        created_at: r.get(11)?,
+        updated_at: r.get(12)?,
+    })
+}
+
+/// What a write stores.
+pub struct Stored<'a> {
+    pub title: &'a str,
+    pub messages: &'a str,
+    pub excerpt: &'a str,
+    pub category: &'a str,
+    pub tags: &'a [String],
+    pub public: bool,
+    pub message_count: i64,
+}
+
+pub fn insert(
+    conn: &Connection,
+    id: &str,
+    owner_id: &str,
+    c: &Stored<'_>,
+    now: Timestamp,
+) -> AppResult<i64> {
+    let tags = serde_json::to_string(c.tags).unwrap_or_else(|_| "[]".into());
+    conn.prepare_cached(
+        "INSERT INTO conversations (id, owner_id, title, messages, excerpt, category, tags,
+                                    visibility, message_count, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+    )?
+    .execute(params![
+        id,
+        owner_id,
+        c.title,
+        c.messages,
+        c.excerpt,
+        c.category,
+        tags,
+        visibility(c.public),
+        c.message_count,
+        now
+    ])?;
+    let seq = conn.last_insert_rowid();
+    write_tags(conn, seq, owner_id, c.tags, c.public, now)?;
+    Ok(seq)
+}
+
+fn visibility(public: bool) -> &'static str {
+    if public { "public" } else { "private" }
+}
+
+/// Replaces every stored field; a conversation made private stops being featured.
+pub fn update(
+    conn: &Connection,
+    seq: i64,
+    owner_id: &str,
+    c: &Stored<'_>,
+    now: Timestamp,
+) -> AppResult<()> {
+    let tags = serde_json::to_string(c.tags).unwrap_or_else(|_| "[]".into());
+    conn.prepare_cached(
+        "UPDATE conversations SET title = ?2, messages = ?3, excerpt = ?4, category = ?5,
+                tags = ?6, visibility = ?7, message_count = ?8, updated_at = ?9,
+                is_featured = is_featured AND ?7 = 'public'
+         WHERE seq = ?1",
+    )?
+    .execute(params![
+        seq,
+        c.title,
+        c.messages,
+        c.excerpt,
+        c.category,
+        tags,
+        visibility(c.public),
+        c.message_count,
+        now
+    ])?;
+    conn.prepare_cached("DELETE FROM conversation_tags WHERE seq = ?1")?
+        .execute([seq])?;
+    write_tags(conn, seq, owner_id, c.tags, c.public, now)
+}
+
+fn write_tags(
+    conn: &Connection,
+    seq: i64,
+    owner_id: &str,
+    tags: &[String],
+    public: bool,
+    now: Timestamp,
+) -> AppResult<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO conversation_tags (tag, seq, owner_id, visibility, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for tag in tags {
+        stmt.execute(params![tag, seq, owner_id, visibility(public), now])?;
+    }
+    Ok(())
+}
+
+pub fn set_featured(conn: &Connection, seq: i64, featured: bool) -> AppResult<()> {
+    conn.prepare_cached("UPDATE conversations SET is_featured = ?2 WHERE seq = ?1")?
+        .execute(params![seq, featured])?;
+    Ok(())
+}
+
+pub fn delete(conn: &Connection, seq: i64) -> AppResult<()> {
+    conn.prepare_cached("DELETE FROM conversations WHERE seq = ?1")?
+        .execute([seq])?;
+    Ok(())
+}
+
+/// One conversation by id, with its messages (JSON text).
+pub fn by_id(conn: &Connection, id: &str) -> AppResult<Option<(Row, String)>> {
+    let sql = format!(
+        "SELECT {COLUMNS}, c.messages FROM conversations c JOIN users u ON u.id = c.owner_id
+         WHERE c.id = ?1"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([id], |r| Ok((from_row(r)?, r.get(13)?)))
+        .optional()?)
+}
+
+/// Which conversations a list shows.
+pub struct ListFilter<'a> {
+    /// `Some(owner)`: that user's; `None`: public ones.
+    pub owner: Option<&'a str>,
+    pub category: Option<&'a str>,
+    pub tag: Option<&'a str>,
+    pub featured: bool,
+}
+
+/// A page, newest first, after the `(updated_at, seq)` position `after`.
+pub fn list(
+    conn: &Connection,
+    f: &ListFilter<'_>,
+    after: Option<(i64, i64)>,
+    limit: u32,
+) -> AppResult<Vec<Row>> {
+    let (at, seq) = after.unwrap_or((i64::MAX, i64::MAX));
+    let mut sql =
+        format!("SELECT {COLUMNS} FROM conversations c JOIN users u ON u.id = c.owner_id");
+    let mut wheres = vec!["(c.updated_at < ?1 OR (c.updated_at = ?1 AND c.seq < ?2))".to_owned()];
+    let key = f.owner.unwrap_or("");
+    if let Some(tag) = f.tag {
+        // The tag table carries owner, visibility and order: its index does the walking.
+        sql.push_str(" JOIN conversation_tags t ON t.seq = c.seq");
+        wheres[0] = "(t.updated_at < ?1 OR (t.updated_at = ?1 AND t.seq < ?2))".to_owned();
+        wheres.push("t.tag = ?4".to_owned());
+        wheres.push(if f.owner.is_some() {
+            "t.owner_id = ?3".to_owned()
+        } else {
+            "t.visibility = 'public'".to_owned()
+        });
+        let _ = tag;
+    } else if f.owner.is_some() {
+        wheres.push("c.owner_id = ?3".to_owned());
+    } else {
+        wheres.push("c.visibility = 'public'".to_owned());
+    }
+    if f.category.is_some() {
+        wheres.push("c.category = ?5".to_owned());
+    }
+    if f.featured {
+        wheres.push("c.is_featured = 1".to_owned());
+    }
+    let order = if f.tag.is_some() {
+        "t.updated_at DESC, t.seq DESC"
+    } else {
+        "c.updated_at DESC, c.seq DESC"
+    };
+    sql.push_str(&format!(
+        " WHERE {} ORDER BY {order} LIMIT ?6",
+        wheres.join(" AND ")
+    ));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(
+        params![
+            at,
+            seq,
+            key,
+            f.tag.unwrap_or(""),
+            f.category.unwrap_or(""),
+            limit
+        ],
+        from_row,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One search hit: the row, its rank, and raw snippets of title and messages.
+pub struct SearchRow {
+    pub row: Row,
+    pub rank: f64,
+    pub title_snippet: String,
+    pub body_snippet: String,
+}
+
+/// The best matches of `query` (already an FTS5 expression over title and body, scope
+/// included), after the `(rank, seq)` position `after`, best first.
+pub fn search(
+    conn: &Connection,
+    query: &str,
+    after: Option<(f64, i64)>,
+    limit: u32,
+) -> AppResult<Vec<SearchRow>> {
+    let (rank, seq) = after.unwrap_or((f64::NEG_INFINITY, i64::MIN));
+    let sql = format!(
+        "SELECT {COLUMNS}, f.rank,
+                snippet(conversations_fts, 0, char(57344), char(57345), '…', 12),
+                snippet(conversations_fts, 1, char(57344), char(57345), '…', 24)
+         FROM conversations_fts f
+         JOIN conversations c ON c.seq = f.rowid
+         JOIN users u ON u.id = c.owner_id
+         WHERE conversations_fts MATCH ?1
+           AND (f.rank > ?2 OR (f.rank = ?2 AND f.rowid > ?3))
+         ORDER BY f.rank, f.rowid
+         LIMIT ?4"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![query, rank, seq, limit], |r| {
+        Ok(SearchRow {
+            row: from_row(r)?,
+            rank: r.get(13)?,
+            title_snippet: r.get(14)?,
+            body_snippet: r.get(15)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Public totals: `(conversations, messages)` of `category`, or of all when `""`.
+pub fn public_counts(conn: &Connection) -> AppResult<Vec<(String, i64, i64)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT category, public, messages FROM conversation_counts")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The user's own counts by category and visibility: `(category, public, count, messages)`.
+pub fn owner_counts(conn: &Connection, owner_id: &str) -> AppResult<Vec<(String, bool, i64, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT category, visibility = 'public', count(*), sum(message_count)
+         FROM conversations WHERE owner_id = ?1 GROUP BY category, visibility",
+    )?;
+    let rows = stmt.query_map([owner_id], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Every conversation of a user, oldest first, with messages (for the export).
+pub fn all_of(conn: &Connection, owner_id: &str) -> AppResult<Vec<(Row, String)>> {
+    let sql = format!(
+        "SELECT {COLUMNS}, c.messages FROM conversations c JOIN users u ON u.id = c.owner_id
+         WHERE c.owner_id = ?1 ORDER BY c.created_at, c.seq"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([owner_id], |r| Ok((from_row(r)?, r.get(13)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
