@@ -25,7 +25,8 @@ struct Hit {
     end: usize,
 }
 
-/// What happened to one match, for `Detector::explain`.
+/// What happened to one match, for `Detector::explain` and the model's signals.
+#[derive(Clone, Copy)]
 pub(crate) enum Verdict {
     Idiom,
     Counted(CrisisLevel, Category),
@@ -35,6 +36,23 @@ pub(crate) enum Verdict {
     NotFirstPerson,
     Reported,
     WithoutContext,
+}
+
+impl Verdict {
+    /// One bit per kind of verdict (a counted match by its category).
+    pub(crate) fn bit(self) -> u16 {
+        let n = match self {
+            Verdict::Idiom => 0,
+            Verdict::Counted(..) => 1,
+            Verdict::SuppressedByIdiom => 2,
+            Verdict::Negated => 3,
+            Verdict::Hedged => 4,
+            Verdict::NotFirstPerson => 5,
+            Verdict::Reported => 6,
+            Verdict::WithoutContext => 7,
+        };
+        1 << n
+    }
 }
 
 /// Assesses the token ids; `trace` sees every match and its verdict.

@@ -152,6 +152,8 @@ pub(crate) const REASSURANCE: u32 = u32::MAX - 1;
 pub(crate) struct Lexicon {
     pub(crate) vocab: HashMap<Box<str>, u32>,
     pub(crate) replace: HashMap<Box<str>, Box<[u32]>>,
+    /// Each id's word (empty below `FIRST_WORD`), for the model's normalised text.
+    pub(crate) names: Vec<Box<str>>,
     pub(crate) classes: Vec<Class>,
     /// Words that misspellings one edit away are read as ("suicde", "ksepian").
     pub(crate) fuzzy: Vec<(Box<str>, u32)>,
@@ -207,6 +209,7 @@ impl Lexicon {
         let mut lex = Lexicon {
             vocab: HashMap::new(),
             replace: HashMap::new(),
+            names: Vec::new(),
             classes: vec![0; FIRST_WORD as usize],
             rules: Vec::new(),
             patterns: Vec::new(),
@@ -317,6 +320,10 @@ impl Lexicon {
             .collect();
         fuzzy.sort();
         lex.fuzzy = fuzzy;
+        lex.names = vec!["".into(); lex.classes.len()];
+        for (word, &id) in &lex.vocab {
+            lex.names[id as usize] = word.clone();
+        }
         lex.by_first = vec![Vec::new(); lex.classes.len()];
         for (i, p) in lex.patterns.iter().enumerate() {
             lex.by_first[p.elems[0] as usize].push(i as u32);

@@ -15,13 +15,20 @@
 //! in first-person or subject-less sentences, unless negated, inside an idiom or beside a
 //! guard word (games, cooking, sports, study, news, lyrics, films, deadlines, phones):
 //! one primary kind is medium, two distinct kinds are high.
-//! The level is the highest match left. The lexicon lives in TOML files an admin can copy and tune.
+//! The lexicon's level is the highest match left. The lexicon lives in TOML files an admin
+//! can copy and tune.
+//!
+//! A learned layer (`model.rs`) generalises beyond the phrase lists: a linear model over
+//! hashed words, word pairs and character n-grams of the normalised text plus the
+//! lexicon's own signals, trained offline (`examples/train.rs`) into `lexicon/model.bin`.
+//! Its level joins the lexicon's as the file's combine mode says.
 
 mod assess;
 mod category;
 mod error;
 mod frames;
 mod lexicon;
+mod model;
 mod net;
 mod normalize;
 mod pattern;
@@ -36,7 +43,15 @@ pub use error::LexiconError;
 
 use assess::{Verdict, evaluate};
 use lexicon::{IDIOMS_FILE, Lexicon, NORMALIZE_FILE, RULE_FILES};
+use model::{Features, Model};
 use tokens::Scratch;
+
+/// The offline trainer's view of the learned layer (`--features train`); not a stable API.
+#[cfg(feature = "crisis-train")]
+#[doc(hidden)]
+pub mod train {
+    pub use super::model::{BIGRAMS, Combine, FeatureConfig, SIGNALS, WORDS, combine};
+}
 
 const BUILTIN_NORMALIZE: &str = include_str!("../../../../config/crisis/normalize.toml");
 const BUILTIN_IDIOMS: &str = include_str!("../../../../config/crisis/idioms.toml");
@@ -44,6 +59,14 @@ const BUILTIN_RULES: [(&str, &str); 2] = [
     ("en.toml", include_str!("../../../../config/crisis/en.toml")),
     ("id.toml", include_str!("../../../../config/crisis/id.toml")),
 ];
+const BUILTIN_MODEL: &[u8] = include_bytes!("../../../../config/crisis/model.bin");
+/// The optional model file in a lexicon directory (the builtin one when absent).
+const MODEL_FILE: &str = "model.bin";
+
+/// The lexicon's level and the model features of one message (for the trainer).
+#[cfg(feature = "crisis-train")]
+#[doc(hidden)]
+pub type TrainFeatures = (CrisisLevel, u16, Vec<(u32, f32)>);
 
 /// The detector's reading of one message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,12 +80,14 @@ pub struct Assessment {
 /// A compiled lexicon. Build it once at start and share it; `assess` takes `&self`.
 pub struct Detector {
     lexicon: Lexicon,
+    model: Model,
 }
 
 thread_local! {
     // Token buffers reused across calls on the same thread, so that a typical message
     // costs only the result's allocation.
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    static FEATURES: RefCell<Features> = RefCell::new(Features::default());
 }
 
 impl Detector {
@@ -75,7 +100,9 @@ impl Detector {
             &BUILTIN_RULES,
         )
         .expect("the builtin lexicon is checked by the builtin_lexicon_loads test");
-        Detector { lexicon }
+        let model = Model::parse(BUILTIN_MODEL)
+            .expect("the builtin model is checked by the builtin_lexicon_loads test");
+        Detector { lexicon, model }
     }
 
     /// Loads `normalize.toml`, `idioms.toml`, `en.toml` and `id.toml` from `dir` (an
@@ -93,7 +120,20 @@ impl Detector {
         }
         let rules: Vec<(&str, &str)> = rules.iter().map(|(n, t)| (*n, t.as_str())).collect();
         let lexicon = Lexicon::compile(dir, &normalize, &idioms, &rules)?;
-        Ok(Detector { lexicon })
+        let file = dir.join(MODEL_FILE);
+        let model = if file.exists() {
+            let bytes = std::fs::read(&file).map_err(|source| LexiconError::Io {
+                file: file.clone(),
+                source,
+            })?;
+            Model::parse(&bytes).map_err(|message| LexiconError::Invalid { file, message })?
+        } else {
+            Model::parse(BUILTIN_MODEL).map_err(|message| LexiconError::Invalid {
+                file: "builtin model.bin".into(),
+                message,
+            })?
+        };
+        Ok(Detector { lexicon, model })
     }
 
     /// Reads one message.
@@ -122,18 +162,76 @@ impl Detector {
             let _ = writeln!(out, "  {source:?}: {what}");
         });
         let tokens = SCRATCH.with_borrow(|s| self.lexicon.describe(&s.tokens));
+        let (lexicon, categories, verdicts) = self.lexicon_reading(text, |_, _| {});
+        let (medium, high) = self.probabilities(text, lexicon, &categories, verdicts);
+        let learned = self.model.level((medium, high));
         format!(
-            "{:?} {:?}\n  tokens: {tokens}\n{out}",
-            assessment.level, assessment.categories
+            "{:?} {:?}\n  tokens: {tokens}\n{out}  lexicon {lexicon:?}, model {learned:?} \
+             (p(>= medium) {medium:.3}, p(high) {high:.3}), combined by {:?}\n",
+            assessment.level, assessment.categories, self.model.combine
         )
     }
 
-    fn run(&self, text: &str, trace: impl FnMut(&str, Verdict)) -> Assessment {
+    /// The lexicon's level and categories, and which kinds of verdict it reached.
+    fn lexicon_reading(
+        &self,
+        text: &str,
+        mut trace: impl FnMut(&str, Verdict),
+    ) -> (CrisisLevel, Vec<&'static str>, u16) {
         SCRATCH.with_borrow_mut(|scratch| {
             self.lexicon.tokenize(text, scratch);
-            let (level, categories) = evaluate(&self.lexicon, &scratch.tokens, trace);
-            Assessment { level, categories }
+            let mut verdicts = 0u16;
+            let (level, categories) = evaluate(&self.lexicon, &scratch.tokens, |s, v| {
+                verdicts |= v.bit();
+                trace(s, v);
+            });
+            if categories.contains(&"third_party") {
+                verdicts |= model::THIRD_PARTY;
+            }
+            (level, categories, verdicts)
         })
+    }
+
+    fn probabilities(
+        &self,
+        text: &str,
+        level: CrisisLevel,
+        categories: &[&str],
+        verdicts: u16,
+    ) -> (f32, f32) {
+        FEATURES.with_borrow_mut(|f| {
+            let signals = (level, categories, verdicts);
+            let config = &self.model.config;
+            self.lexicon.model_features(text, config, signals, f);
+            self.model.probabilities(&f.list)
+        })
+    }
+
+    fn run(&self, text: &str, trace: impl FnMut(&str, Verdict)) -> Assessment {
+        let (lexicon, mut categories, verdicts) = self.lexicon_reading(text, trace);
+        let probabilities = self.probabilities(text, lexicon, &categories, verdicts);
+        let learned = self.model.level(probabilities);
+        let level = model::combine(self.model.combine, lexicon, verdicts, learned);
+        if level > lexicon {
+            categories.insert(0, "classifier");
+        } else if level < lexicon {
+            categories.clear();
+            if level == CrisisLevel::Low {
+                categories.push("distress");
+            }
+        }
+        Assessment { level, categories }
+    }
+
+    /// The lexicon's level and the raw `(hash, value)` model features of `text`.
+    #[cfg(feature = "crisis-train")]
+    #[doc(hidden)]
+    pub fn features(&self, text: &str, config: &train::FeatureConfig) -> TrainFeatures {
+        let (level, categories, verdicts) = self.lexicon_reading(text, |_, _| {});
+        let mut f = Features::default();
+        let signals = (level, categories.as_slice(), verdicts);
+        self.lexicon.model_features(text, config, signals, &mut f);
+        (level, verdicts, f.list)
     }
 }
 

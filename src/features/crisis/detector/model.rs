@@ -1,0 +1,306 @@
+//! The learned layer: two logistic-regression heads (`level >= medium`, `level == high`)
+//! over hashed features of the normalised message, trained offline by
+//! `examples/train.rs` and stored in `lexicon/model.bin`. Features are word unigrams and
+//! bigrams, character n-grams of the normalised text (so that a new inflection, typo or
+//! euphemism still shares pieces with the training set), and the lexicon's own reading of
+//! the message (its level, categories and what it cancelled). No model call, no floats
+//! beyond a few hundred multiply-adds: the same message always gets the same level.
+//!
+//! `model.bin` (little-endian): `PCM1`, dim_bits, char_min, char_max, flags (1 words,
+//! 2 bigrams, 4 lexicon signals), signal weight, medium and high thresholds (f32), combine
+//! mode and three padding bytes, bias and scale of each head (f32), then for each of the
+//! 2^dim_bits buckets its medium and high weights as i16 (weight = i16 × scale).
+
+use super::lexicon::Lexicon;
+use super::normalize::{Piece, collapse_runs, has_run, scan};
+use crate::domain::CrisisLevel;
+
+const MAGIC: &[u8; 4] = b"PCM1";
+const HEADER: usize = 40;
+pub const WORDS: u8 = 1;
+pub const BIGRAMS: u8 = 2;
+pub const SIGNALS: u8 = 4;
+
+/// Which features to extract; stored in the model file.
+#[derive(Clone, Copy, Debug)]
+pub struct FeatureConfig {
+    pub char_min: u8,
+    pub char_max: u8,
+    pub flags: u8,
+    pub signal_weight: f32,
+}
+
+/// How the model's level joins the lexicon's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Combine {
+    /// The higher of the two.
+    Max,
+    /// The model decides medium and high; the lexicon only says none or low below that.
+    Gate,
+    /// As `Gate`, but a lexicon `high` always stands.
+    GateKeepHigh,
+    /// As `GateKeepHigh`, but the model never raises a message in which the lexicon saw
+    /// an idiom, a negation, a reported mention or a hedge.
+    Guarded,
+    /// The higher of the two, with the same veto as `Guarded`.
+    MaxGuarded,
+}
+
+/// Verdict bits (see `Verdict::bit`) that veto a raise by the model: an idiom, a phrase
+/// cancelled by one, a negation, a hedge, a reported mention.
+const VETO: u16 = 1 | 4 | 8 | 16 | 64;
+/// Set beside the verdict bits when the lexicon counted a third person at risk: the model
+/// may not make that more than `medium` in the guarded modes (SPEC 8).
+pub(crate) const THIRD_PARTY: u16 = 1 << 15;
+
+/// Reusable buffers for the model's features.
+#[derive(Default)]
+pub(crate) struct Features {
+    norm: String,
+    word: String,
+    variant: String,
+    pub(crate) list: Vec<(u32, f32)>,
+}
+
+/// A loaded model: header values and the bucket weights.
+pub(crate) struct Model {
+    pub(crate) config: FeatureConfig,
+    pub(crate) thresholds: (f32, f32),
+    pub(crate) combine: Combine,
+    bias: [f32; 2],
+    scale: [f32; 2],
+    mask: u32,
+    weights: Vec<[i16; 2]>,
+}
+
+/// FNV-1a over `bytes`, continuing from `h`.
+fn fnv(mut h: u32, bytes: &[u8]) -> u32 {
+    for &b in bytes {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+const SEED: u32 = 0x811c_9dc5;
+
+fn seeded(group: u8) -> u32 {
+    fnv(SEED, &[group, b':'])
+}
+
+fn f32_at(bytes: &[u8], at: usize) -> f32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&bytes[at..at + 4]);
+    f32::from_le_bytes(b)
+}
+
+impl Model {
+    /// Parses `model.bin`; `Err` says what is wrong with it.
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Model, String> {
+        if bytes.len() < HEADER || &bytes[..4] != MAGIC {
+            return Err("not a crisis model file (bad magic or too short)".into());
+        }
+        let bits = u32::from(bytes[4]);
+        if !(8..=22).contains(&bits) {
+            return Err(format!("dim_bits {bits} out of range"));
+        }
+        let dim = 1usize << bits;
+        if bytes.len() != HEADER + dim * 4 {
+            return Err(format!("expected {} bytes", HEADER + dim * 4));
+        }
+        let combine = match bytes[20] {
+            0 => Combine::Max,
+            1 => Combine::Gate,
+            2 => Combine::GateKeepHigh,
+            3 => Combine::Guarded,
+            4 => Combine::MaxGuarded,
+            other => return Err(format!("unknown combine mode {other}")),
+        };
+        let weights = bytes[HEADER..]
+            .chunks_exact(4)
+            .map(|c| {
+                [
+                    i16::from_le_bytes([c[0], c[1]]),
+                    i16::from_le_bytes([c[2], c[3]]),
+                ]
+            })
+            .collect();
+        Ok(Model {
+            config: FeatureConfig {
+                char_min: bytes[5],
+                char_max: bytes[6],
+                flags: bytes[7],
+                signal_weight: f32_at(bytes, 8),
+            },
+            thresholds: (f32_at(bytes, 12), f32_at(bytes, 16)),
+            combine,
+            bias: [f32_at(bytes, 24), f32_at(bytes, 28)],
+            scale: [f32_at(bytes, 32), f32_at(bytes, 36)],
+            mask: (dim - 1) as u32,
+            weights,
+        })
+    }
+
+    /// Probabilities of `>= medium` and of `high` for the extracted features.
+    pub(crate) fn probabilities(&self, features: &[(u32, f32)]) -> (f32, f32) {
+        let mut sum = [0f32; 2];
+        for &(h, v) in features {
+            let w = self.weights[(h & self.mask) as usize];
+            sum[0] += f32::from(w[0]) * v;
+            sum[1] += f32::from(w[1]) * v;
+        }
+        let p = |k: usize| 1.0 / (1.0 + (-(self.bias[k] + self.scale[k] * sum[k])).exp());
+        (p(0), p(1))
+    }
+
+    /// The model's own level from its probabilities.
+    pub(crate) fn level(&self, (medium, high): (f32, f32)) -> CrisisLevel {
+        if high >= self.thresholds.1 && medium >= self.thresholds.0.min(self.thresholds.1) {
+            CrisisLevel::High
+        } else if medium >= self.thresholds.0 {
+            CrisisLevel::Medium
+        } else {
+            CrisisLevel::None
+        }
+    }
+}
+
+/// Joins the lexicon's level (and its verdict bits) with the model's.
+pub fn combine(
+    mode: Combine,
+    lexicon: CrisisLevel,
+    verdicts: u16,
+    model: CrisisLevel,
+) -> CrisisLevel {
+    let vetoed = verdicts & VETO != 0;
+    let model = match mode {
+        Combine::Guarded | Combine::MaxGuarded if vetoed => model.min(lexicon),
+        Combine::Guarded | Combine::MaxGuarded if verdicts & THIRD_PARTY != 0 => {
+            model.min(CrisisLevel::Medium)
+        }
+        _ => model,
+    };
+    let gated = if model >= CrisisLevel::Medium {
+        model
+    } else {
+        lexicon.min(CrisisLevel::Low)
+    };
+    match mode {
+        Combine::Max | Combine::MaxGuarded => lexicon.max(model),
+        Combine::Gate => gated,
+        _ if lexicon == CrisisLevel::High => CrisisLevel::High,
+        Combine::GateKeepHigh | Combine::Guarded => gated,
+    }
+}
+
+impl Lexicon {
+    /// Fills `f.list` with `(hash, value)` pairs for `text`: text features scaled to unit
+    /// length (each 1/sqrt(count)), then the lexicon's signals (`level`, `categories`, the
+    /// verdict bits) with the signal weight.
+    pub(crate) fn model_features(
+        &self,
+        text: &str,
+        config: &FeatureConfig,
+        signals: (CrisisLevel, &[&str], u16),
+        f: &mut Features,
+    ) {
+        let Features {
+            norm,
+            word,
+            variant,
+            list,
+        } = f;
+        list.clear();
+        norm.clear();
+        norm.push(' ');
+        scan(text, word, |piece| match piece {
+            Piece::Word(w) => self.push_normal(w, variant, norm),
+            Piece::Clause | Piece::Sentence => {
+                if !norm.ends_with(". ") && norm.len() > 1 {
+                    norm.push_str(". ");
+                }
+            }
+        });
+        let flags = config.flags;
+        if flags & (WORDS | BIGRAMS) != 0 {
+            let mut prev: Option<&str> = None;
+            for w in norm.split(' ').filter(|w| !w.is_empty()) {
+                if w == "." {
+                    prev = None;
+                    continue;
+                }
+                if flags & WORDS != 0 {
+                    list.push((fnv(seeded(b'w'), w.as_bytes()), 1.0));
+                }
+                if let Some(p) = prev.filter(|_| flags & BIGRAMS != 0) {
+                    let h = fnv(fnv(seeded(b'b'), p.as_bytes()), b" ");
+                    list.push((fnv(h, w.as_bytes()), 1.0));
+                }
+                prev = Some(w);
+            }
+        }
+        let bytes = norm.as_bytes();
+        let (lo, hi) = (usize::from(config.char_min), usize::from(config.char_max));
+        if lo > 0 {
+            let base = seeded(b'c');
+            for start in 0..bytes.len() {
+                let mut h = base;
+                for (n, &b) in bytes[start..].iter().take(hi).enumerate() {
+                    h = fnv(h, &[b]);
+                    if n + 1 >= lo {
+                        list.push((h, 1.0));
+                    }
+                }
+            }
+        }
+        let text_features = list.len();
+        if text_features > 0 {
+            let v = 1.0 / (text_features as f32).sqrt();
+            list.iter_mut().for_each(|f| f.1 = v);
+        }
+        if flags & SIGNALS != 0 {
+            let (level, categories, verdicts) = signals;
+            let v = config.signal_weight;
+            let s = seeded(b's');
+            list.push((fnv(s, &[b'l', level as u8]), v));
+            for at_least in 1..=level as u8 {
+                list.push((fnv(s, &[b'g', at_least]), v));
+            }
+            for c in categories {
+                list.push((fnv(fnv(s, b"c"), c.as_bytes()), v));
+            }
+            for bit in 0..16u8 {
+                if verdicts & (1 << bit) != 0 {
+                    list.push((fnv(s, &[b'v', bit]), v));
+                }
+            }
+        }
+    }
+
+    /// Appends `raw` to `norm` as the detector reads it: runs of three letters cut to two,
+    /// colloquial forms and contractions replaced ("gak" → "tidak"), numbers as `#`.
+    fn push_normal(&self, raw: &str, variant: &mut String, norm: &mut String) {
+        if raw.chars().all(char::is_numeric) {
+            norm.push_str("# ");
+            return;
+        }
+        let word = if has_run(raw, 3) {
+            collapse_runs(raw, 3, 2, variant);
+            variant.as_str()
+        } else {
+            raw
+        };
+        match self.replace.get(raw).or_else(|| self.replace.get(word)) {
+            Some(ids) => {
+                for &id in ids.iter() {
+                    norm.push_str(&self.names[id as usize]);
+                    norm.push(' ');
+                }
+            }
+            None => {
+                norm.push_str(word);
+                norm.push(' ');
+            }
+        }
+    }
+}
