@@ -563,3 +563,75 @@ async fn a_deleted_conversations_words_leave_the_database_files() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_exports_one_users_conversations() {
+    let app = TestApp::spawn().await;
+    let ana = app.register("ana@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    create(&app, &ana, conversation("First", "one", false)).await;
+    create(&app, &ana, conversation("Second", "two", true)).await;
+    create(&app, &bob, conversation("Bob's", "three", true)).await;
+    let dir = app.dir.path().to_owned();
+    let out = dir.join("ana.json");
+    let target = out.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        crate::helpers::persona_command(&dir)
+            .env("PERSONA_STORAGE__DATA_DIR", dir.join("data"))
+            .args([
+                "admin",
+                "conversations",
+                "export",
+                "--user",
+                "Ana@Example.com",
+                "--out",
+            ])
+            .arg(&target)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        crate::helpers::stderr(&output)
+    );
+    let export: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(export["count"], 2);
+    let titles: Vec<&str> = export["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["First", "Second"]);
+    assert_eq!(export["conversations"][0]["messages"][0]["content"], "one");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // An unknown user and an existing file are clear failures.
+    let dir = app.dir.path().to_owned();
+    let again = tokio::task::spawn_blocking(move || {
+        crate::helpers::persona_command(&dir)
+            .env("PERSONA_STORAGE__DATA_DIR", dir.join("data"))
+            .args([
+                "admin",
+                "conversations",
+                "export",
+                "--user",
+                "ghost@example.com",
+                "--out",
+            ])
+            .arg(dir.join("ghost.json"))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!again.status.success());
+    assert!(crate::helpers::stderr(&again).contains("no account"));
+}
