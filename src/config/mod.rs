@@ -136,6 +136,7 @@ impl Config {
         positive("ai.max_tokens", ai.max_tokens.into())?;
         positive_duration("ai.timeout", ai.timeout)?;
         positive_duration("ai.connect_timeout", ai.connect_timeout)?;
+        positive_duration("ai.stream_timeout", ai.stream_timeout)?;
         if ai.max_retries > 10 {
             bail!("ai.max_retries: must be at most 10");
         }

@@ -155,6 +155,9 @@ pub struct AiConfig {
     pub timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// The longest a relayed stream may last in all (`timeout` bounds each silence).
+    #[serde(with = "humantime_serde")]
+    pub stream_timeout: Duration,
     pub max_retries: u32,
     /// Upper bound for `max_tokens` in one request.
     pub max_tokens: u32,
@@ -175,6 +178,7 @@ impl Default for AiConfig {
             daily_token_budget: 200_000,
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
+            stream_timeout: Duration::from_secs(10 * 60),
             max_retries: 2,
             max_tokens: 4096,
             app_url: String::new(),

@@ -30,6 +30,7 @@ pub enum Code {
     AiNotConfigured,
     Unavailable,
     UpstreamTimeout,
+    UpstreamRateLimited,
     RequestTimeout,
     Error,
 }
@@ -63,6 +64,7 @@ impl Code {
             Code::AiNotConfigured => "ai_not_configured",
             Code::Unavailable => "unavailable",
             Code::UpstreamTimeout => "upstream_timeout",
+            Code::UpstreamRateLimited => "upstream_rate_limited",
             Code::RequestTimeout => "request_timeout",
             Code::Error => "error",
         }

@@ -686,3 +686,87 @@ async fn ai_calls_may_outlast_the_servers_request_timeout() {
     .await;
     assert_eq!(body["choices"][0]["message"]["content"], "worth the wait");
 }
+
+#[tokio::test]
+async fn a_200_without_choices_is_an_upstream_error() {
+    let (app, fake, s) = setup(|_| {}).await;
+    fake.plan([Behaviour::NoChoices]);
+    assert_error(
+        app.post_as(&s.access, "/api/v1/ai/chat", &hello()).await,
+        StatusCode::BAD_GATEWAY,
+        "upstream_error",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_dripping_json_answer_is_cut_by_ai_timeout() {
+    let (app, fake, s) = setup(|c| {
+        c.ai.timeout = Duration::from_millis(500);
+        c.ai.max_retries = 0;
+    })
+    .await;
+    fake.plan([Behaviour::DripJson(Duration::from_millis(50))]);
+    let start = std::time::Instant::now();
+    assert_error(
+        app.post_as(&s.access, "/api/v1/ai/chat", &hello()).await,
+        StatusCode::GATEWAY_TIMEOUT,
+        "upstream_timeout",
+    )
+    .await;
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_dripping_stream_ends_with_an_error_event() {
+    let (app, fake, s) = setup(|c| c.ai.timeout = Duration::from_millis(400)).await;
+    fake.plan([Behaviour::DripStream(Duration::from_millis(50))]);
+    let mut request = hello();
+    request["stream"] = json!(true);
+    let start = std::time::Instant::now();
+    let response = app.post_as(&s.access, "/api/v1/ai/chat", &request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = tokio::time::timeout(Duration::from_secs(5), response.text())
+        .await
+        .expect("the stream ends")
+        .unwrap();
+    assert!(text.contains("upstream_error"), "{text}");
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn an_endless_stream_is_cut_by_ai_stream_timeout() {
+    let (app, fake, s) = setup(|c| c.ai.stream_timeout = Duration::from_millis(600)).await;
+    fake.plan([Behaviour::StreamSlowly(Duration::from_millis(50))]);
+    let mut request = hello();
+    request["stream"] = json!(true);
+    let response = app.post_as(&s.access, "/api/v1/ai/chat", &request).await;
+    let text = tokio::time::timeout(Duration::from_secs(5), response.text())
+        .await
+        .expect("the stream ends")
+        .unwrap();
+    assert!(text.contains("\"more\""), "events were relayed: {text}");
+    assert!(text.contains("took too long"), "{text}");
+}
+
+#[tokio::test]
+async fn a_rate_limited_provider_is_a_429_with_retry_after() {
+    let (app, fake, s) = setup(|c| c.ai.max_retries = 0).await;
+    fake.plan([Behaviour::RateLimited(30)]);
+    let response = app.post_as(&s.access, "/api/v1/ai/chat", &hello()).await;
+    assert_eq!(response.headers()["retry-after"], "30");
+    assert_error(
+        response,
+        StatusCode::TOO_MANY_REQUESTS,
+        "upstream_rate_limited",
+    )
+    .await;
+    // A provider asking for an hour is passed on as a minute at most.
+    fake.plan([Behaviour::RateLimited(3600)]);
+    let response = app.post_as(&s.access, "/api/v1/ai/chat", &hello()).await;
+    assert_eq!(response.headers()["retry-after"], "60");
+}

@@ -42,6 +42,16 @@ pub enum Behaviour {
     Slow(Duration, String),
     /// Waits for a minute, setting `stream_dropped` if the proxy gives up on it first.
     Hang,
+    /// A 200 JSON answer without `choices`.
+    NoChoices,
+    /// A whole JSON completion, one byte every `Duration`.
+    DripJson(Duration),
+    /// SSE headers, then one byte every `Duration` that never makes up an event.
+    DripStream(Duration),
+    /// SSE: a chunk every `Duration`, forever.
+    StreamSlowly(Duration),
+    /// 429 with `Retry-After: N` seconds.
+    RateLimited(u64),
 }
 
 #[derive(Default)]
@@ -158,6 +168,49 @@ async fn chat(
             tokio::time::sleep(Duration::from_secs(60)).await;
             Json(completion(&model, "too late")).into_response()
         }
+        Behaviour::NoChoices => Json(json!({"id": "gen-1", "object": "chat.completion",
+            "model": model, "usage": {"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": 1}}))
+        .into_response(),
+        Behaviour::DripJson(every) => {
+            let bytes: Vec<u8> = completion(&model, "slowly").to_string().into_bytes();
+            let parts: Vec<Result<Bytes, std::io::Error>> = bytes
+                .into_iter()
+                .map(|b| Ok(Bytes::copy_from_slice(&[b])))
+                .collect();
+            let stream =
+                futures_util::StreamExt::then(futures_util::stream::iter(parts), move |p| async move {
+                    tokio::time::sleep(every).await;
+                    p
+                });
+            Response::builder()
+                .header("content-type", "application/json")
+                .body(Body::from_stream(stream))
+                .unwrap()
+        }
+        Behaviour::DripStream(every) => {
+            let stream = futures_util::stream::unfold((), move |()| async move {
+                tokio::time::sleep(every).await;
+                Some((Ok::<_, std::io::Error>(Bytes::from_static(b"d")), ()))
+            });
+            sse(Body::from_stream(stream))
+        }
+        Behaviour::StreamSlowly(every) => {
+            let model = model.clone();
+            let stream = futures_util::stream::unfold((), move |()| {
+                let model = model.clone();
+                async move {
+                    tokio::time::sleep(every).await;
+                    Some((Ok::<_, std::io::Error>(Bytes::from(chunk(&model, "more"))), ()))
+                }
+            });
+            sse(Body::from_stream(stream))
+        }
+        Behaviour::RateLimited(seconds) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", seconds.to_string())],
+            Json(json!({"error": {"message": "rate limited", "code": 429}})),
+        )
+            .into_response(),
         Behaviour::Status(code) => (
             StatusCode::from_u16(code).unwrap(),
             Json(json!({"error": {"message": "provider says no", "code": code}})),

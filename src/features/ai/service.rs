@@ -189,23 +189,29 @@ pub async fn complete(
         }
     };
     meter.set_model(&answer.model);
-    // The body, too, must arrive within `ai.timeout` of the call's start.
-    let json =
-        match tokio::time::timeout(ai.upstream.timeout(), answer.response.json::<Value>()).await {
-            Ok(Ok(json)) => json,
-            Ok(Err(_)) => {
-                meter.record("error");
-                return Err(upstream_error("The AI provider's answer was not JSON."));
-            }
-            Err(_elapsed) => {
-                meter.record("error");
-                return Err(ApiError::Service {
-                    status: axum::http::StatusCode::GATEWAY_TIMEOUT,
-                    code: Code::UpstreamTimeout,
-                    message: "The AI provider did not answer in time.".into(),
-                });
-            }
-        };
+    // The body, too, must arrive within `ai.timeout` of the call's start: a provider that
+    // drips its answer byte by byte is cut off like one that never answers.
+    let json = match tokio::time::timeout_at(answer.deadline, answer.response.json::<Value>()).await
+    {
+        Ok(Ok(json)) => json,
+        Ok(Err(_)) => {
+            meter.record("error");
+            return Err(upstream_error("The AI provider's answer was not JSON."));
+        }
+        Err(_elapsed) => {
+            meter.record("error");
+            return Err(ApiError::Service {
+                status: axum::http::StatusCode::GATEWAY_TIMEOUT,
+                code: Code::UpstreamTimeout,
+                message: "The AI provider did not answer in time.".into(),
+            });
+        }
+    };
+    if !json["choices"].is_array() {
+        // OpenAI clients index `choices[0]`: a 200 without it would crash them.
+        meter.record("error");
+        return Err(upstream_error("The AI provider's answer had no choices."));
+    }
     if let Some(used) = tokens(&json["usage"]) {
         meter.set_tokens(used);
     }
@@ -307,7 +313,11 @@ async fn chat_upstream(
     meter.set_model(&answer.model);
     // The client's response owns the upstream stream: when the client goes away, the body
     // is dropped, the upstream connection with it, and the meter records `cancelled`.
-    let events = sse::relay(answer.response.bytes_stream(), meter, ai.upstream.timeout());
+    let limits = sse::Limits {
+        idle: ai.upstream.timeout(),
+        total: app.config.ai.stream_timeout,
+    };
+    let events = sse::relay(answer.response.bytes_stream(), meter, limits);
     let mut response = Body::from_stream(events).into_response();
     let headers = response.headers_mut();
     headers.insert(

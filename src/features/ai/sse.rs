@@ -39,10 +39,20 @@ pub fn inspect(payload: &str) -> Seen {
 /// The longest line the relay waits for before giving up on the upstream.
 const MAX_LINE: usize = 1024 * 1024;
 
+/// How long a relayed stream may go on: `idle` between two events (bytes that never make
+/// up an event do not count: a provider dripping one byte a second is cut off), `total` in
+/// all.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub idle: std::time::Duration,
+    pub total: std::time::Duration,
+}
+
 struct Relay<S> {
     upstream: S,
-    /// The longest silence between two chunks before the upstream counts as gone.
-    idle: std::time::Duration,
+    limits: Limits,
+    started: tokio::time::Instant,
+    last_event: tokio::time::Instant,
     buffer: Vec<u8>,
     meter: Meter,
     finished: bool,
@@ -100,14 +110,17 @@ impl<S> Relay<S> {
 pub fn relay<S, E>(
     upstream: S,
     meter: Meter,
-    idle: std::time::Duration,
+    limits: Limits,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin + Send + 'static,
 {
+    let now = tokio::time::Instant::now();
     let relay = Relay {
         upstream,
-        idle,
+        limits,
+        started: now,
+        last_event: now,
         buffer: Vec::new(),
         meter,
         finished: false,
@@ -117,14 +130,27 @@ where
             if relay.finished {
                 return None;
             }
-            let next = match tokio::time::timeout(relay.idle, relay.upstream.next()).await {
-                Ok(next) => next.map(|item| item.map_err(|_| ())),
-                Err(_silent) => Some(Err(())),
-            };
+            let idle_until = relay.last_event + relay.limits.idle;
+            let total_until = relay.started + relay.limits.total;
+            let next =
+                match tokio::time::timeout_at(idle_until.min(total_until), relay.upstream.next())
+                    .await
+                {
+                    Ok(next) => next.map(|item| item.map_err(|_| None)),
+                    Err(_elapsed) if total_until <= idle_until => Some(Err(Some(
+                        "The AI provider's answer took too long and was cut off.",
+                    ))),
+                    Err(_elapsed) => Some(Err(Some(
+                        "The AI provider stopped answering in the middle.",
+                    ))),
+                };
             match next {
                 Some(Ok(bytes)) => {
                     relay.buffer.extend_from_slice(&bytes);
                     let out = relay.drain_lines();
+                    if !out.is_empty() {
+                        relay.last_event = tokio::time::Instant::now();
+                    }
                     if relay.buffer.len() > MAX_LINE {
                         // No newline in a megabyte: not an event stream we can relay.
                         relay.finished = true;
@@ -139,10 +165,12 @@ where
                         return Some((Ok(Bytes::from(out)), relay));
                     }
                 }
-                Some(Err(_)) => {
+                Some(Err(why)) => {
                     relay.finished = true;
                     relay.meter.set_status("error");
-                    let out = error_event("The AI provider stopped answering in the middle.");
+                    let out = error_event(
+                        why.unwrap_or("The AI provider stopped answering in the middle."),
+                    );
                     return Some((Ok(out), relay));
                 }
                 None => {

@@ -25,12 +25,17 @@ pub struct Upstream {
     fallback_models: Vec<String>,
 }
 
-/// What a successful call produced: the upstream's response (status 2xx, body unread) and
-/// the model that answered (a fallback, perhaps).
+/// What a successful call produced: the upstream's response (status 2xx, body unread), the
+/// model that answered (a fallback, perhaps) and when `ai.timeout` runs out for the call —
+/// reading a JSON body must finish by then too.
 pub struct Answer {
     pub response: reqwest::Response,
     pub model: String,
+    pub deadline: tokio::time::Instant,
 }
+
+/// The longest `Retry-After` passed on to the client when the provider rate-limits us.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// How one attempt failed.
 enum Failure {
@@ -97,6 +102,8 @@ impl Upstream {
         // `ai.timeout` bounds the whole call, retries and fallbacks included.
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut timed_out = false;
+        // The provider's own rate limit, when that is how the last attempt failed.
+        let mut rate_limited: Option<Option<Duration>> = None;
         'models: for model in models {
             let mut body = body.clone();
             body["model"] = Value::String(model.clone());
@@ -112,21 +119,35 @@ impl Upstream {
                     .headers(self.headers.clone())
                     .bearer_auth(key)
                     .json(&body);
+                rate_limited = None;
                 let sent = tokio::time::timeout(left, request.send()).await;
-                let failure = match sent {
-                    Ok(Ok(response)) if response.status().is_success() => {
-                        return Ok(Answer { response, model });
-                    }
-                    Ok(Ok(response)) => classify(&response),
-                    Ok(Err(err)) => Failure::Retry {
-                        timeout: err.is_timeout(),
-                        retry_after: None,
-                    },
-                    Err(_elapsed) => Failure::Retry {
-                        timeout: true,
-                        retry_after: None,
-                    },
-                };
+                let failure =
+                    match sent {
+                        Ok(Ok(response)) if response.status().is_success() => {
+                            return Ok(Answer {
+                                response,
+                                model,
+                                deadline,
+                            });
+                        }
+                        Ok(Ok(response)) => {
+                            let failure = classify(&response);
+                            rate_limited = (response.status() == StatusCode::TOO_MANY_REQUESTS)
+                                .then(|| match &failure {
+                                    Failure::Retry { retry_after, .. } => *retry_after,
+                                    Failure::NextModel => None,
+                                });
+                            failure
+                        }
+                        Ok(Err(err)) => Failure::Retry {
+                            timeout: err.is_timeout(),
+                            retry_after: None,
+                        },
+                        Err(_elapsed) => Failure::Retry {
+                            timeout: true,
+                            retry_after: None,
+                        },
+                    };
                 match failure {
                     Failure::NextModel => break,
                     Failure::Retry {
@@ -142,6 +163,16 @@ impl Upstream {
                     }
                 }
             }
+        }
+        if let Some(retry_after) = rate_limited {
+            // "Rate limited", not "timed out": the client can wait and try again.
+            return Err(ApiError::TooManyRequests {
+                code: Code::UpstreamRateLimited,
+                message: "The AI provider is rate-limiting this server; try again shortly.".into(),
+                retry_after: retry_after
+                    .unwrap_or(Duration::from_secs(5))
+                    .min(MAX_RETRY_AFTER),
+            });
         }
         Err(if timed_out {
             ApiError::Service {
