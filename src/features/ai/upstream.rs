@@ -121,33 +121,33 @@ impl Upstream {
                     .json(&body);
                 rate_limited = None;
                 let sent = tokio::time::timeout(left, request.send()).await;
-                let failure =
-                    match sent {
-                        Ok(Ok(response)) if response.status().is_success() => {
-                            return Ok(Answer {
-                                response,
-                                model,
-                                deadline,
-                            });
-                        }
-                        Ok(Ok(response)) => {
-                            let failure = classify(&response);
-                            rate_limited = (response.status() == StatusCode::TOO_MANY_REQUESTS)
-                                .then(|| match &failure {
-                                    Failure::Retry { retry_after, .. } => *retry_after,
-                                    Failure::NextModel => None,
-                                });
-                            failure
-                        }
-                        Ok(Err(err)) => Failure::Retry {
-                            timeout: err.is_timeout(),
-                            retry_after: None,
-                        },
-                        Err(_elapsed) => Failure::Retry {
-                            timeout: true,
-                            retry_after: None,
-                        },
-                    };
+                let failure = match sent {
+                    Ok(Ok(response)) if response.status().is_success() => {
+                        return Ok(Answer {
+                            response,
+                            model,
+                            deadline,
+                        });
+                    }
+                    Ok(Ok(response)) => {
+                        let failure = classify(&response);
+                        let retry_after = match &failure {
+                            Failure::Retry { retry_after, .. } => *retry_after,
+                            Failure::NextModel => None,
+                        };
+                        rate_limited = (response.status() == StatusCode::TOO_MANY_REQUESTS)
+                            .then_some(retry_after);
+                        failure
+                    }
+                    Ok(Err(err)) => Failure::Retry {
+                        timeout: err.is_timeout(),
+                        retry_after: None,
+                    },
+                    Err(_elapsed) => Failure::Retry {
+                        timeout: true,
+                        retry_after: None,
+                    },
+                };
                 match failure {
                     Failure::NextModel => break,
                     Failure::Retry {
