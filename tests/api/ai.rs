@@ -770,3 +770,106 @@ async fn a_rate_limited_provider_is_a_429_with_retry_after() {
     let response = app.post_as(&s.access, "/api/v1/ai/chat", &hello()).await;
     assert_eq!(response.headers()["retry-after"], "60");
 }
+
+/// The usage rows as they are now (no waiting): (status, total, estimated tokens).
+async fn usage_now(app: &TestApp) -> Vec<(String, i64, i64)> {
+    app.state
+        .db
+        .read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT status, total_tokens, estimated_tokens FROM ai_usage ORDER BY id",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn answers_carry_usage_and_budget_headers_and_their_row_is_already_written() {
+    let (app, _fake, s) = setup(|c| c.ai.daily_token_budget = 1000).await;
+    let response = app.post_as(&s.access, "/api/v1/ai/chat", &hello()).await;
+    assert_eq!(response.headers()["x-persona-usage-tokens"], "15");
+    assert_eq!(response.headers()["x-persona-budget-remaining"], "985");
+    expect_json(response, StatusCode::OK).await;
+    // Acknowledged means recorded: no polling for the row.
+    assert_eq!(usage_now(&app).await, [("ok".to_owned(), 15, 0)]);
+}
+
+#[tokio::test]
+async fn a_stream_is_metered_without_the_usage_chunk_the_client_did_not_ask_for() {
+    let (app, fake, s) = setup(|_| {}).await;
+    let mut request = hello();
+    request["stream"] = json!(true);
+    fake.plan([Behaviour::Stream {
+        deltas: vec!["Hi".into(), " there".into()],
+        done: true,
+    }]);
+    let text = app
+        .post_as(&s.access, "/api/v1/ai/chat", &request)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("\"usage\""), "{text}");
+    assert!(text.contains("[DONE]"));
+    let sent = fake.last_body();
+    assert_eq!(sent["stream_options"]["include_usage"], true);
+    assert_eq!(usage_now(&app).await, [("ok".to_owned(), 10, 0)]);
+
+    // A client that asks for usage gets the chunk, and its other options are kept.
+    request["stream_options"] = json!({"include_usage": true, "future_option": 1});
+    fake.plan([Behaviour::Stream {
+        deltas: vec!["Hi".into()],
+        done: true,
+    }]);
+    let text = app
+        .post_as(&s.access, "/api/v1/ai/chat", &request)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("\"usage\""), "{text}");
+    assert_eq!(fake.last_body()["stream_options"]["future_option"], 1);
+}
+
+#[tokio::test]
+async fn a_provider_without_usage_is_estimated_never_zero() {
+    let (app, fake, s) = setup(|_| {}).await;
+    fake.plan([Behaviour::ReplyNoUsage(
+        "An answer of some forty characters, ok.".into(),
+    )]);
+    let response = app.post_as(&s.access, "/api/v1/ai/chat", &hello()).await;
+    let counted: i64 = response.headers()["x-persona-usage-tokens"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    expect_json(response, StatusCode::OK).await;
+    // "hi there" (8 characters) and 39 characters: 2 + 10 tokens at four characters each.
+    assert_eq!(counted, 12);
+
+    let mut request = hello();
+    request["stream"] = json!(true);
+    fake.plan([Behaviour::StreamNoUsage(vec![
+        "Twelve chars".into(),
+        " and more!".into(),
+    ])]);
+    app.post_as(&s.access, "/api/v1/ai/chat", &request)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let rows = usage_now(&app).await;
+    assert_eq!(rows[0], ("ok".to_owned(), 12, 12));
+    assert_eq!(rows[1], ("ok".to_owned(), 2 + 6, 8));
+
+    let usage = app
+        .call(Method::GET, "/api/v1/ai/usage")
+        .bearer(&s.access)
+        .expect(StatusCode::OK)
+        .await;
+    assert_eq!(usage["days"][0]["estimatedTokens"], 20);
+    assert_eq!(usage["days"][0]["totalTokens"], 20);
+}

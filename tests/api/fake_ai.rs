@@ -44,6 +44,10 @@ pub enum Behaviour {
     Hang,
     /// A 200 JSON answer without `choices`.
     NoChoices,
+    /// A completion without `usage` (llama.cpp, some vLLM builds).
+    ReplyNoUsage(String),
+    /// SSE: these deltas and `[DONE]`, never a usage chunk.
+    StreamNoUsage(Vec<String>),
     /// A whole JSON completion, one byte every `Duration`.
     DripJson(Duration),
     /// SSE headers, then one byte every `Duration` that never makes up an event.
@@ -167,6 +171,16 @@ async fn chat(
             let _flag = DropFlag(dropped);
             tokio::time::sleep(Duration::from_secs(60)).await;
             Json(completion(&model, "too late")).into_response()
+        }
+        Behaviour::ReplyNoUsage(text) => {
+            let mut answer = completion(&model, &text);
+            answer.as_object_mut().unwrap().remove("usage");
+            Json(answer).into_response()
+        }
+        Behaviour::StreamNoUsage(deltas) => {
+            let mut text: String = deltas.iter().map(|d| chunk(&model, d)).collect();
+            text.push_str("data: [DONE]\n\n");
+            sse(Body::from(text))
         }
         Behaviour::NoChoices => Json(json!({"id": "gen-1", "object": "chat.completion",
             "model": model, "usage": {"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": 1}}))

@@ -73,7 +73,7 @@ pub async fn content(
     State(state): State<AppState>,
     user: AuthUser,
     AppJson(req): AppJson<ContentRequest>,
-) -> AppResult<AppJson<ContentResponse>> {
+) -> AppResult<Response> {
     let ai = configured(&state)?;
     let script = service::active_script(&state, &req.script)
         .await?
@@ -91,12 +91,16 @@ pub async fn content(
     let model = choose_model(ai, req.model.as_deref(), Some(&script))?;
     admit(&state, ai, &user).await?;
     let body = service::script_body(&script, model, rendered, state.config.ai.max_tokens);
-    let (json, model) = complete(&state, ai, &user, "content", &body).await?;
+    let service::Completed {
+        json,
+        model,
+        tokens,
+    } = complete(&state, ai, &user, "content", &body).await?;
     let content = json["choices"][0]["message"]["content"]
         .as_str()
         .ok_or_else(|| upstream_error("The AI provider's answer had no content."))?
         .to_owned();
-    Ok(AppJson(ContentResponse {
+    let response = AppJson(ContentResponse {
         content,
         model,
         usage: json["usage"].clone(),
@@ -104,7 +108,9 @@ pub async fn content(
             name: row.name,
             version: row.version,
         },
-    }))
+    })
+    .into_response();
+    Ok(service::usage_headers(ai, &user, response, tokens))
 }
 
 /// Analyse a text (mood, psychology, crisis) into a validated JSON result.
@@ -122,11 +128,10 @@ pub async fn analyze(
     AppJson(req): AppJson<AnalyzeRequest>,
 ) -> AppResult<Response> {
     let locales = crisis::locales(None, &headers);
-    let (answer, flag) = service::analyze(&state, &user, req, &locales).await?;
-    Ok(service::with_crisis_header(
-        AppJson(answer).into_response(),
-        flag.as_ref(),
-    ))
+    let (answer, flag, tokens) = service::analyze(&state, &user, req, &locales).await?;
+    let response = AppJson(answer).into_response();
+    let response = service::usage_headers(configured(&state)?, &user, response, tokens);
+    Ok(service::with_crisis_header(response, flag.as_ref()))
 }
 
 /// The models users may pick, in OpenAI's list shape, with the upstream's details when it
@@ -190,6 +195,7 @@ pub async fn usage(
                 prompt_tokens: r.prompt_tokens,
                 completion_tokens: r.completion_tokens,
                 total_tokens: r.total_tokens,
+                estimated_tokens: r.estimated_tokens,
             })
             .collect(),
     }))

@@ -4,6 +4,7 @@
 //! by chunk), and records tokens and latency — never the text.
 
 mod handlers;
+mod limits;
 mod service;
 mod sse;
 mod store;
@@ -92,7 +93,7 @@ pub async fn flush_usage(app: &crate::app::App) {
 /// The proxy's state: the upstream, the limits, the usage writer and two small caches.
 pub struct Ai {
     upstream: Upstream,
-    limits: Arc<usage::Limits>,
+    limits: Arc<limits::Limits>,
     usage_writer: usage::UsageWriter,
     configured: bool,
     default_model: String,
@@ -106,7 +107,7 @@ impl Ai {
         let ai: &AiConfig = &config.ai;
         Ok(Ai {
             upstream: Upstream::new(ai, http)?,
-            limits: Arc::new(usage::Limits::new(ai)),
+            limits: Arc::new(limits::Limits::new(ai)),
             usage_writer: usage::UsageWriter::new(),
             configured: ai.api_key.is_some(),
             default_model: ai.default_model.clone(),

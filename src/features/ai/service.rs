@@ -88,7 +88,15 @@ pub fn apply_script_defaults(body: &mut Map<String, Value>, script: &Value, cap:
 }
 
 /// Checks and completes an OpenAI chat body: messages, model, token cap, script.
-async fn prepare_chat(app: &App, ai: &Ai, body: Value) -> AppResult<(Map<String, Value>, bool)> {
+/// A checked chat body, whether it streams, and whether the usage-only chunk the server asked
+/// for (and the client did not) must be kept from the client.
+struct Prepared {
+    body: Map<String, Value>,
+    stream: bool,
+    strip_usage: bool,
+}
+
+async fn prepare_chat(app: &App, ai: &Ai, body: Value) -> AppResult<Prepared> {
     let Value::Object(mut body) = body else {
         return Err(ApiError::invalid_field("body", "must be a JSON object"));
     };
@@ -157,12 +165,87 @@ async fn prepare_chat(app: &App, ai: &Ai, body: Value) -> AppResult<(Map<String,
         }
         None => apply_script_defaults(&mut body, &Value::Null, cap),
     }
+    let mut strip_usage = false;
     if stream {
-        // Usage arrives in the last chunk only when asked for (OpenAI); others ignore it.
-        body.insert("stream_options".into(), json!({"include_usage": true}));
+        // Usage arrives in a last, usage-only chunk only when asked for (OpenAI); others
+        // ignore the option. Asked for on the client's behalf, that chunk is not passed on:
+        // a client that did not ask for it may not expect an empty `choices`.
+        let options = body.entry("stream_options").or_insert_with(|| json!({}));
+        if !options.is_object() {
+            *options = json!({});
+        }
+        if options["include_usage"] != Value::Bool(true) {
+            strip_usage = true;
+            options["include_usage"] = Value::Bool(true);
+        }
     }
-    Ok((body, stream))
+    Ok(Prepared {
+        body,
+        stream,
+        strip_usage,
+    })
 }
+
+/// Characters of text in a chat body's messages (string contents and text parts).
+pub fn prompt_chars(body: &Value) -> usize {
+    body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| match &m["content"] {
+            Value::String(text) => text.chars().count(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .map(|t| t.chars().count())
+                .sum(),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Characters of text in an answer's choices (content and tool-call arguments).
+fn answer_chars(json: &Value) -> usize {
+    json["choices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let message = &c["message"];
+            let content = message["content"].as_str().map_or(0, |t| t.chars().count());
+            let tools: usize = message["tool_calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["function"]["arguments"].as_str())
+                .map(|a| a.chars().count())
+                .sum();
+            content + tools
+        })
+        .sum()
+}
+
+/// What one metered call produced.
+pub struct Completed {
+    pub json: Value,
+    pub model: String,
+    /// Tokens counted (reported, or estimated when the provider said nothing).
+    pub tokens: i64,
+}
+
+/// `X-Persona-Usage-Tokens` (this call) and `X-Persona-Budget-Remaining` (the user's budget
+/// left today) on a JSON AI answer.
+pub fn usage_headers(ai: &Ai, user: &AuthUser, mut response: Response, tokens: i64) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(USAGE_HEADER, HeaderValue::from(tokens));
+    if let Some(left) = ai.limits.remaining(&user.user_id) {
+        headers.insert(BUDGET_HEADER, HeaderValue::from(left));
+    }
+    response
+}
+
+pub const USAGE_HEADER: &str = "x-persona-usage-tokens";
+pub const BUDGET_HEADER: &str = "x-persona-budget-remaining";
 
 /// The request rate and the daily budget, checked before any upstream call.
 pub async fn admit(app: &App, ai: &Ai, user: &AuthUser) -> AppResult<()> {
@@ -170,17 +253,23 @@ pub async fn admit(app: &App, ai: &Ai, user: &AuthUser) -> AppResult<()> {
     ai.limits.check_budget(&app.db, &user.user_id).await
 }
 
-/// One non-streaming upstream call, metered. Returns the upstream's JSON and the model that
-/// answered.
+/// One non-streaming upstream call, metered; its usage row is committed before it returns.
 pub async fn complete(
     app: &App,
     ai: &Ai,
     user: &AuthUser,
     endpoint: &'static str,
     body: &Value,
-) -> AppResult<(Value, String)> {
+) -> AppResult<Completed> {
     let model = body["model"].as_str().unwrap_or_default().to_owned();
-    let mut meter = Meter::new(ai, &app.db, &user.user_id, endpoint, &model);
+    let mut meter = Meter::new(
+        ai,
+        &app.db,
+        &user.user_id,
+        endpoint,
+        &model,
+        prompt_chars(body),
+    );
     let answer = match ai.upstream.chat(body).await {
         Ok(answer) => answer,
         Err(err) => {
@@ -215,8 +304,13 @@ pub async fn complete(
     if let Some(used) = tokens(&json["usage"]) {
         meter.set_tokens(used);
     }
-    meter.record("ok");
-    Ok((json, answer.model))
+    meter.add_completion_chars(answer_chars(&json));
+    meter.commit("ok").await;
+    Ok(Completed {
+        json,
+        model: answer.model,
+        tokens: meter.total_tokens(),
+    })
 }
 
 /// The text of the latest user message of an OpenAI `messages` array: a string content,
@@ -266,14 +360,14 @@ pub async fn chat(
     locales: &[String],
 ) -> AppResult<Response> {
     let ai = configured(app)?;
-    let (body, stream) = prepare_chat(app, ai, body).await?;
-    let flag = match latest_user_text(&body) {
+    let prepared = prepare_chat(app, ai, body).await?;
+    let flag = match latest_user_text(&prepared.body) {
         Some(text) => {
             crisis::screen(app, &user.user_id, &text, crisis::Source::Chat, locales).await?
         }
         None => None,
     };
-    let answer = chat_upstream(app, ai, &user, body, stream, flag.as_ref()).await;
+    let answer = chat_upstream(app, ai, &user, prepared, flag.as_ref()).await;
     let response = match answer {
         Ok(response) => response,
         Err(err) => err.into_response(),
@@ -285,24 +379,37 @@ async fn chat_upstream(
     app: &App,
     ai: &Ai,
     user: &AuthUser,
-    body: Map<String, Value>,
-    stream: bool,
+    prepared: Prepared,
     flag: Option<&CrisisFlag>,
 ) -> AppResult<Response> {
     admit(app, ai, user).await?;
-    let body = Value::Object(body);
-    if !stream {
-        let (mut json, _) = complete(app, ai, user, "chat", &body).await?;
+    let body = Value::Object(prepared.body);
+    if !prepared.stream {
+        let Completed {
+            mut json, tokens, ..
+        } = complete(app, ai, user, "chat", &body).await?;
         if let (Some(flag), Value::Object(answer)) = (flag, &mut json) {
             answer.insert(
                 "crisis".into(),
                 serde_json::to_value(flag).map_err(ApiError::internal)?,
             );
         }
-        return Ok(AppJson(json).into_response());
+        return Ok(usage_headers(
+            ai,
+            user,
+            AppJson(json).into_response(),
+            tokens,
+        ));
     }
     let model = body["model"].as_str().unwrap_or_default().to_owned();
-    let mut meter = Meter::new(ai, &app.db, &user.user_id, "chat", &model);
+    let mut meter = Meter::new(
+        ai,
+        &app.db,
+        &user.user_id,
+        "chat",
+        &model,
+        prompt_chars(&body),
+    );
     let answer = match ai.upstream.chat(&body).await {
         Ok(answer) => answer,
         Err(err) => {
@@ -316,6 +423,7 @@ async fn chat_upstream(
     let limits = sse::Limits {
         idle: ai.upstream.timeout(),
         total: app.config.ai.stream_timeout,
+        strip_usage: prepared.strip_usage,
     };
     let events = sse::relay(answer.response.bytes_stream(), meter, limits);
     let mut response = Body::from_stream(events).into_response();
@@ -337,7 +445,7 @@ pub async fn analyze(
     user: &AuthUser,
     req: AnalyzeRequest,
     locales: &[String],
-) -> AppResult<(AnalyzeResponse, Option<CrisisFlag>)> {
+) -> AppResult<(AnalyzeResponse, Option<CrisisFlag>, i64)> {
     let ai = configured(app)?;
     let length = req.text.chars().count();
     if length == 0 || length > 20_000 || req.text.trim().is_empty() {
@@ -370,8 +478,14 @@ pub async fn analyze(
     admit(app, ai, user).await?;
     let body = script_body(&script, model, user_text, app.config.ai.max_tokens);
     // One retry when the output does not have the expected shape.
+    let mut spent = 0;
     for _attempt in 0..2 {
-        let (json, model) = complete(app, ai, user, "analyze", &body).await?;
+        let Completed {
+            json,
+            model,
+            tokens,
+        } = complete(app, ai, user, "analyze", &body).await?;
+        spent += tokens;
         let text = json["choices"][0]["message"]["content"]
             .as_str()
             .unwrap_or("");
@@ -398,6 +512,7 @@ pub async fn analyze(
                 usage: json["usage"].clone(),
             },
             flag,
+            spent,
         ));
     }
     Err(ApiError::Service {

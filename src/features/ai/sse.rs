@@ -16,6 +16,10 @@ pub struct Seen {
     pub done: bool,
     pub error: bool,
     pub usage: Option<(i64, i64, i64)>,
+    /// A chunk that carries only usage (`choices` empty).
+    pub usage_only: bool,
+    /// Characters of answer text in the chunk (content and tool-call arguments).
+    pub chars: usize,
 }
 
 /// Reads a `data:` payload: `[DONE]`, an `error` object, or a chunk with `usage`.
@@ -29,10 +33,30 @@ pub fn inspect(payload: &str) -> Seen {
     let Ok(chunk) = serde_json::from_str::<Value>(payload) else {
         return Seen::default();
     };
+    let choices = chunk["choices"].as_array();
+    let chars = choices
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let delta = &c["delta"];
+            let content = delta["content"].as_str().map_or(0, |t| t.chars().count());
+            let tools: usize = delta["tool_calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["function"]["arguments"].as_str())
+                .map(|a| a.chars().count())
+                .sum();
+            content + tools
+        })
+        .sum();
+    let usage = super::usage::tokens(&chunk["usage"]);
     Seen {
         done: false,
         error: chunk.get("error").is_some_and(|e| !e.is_null()),
-        usage: super::usage::tokens(&chunk["usage"]),
+        usage,
+        usage_only: usage.is_some() && choices.is_some_and(|c| c.is_empty()),
+        chars,
     }
 }
 
@@ -46,6 +70,8 @@ const MAX_LINE: usize = 1024 * 1024;
 pub struct Limits {
     pub idle: std::time::Duration,
     pub total: std::time::Duration,
+    /// Keep the usage-only chunk from the client (it did not ask for usage).
+    pub strip_usage: bool,
 }
 
 struct Relay<S> {
@@ -56,6 +82,8 @@ struct Relay<S> {
     buffer: Vec<u8>,
     meter: Meter,
     finished: bool,
+    /// `[DONE]` came: the usage row is committed before the client gets it.
+    commit: bool,
 }
 
 fn event(payload: &[u8]) -> Bytes {
@@ -88,6 +116,10 @@ impl<S> Relay<S> {
             if let Some(usage) = seen.usage {
                 self.meter.set_tokens(usage);
             }
+            self.meter.add_completion_chars(seen.chars);
+            if seen.usage_only && self.limits.strip_usage {
+                continue;
+            }
             out.extend_from_slice(&event(payload));
             if seen.error {
                 // The upstream gave up mid-answer: its error goes to the client, then the end.
@@ -98,6 +130,7 @@ impl<S> Relay<S> {
             if seen.done {
                 self.meter.done();
                 self.finished = true;
+                self.commit = true;
                 break;
             }
         }
@@ -124,6 +157,7 @@ where
         buffer: Vec::new(),
         meter,
         finished: false,
+        commit: false,
     };
     futures_util::stream::unfold(relay, |mut relay| async move {
         loop {
@@ -150,6 +184,10 @@ where
                     let out = relay.drain_lines();
                     if !out.is_empty() {
                         relay.last_event = tokio::time::Instant::now();
+                    }
+                    if relay.commit {
+                        relay.commit = false;
+                        relay.meter.commit("ok").await;
                     }
                     if relay.buffer.len() > MAX_LINE {
                         // No newline in a megabyte: not an event stream we can relay.
@@ -206,6 +244,12 @@ mod tests {
             Some((3, 4, 7))
         );
         assert_eq!(inspect(r#"{"choices":[],"usage":null}"#), Seen::default());
+        let usage_only = inspect(
+            r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#,
+        );
+        assert!(usage_only.usage_only);
+        let text = inspect(r#"{"choices":[{"delta":{"content":"héllo"}}]}"#);
+        assert_eq!((text.chars, text.usage_only), (5, false));
         assert_eq!(inspect("not json"), Seen::default());
     }
 }

@@ -15,6 +15,8 @@ pub struct UsageRow {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub total_tokens: i64,
+    /// The provider reported no usage: the tokens are estimated from the text.
+    pub estimated: bool,
     pub latency_ms: i64,
     pub at: i64,
 }
@@ -22,8 +24,9 @@ pub struct UsageRow {
 pub fn record(conn: &Connection, row: &UsageRow) -> AppResult<()> {
     conn.prepare_cached(
         "INSERT INTO ai_usage (user_id, endpoint, model, status, prompt_tokens,
-                               completion_tokens, total_tokens, latency_ms, day, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, date(?9, 'unixepoch'), ?9)",
+                               completion_tokens, total_tokens, latency_ms, day, created_at,
+                               estimated_tokens)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, date(?9, 'unixepoch'), ?9, ?10)",
     )?
     .execute(params![
         row.user_id,
@@ -34,7 +37,8 @@ pub fn record(conn: &Connection, row: &UsageRow) -> AppResult<()> {
         row.completion_tokens,
         row.total_tokens,
         row.latency_ms,
-        row.at
+        row.at,
+        if row.estimated { row.total_tokens } else { 0 }
     ])?;
     Ok(())
 }
@@ -59,6 +63,8 @@ pub struct UsageSum {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub total_tokens: i64,
+    /// Of `total_tokens`, those estimated from text.
+    pub estimated_tokens: i64,
 }
 
 fn sum_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UsageSum> {
@@ -69,6 +75,7 @@ fn sum_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UsageSum> {
         prompt_tokens: row.get(3)?,
         completion_tokens: row.get(4)?,
         total_tokens: row.get(5)?,
+        estimated_tokens: row.get(6)?,
     })
 }
 
@@ -76,7 +83,7 @@ fn sum_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UsageSum> {
 pub fn user_usage(conn: &Connection, user_id: &str, since: i64) -> AppResult<Vec<UsageSum>> {
     let mut stmt = conn.prepare_cached(
         "SELECT day, model, count(*), sum(prompt_tokens), sum(completion_tokens),
-                sum(total_tokens)
+                sum(total_tokens), sum(estimated_tokens)
          FROM ai_usage WHERE user_id = ?1 AND created_at >= ?2
          GROUP BY day, model ORDER BY day DESC, model",
     )?;
@@ -88,7 +95,7 @@ pub fn user_usage(conn: &Connection, user_id: &str, since: i64) -> AppResult<Vec
 pub fn usage_by_user(conn: &Connection, since: i64) -> AppResult<Vec<UsageSum>> {
     let mut stmt = conn.prepare(
         "SELECT coalesce(u.email, a.user_id), a.model, count(*), sum(a.prompt_tokens),
-                sum(a.completion_tokens), sum(a.total_tokens)
+                sum(a.completion_tokens), sum(a.total_tokens), sum(a.estimated_tokens)
          FROM ai_usage a LEFT JOIN users u ON u.id = a.user_id
          WHERE a.created_at >= ?1
          GROUP BY 1, 2 ORDER BY 1, 2",
@@ -115,9 +122,26 @@ mod tests {
             prompt_tokens: prompt,
             completion_tokens: completion,
             total_tokens: prompt + completion,
+            estimated: false,
             latency_ms: 120,
             at,
         }
+    }
+
+    #[test]
+    fn estimated_rows_are_summed_apart() {
+        let db = TempDb::new();
+        db.user("u1");
+        rec(&db, call("u1", "m", 10, 5, DAY1));
+        rec(
+            &db,
+            UsageRow {
+                estimated: true,
+                ..call("u1", "m", 4, 4, DAY1 + 1)
+            },
+        );
+        let sums = user_usage(&db, "u1", DAY1).unwrap();
+        assert_eq!((sums[0].total_tokens, sums[0].estimated_tokens), (23, 8));
     }
 
     fn rec(db: &TempDb, row: UsageRow) {

@@ -103,6 +103,8 @@ pub struct UsageDay {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub total_tokens: i64,
+    /// Of `totalTokens`, those estimated from the text (the provider reported none).
+    pub estimated_tokens: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

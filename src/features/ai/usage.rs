@@ -1,29 +1,23 @@
-//! Metering: every proxied call leaves one usage row (tokens, latency, how it ended), and
-//! the limits that read them — the per-user request rate and the daily token budget.
+//! Metering: every proxied call leaves one usage row (tokens, latency, how it ended) —
+//! written before the answer's end reaches the client, so an acknowledged call is never
+//! lost to a crash — and tokens are estimated from the text when the provider reports none.
 
 use std::{
-    collections::HashMap,
     future::Future,
-    num::NonZeroU32,
     sync::{Arc, Mutex},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use tokio::sync::{mpsc, oneshot};
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 use serde_json::Value;
 
 use super::{
     Ai,
+    limits::Limits,
     store::{self, UsageRow},
 };
-use crate::{
-    config::AiConfig,
-    db::Db,
-    domain::Timestamp,
-    error::{ApiError, AppResult, Code},
-};
+use crate::{db::Db, domain::Timestamp};
 
 /// `(prompt, completion, total)` from an OpenAI `usage` object.
 pub fn tokens(usage: &Value) -> Option<(i64, i64, i64)> {
@@ -37,8 +31,18 @@ pub fn tokens(usage: &Value) -> Option<(i64, i64, i64)> {
     Some((prompt, completion, total))
 }
 
-/// Records one call when dropped (or when [`Meter::record`] is called), so a stream the
-/// client abandoned is recorded too (as `cancelled`).
+/// Tokens from characters when the provider reports none (llama.cpp, some vLLM builds):
+/// about four characters a token for English, a little fewer for Indonesian — close enough
+/// for a budget, and never zero for text that was sent or received.
+pub fn estimate_tokens(chars: usize) -> i64 {
+    (chars as i64 + 3) / 4
+}
+
+/// How long a call waits for its usage row to be committed before answering anyway.
+const DURABLE_WAIT: Duration = Duration::from_secs(2);
+
+/// Records one call: durably at the end ([`Meter::commit`]), or when dropped (a stream the
+/// client abandoned is recorded too, as `cancelled`).
 pub struct Meter {
     limits: Arc<Limits>,
     sender: mpsc::Sender<Message>,
@@ -47,10 +51,21 @@ pub struct Meter {
     start: Instant,
     saw_done: bool,
     recorded: bool,
+    usage_seen: bool,
+    prompt_chars: usize,
+    completion_chars: usize,
 }
 
 impl Meter {
-    pub fn new(ai: &Ai, db: &Db, user_id: &str, endpoint: &'static str, model: &str) -> Meter {
+    /// `prompt_chars`: the characters of the request's messages, for an estimate.
+    pub fn new(
+        ai: &Ai,
+        db: &Db,
+        user_id: &str,
+        endpoint: &'static str,
+        model: &str,
+        prompt_chars: usize,
+    ) -> Meter {
         Meter {
             limits: ai.limits.clone(),
             sender: ai.usage_writer.sender.clone(),
@@ -63,12 +78,16 @@ impl Meter {
                 prompt_tokens: 0,
                 completion_tokens: 0,
                 total_tokens: 0,
+                estimated: false,
                 latency_ms: 0,
                 at: Timestamp::now().unix(),
             },
             start: Instant::now(),
             saw_done: false,
             recorded: false,
+            usage_seen: false,
+            prompt_chars,
+            completion_chars: 0,
         }
     }
 
@@ -77,9 +96,15 @@ impl Meter {
     }
 
     pub fn set_tokens(&mut self, (prompt, completion, total): (i64, i64, i64)) {
+        self.usage_seen = true;
         self.row.prompt_tokens = prompt;
         self.row.completion_tokens = completion;
         self.row.total_tokens = total;
+    }
+
+    /// Characters of the answer (for an estimate when no usage comes).
+    pub fn add_completion_chars(&mut self, chars: usize) {
+        self.completion_chars += chars;
     }
 
     pub fn set_status(&mut self, status: &'static str) {
@@ -98,46 +123,79 @@ impl Meter {
         self.saw_done
     }
 
-    /// Records now (a non-streaming call that finished).
-    pub fn record(mut self, status: &'static str) {
-        self.row.status = status;
-        self.write();
+    /// The tokens counted for this call (after [`Meter::commit`]).
+    pub fn total_tokens(&self) -> i64 {
+        self.row.total_tokens
     }
 
-    fn write(&mut self) {
+    /// Records with `status` now, without waiting (a failed call).
+    pub fn record(mut self, status: &'static str) {
+        self.row.status = status;
+        let _ = self.write();
+    }
+
+    /// Records with `status` and waits until the row is committed (a JSON answer, the end of
+    /// a stream): when the client has the answer, the usage survives a crash.
+    pub async fn commit(&mut self, status: &'static str) {
+        self.row.status = status;
+        if let Some(ack) = self.write() {
+            let _ = tokio::time::timeout(DURABLE_WAIT, ack).await;
+        }
+    }
+
+    /// Counts the call: tokens (estimated when the provider said nothing), the day's tally,
+    /// and the row to the writer. Answers the commit's acknowledgement.
+    fn write(&mut self) -> Option<oneshot::Receiver<()>> {
         if self.recorded {
-            return;
+            return None;
         }
         self.recorded = true;
+        if !self.usage_seen && (self.prompt_chars > 0 || self.completion_chars > 0) {
+            let prompt = estimate_tokens(self.prompt_chars);
+            let completion = estimate_tokens(self.completion_chars);
+            self.row.prompt_tokens = prompt;
+            self.row.completion_tokens = completion;
+            self.row.total_tokens = prompt + completion;
+            self.row.estimated = true;
+        }
         self.row.latency_ms = self.start.elapsed().as_millis() as i64;
         self.limits
             .add_spent(&self.row.user_id, self.row.at, self.row.total_tokens);
+        let (ack, committed) = oneshot::channel();
         let row = self.row.clone();
         // Through the batching writer when it runs (the server); directly otherwise.
-        if let Err(
-            mpsc::error::TrySendError::Full(Message::Row(row))
-            | mpsc::error::TrySendError::Closed(Message::Row(row)),
-        ) = self.sender.try_send(Message::Row(row))
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let db = self.db.clone();
-            runtime.spawn(async move {
-                if let Err(err) = db.write(move |tx| store::record(tx, &row)).await {
-                    tracing::warn!(error = %err, "cannot record AI usage");
-                }
-            });
+        match self.sender.try_send(Message::Row(row, Some(ack))) {
+            Ok(()) => Some(committed),
+            Err(
+                mpsc::error::TrySendError::Full(Message::Row(row, ack))
+                | mpsc::error::TrySendError::Closed(Message::Row(row, ack)),
+            ) => {
+                let runtime = tokio::runtime::Handle::try_current().ok()?;
+                let db = self.db.clone();
+                runtime.spawn(async move {
+                    if let Err(err) = db.write(move |tx| store::record(tx, &row)).await {
+                        tracing::warn!(error = %err, "cannot record AI usage");
+                    }
+                    if let Some(ack) = ack {
+                        let _ = ack.send(());
+                    }
+                });
+                Some(committed)
+            }
+            Err(_) => None,
         }
     }
 }
 
 impl Drop for Meter {
     fn drop(&mut self) {
-        self.write();
+        let _ = self.write();
     }
 }
 
 pub enum Message {
-    Row(UsageRow),
+    /// A row, and who waits for its commit.
+    Row(UsageRow, Option<oneshot::Sender<()>>),
     /// Write everything queued so far, then answer.
     Flush(oneshot::Sender<()>),
 }
@@ -195,7 +253,10 @@ impl UsageWriter {
             let mut next = Some(first);
             while let Some(message) = next {
                 match message {
-                    Message::Row(row) => rows.push(row),
+                    Message::Row(row, ack) => {
+                        rows.push(row);
+                        acks.extend(ack);
+                    }
                     Message::Flush(ack) => acks.push(ack),
                 }
                 next = if rows.len() < 512 {
@@ -230,105 +291,5 @@ impl UsageWriter {
 impl Default for UsageWriter {
     fn default() -> Self {
         UsageWriter::new()
-    }
-}
-
-/// The per-user request rate (`ai.requests_per_minute`) and daily token budget.
-pub struct Limits {
-    per_user: DefaultKeyedRateLimiter<String>,
-    budget: u64,
-    /// Tokens each user spent today (UTC), loaded from `ai_usage` once a day per user and
-    /// then kept up to date by every [`Meter`]: the budget check costs no query.
-    spent: Mutex<Spent>,
-}
-
-#[derive(Default)]
-struct Spent {
-    day: i64,
-    by_user: HashMap<String, i64>,
-}
-
-fn day_of(unix: i64) -> i64 {
-    unix.div_euclid(86_400)
-}
-
-impl Limits {
-    pub fn new(config: &AiConfig) -> Limits {
-        let per_minute = NonZeroU32::new(config.requests_per_minute).unwrap_or(NonZeroU32::MIN);
-        Limits {
-            per_user: RateLimiter::keyed(Quota::per_minute(per_minute)),
-            budget: config.daily_token_budget,
-            spent: Mutex::new(Spent::default()),
-        }
-    }
-
-    /// Today's spending of `user_id` if it is known without a query.
-    fn cached_spent(&self, user_id: &str, now: i64) -> Option<i64> {
-        let spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
-        (spent.day == day_of(now))
-            .then(|| spent.by_user.get(user_id).copied())
-            .flatten()
-    }
-
-    fn remember_spent(&self, user_id: &str, now: i64, tokens: i64) {
-        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
-        if spent.day != day_of(now) {
-            *spent = Spent {
-                day: day_of(now),
-                by_user: HashMap::new(),
-            };
-        }
-        spent.by_user.entry(user_id.to_owned()).or_insert(tokens);
-    }
-
-    /// Counts `tokens` spent at `at` (called by every meter).
-    fn add_spent(&self, user_id: &str, at: i64, tokens: i64) {
-        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
-        if spent.day == day_of(at)
-            && let Some(total) = spent.by_user.get_mut(user_id)
-        {
-            *total += tokens;
-        }
-    }
-
-    /// 429 `rate_limited` (with `Retry-After`) when the user is over the request rate.
-    pub fn check_rate(&self, user_id: &str) -> AppResult<()> {
-        match self.per_user.check_key(&user_id.to_owned()) {
-            Ok(()) => Ok(()),
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-                Err(ApiError::rate_limited(
-                    "Too many AI requests; slow down.",
-                    wait.max(std::time::Duration::from_secs(1)),
-                ))
-            }
-        }
-    }
-
-    /// 429 `quota_exceeded` (with `Retry-After` until midnight UTC) when the user has spent
-    /// the day's token budget.
-    pub async fn check_budget(&self, db: &Db, user_id: &str) -> AppResult<()> {
-        let budget = self.budget;
-        let now = Timestamp::now().unix();
-        let spent = match self.cached_spent(user_id, now) {
-            Some(spent) => spent,
-            None => {
-                let owner = user_id.to_owned();
-                let spent = db
-                    .read(move |conn| store::tokens_on_day(conn, &owner, now))
-                    .await?;
-                self.remember_spent(user_id, now, spent);
-                self.cached_spent(user_id, now).unwrap_or(spent)
-            }
-        };
-        if (spent as u64) < budget {
-            return Ok(());
-        }
-        let until_midnight = 86_400 - now.rem_euclid(86_400);
-        Err(ApiError::TooManyRequests {
-            code: Code::QuotaExceeded,
-            message: "Today's AI token budget is spent; it renews at midnight UTC.".into(),
-            retry_after: std::time::Duration::from_secs(until_midnight as u64),
-        })
     }
 }
