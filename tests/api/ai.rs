@@ -873,3 +873,75 @@ async fn a_provider_without_usage_is_estimated_never_zero() {
     assert_eq!(usage["days"][0]["estimatedTokens"], 20);
     assert_eq!(usage["days"][0]["totalTokens"], 20);
 }
+
+#[tokio::test]
+async fn everything_but_model_max_tokens_and_stream_options_passes_through_untouched() {
+    let (app, fake, s) = setup(|_| {}).await;
+    let request = json!({
+        "model": "openai/gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [
+                {"type": "text", "text": "what is in this picture?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+            ]},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+                "function": {"name": "lookup", "arguments": "{\"q\":\"x\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "result"}
+        ],
+        "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object",
+            "properties": {"q": {"type": "string"}}}}}],
+        "tool_choice": "auto",
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
+        "n": 2,
+        "seed": 42,
+        "logprobs": true,
+        "top_logprobs": 3,
+        "a_field_from_the_future": {"nested": [1, 2, 3]},
+        "max_tokens": 100,
+    });
+    let answer = json!({
+        "id": "gen-9", "object": "chat.completion", "created": 1, "model": "openai/gpt-4o-mini",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "logprobs": {"content": []},
+            "message": {"role": "assistant", "content": null, "tool_calls": [{"id": "call_2",
+                "type": "function", "function": {"name": "lookup", "arguments": "{\"q\":\"y\"}"}}]}}],
+        "usage": {"prompt_tokens": 30, "completion_tokens": 9, "total_tokens": 39},
+        "system_fingerprint": "fp_1", "provider_extra": {"anything": true},
+    });
+    fake.plan([Behaviour::Raw(answer.clone())]);
+    let back = expect_json(
+        app.post_as(&s.access, "/api/v1/ai/chat/completions", &request)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(back, answer, "the answer comes back untouched");
+    assert_eq!(fake.last_body(), request, "the request goes up untouched");
+
+    // Streamed tool-call deltas, relayed as they are.
+    let chunks = vec![
+        json!({"id": "gen-10", "object": "chat.completion.chunk", "choices": [{"index": 0,
+            "delta": {"tool_calls": [{"index": 0, "id": "call_3", "type": "function",
+                "function": {"name": "lookup", "arguments": ""}}]}}]}),
+        json!({"id": "gen-10", "object": "chat.completion.chunk", "choices": [{"index": 0,
+            "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"q\":"}}]}}]}),
+        json!({"id": "gen-10", "object": "chat.completion.chunk", "choices": [{"index": 0,
+            "delta": {}, "finish_reason": "tool_calls"}]}),
+    ];
+    fake.plan([Behaviour::RawStream(chunks.clone())]);
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    let text = app
+        .post_as(&s.access, "/api/v1/ai/chat/completions", &streamed)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let relayed: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|p| *p != "[DONE]")
+        .map(|p| serde_json::from_str(p).unwrap())
+        .collect();
+    assert_eq!(relayed, chunks);
+}

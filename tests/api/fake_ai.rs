@@ -44,6 +44,10 @@ pub enum Behaviour {
     Hang,
     /// A 200 JSON answer without `choices`.
     NoChoices,
+    /// This JSON body as the answer, as it is.
+    Raw(Value),
+    /// SSE: these chunks as they are, then `[DONE]`.
+    RawStream(Vec<Value>),
     /// A completion without `usage` (llama.cpp, some vLLM builds).
     ReplyNoUsage(String),
     /// SSE: these deltas and `[DONE]`, never a usage chunk.
@@ -171,6 +175,12 @@ async fn chat(
             let _flag = DropFlag(dropped);
             tokio::time::sleep(Duration::from_secs(60)).await;
             Json(completion(&model, "too late")).into_response()
+        }
+        Behaviour::Raw(answer) => Json(answer).into_response(),
+        Behaviour::RawStream(chunks) => {
+            let mut text: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+            text.push_str("data: [DONE]\n\n");
+            sse(Body::from(text))
         }
         Behaviour::ReplyNoUsage(text) => {
             let mut answer = completion(&model, &text);
