@@ -149,6 +149,8 @@ pub struct AiConfig {
     /// Models users may pick; empty means only `default_model`.
     pub allowed_models: Vec<String>,
     pub fallback_models: Vec<String>,
+    /// Models `POST /ai/embeddings` may use; none: the route answers 404.
+    pub embedding_models: Vec<String>,
     pub requests_per_minute: u32,
     pub daily_token_budget: u64,
     #[serde(with = "humantime_serde")]
@@ -174,6 +176,7 @@ impl Default for AiConfig {
             default_model: "openai/gpt-4o-mini".to_owned(),
             allowed_models: Vec::new(),
             fallback_models: Vec::new(),
+            embedding_models: Vec::new(),
             requests_per_minute: 20,
             daily_token_budget: 200_000,
             timeout: Duration::from_secs(60),

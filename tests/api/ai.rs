@@ -945,3 +945,65 @@ async fn everything_but_model_max_tokens_and_stream_options_passes_through_untou
         .collect();
     assert_eq!(relayed, chunks);
 }
+
+#[tokio::test]
+async fn embeddings_are_offered_metered_and_budgeted() {
+    let (app, fake, s) = setup(|c| {
+        c.ai.embedding_models = vec!["openai/text-embedding-3-small".into()];
+        c.ai.daily_token_budget = 100;
+    })
+    .await;
+    let request = json!({"input": ["first text", "second"], "encoding_format": "float"});
+    let response = app
+        .post_as(&s.access, "/api/v1/ai/embeddings", &request)
+        .await;
+    assert_eq!(response.headers()["x-persona-usage-tokens"], "4");
+    assert_eq!(response.headers()["x-persona-budget-remaining"], "96");
+    let answer = expect_json(response, StatusCode::OK).await;
+    assert_eq!(answer["data"].as_array().unwrap().len(), 2);
+    let sent = fake.last_body();
+    assert_eq!(sent["model"], "openai/text-embedding-3-small");
+    assert_eq!(sent["encoding_format"], "float", "passed through");
+
+    assert_error(
+        app.post_as(
+            &s.access,
+            "/api/v1/ai/embeddings",
+            &json!({"input": "x", "model": "openai/gpt-4o-mini"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "model_not_allowed",
+    )
+    .await;
+    assert_error(
+        app.post_as(&s.access, "/api/v1/ai/embeddings", &json!({"input": []}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    // No usage from the provider: estimated from the input.
+    fake.plan([Behaviour::ReplyNoUsage(String::new())]);
+    let response = app
+        .post_as(
+            &s.access,
+            "/api/v1/ai/embeddings",
+            &json!({"input": "sixteen chars ok"}),
+        )
+        .await;
+    assert_eq!(response.headers()["x-persona-usage-tokens"], "4");
+}
+
+#[tokio::test]
+async fn embeddings_are_404_when_the_server_offers_none() {
+    let (app, _fake, s) = setup(|_| {}).await;
+    let error = assert_error(
+        app.post_as(&s.access, "/api/v1/ai/embeddings", &json!({"input": "x"}))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert!(error["message"].as_str().unwrap().contains("embedding"));
+}

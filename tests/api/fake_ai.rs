@@ -85,6 +85,7 @@ impl FakeAi {
         let state = (inner.clone(), stream_dropped.clone());
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
+            .route("/v1/embeddings", post(embeddings))
             .route("/v1/models", get(models))
             .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -299,6 +300,43 @@ async fn chat(
             sse(Body::from_stream(stream))
         }
     }
+}
+
+/// Embeddings: one three-number vector per input, with usage unless the plan says
+/// `ReplyNoUsage`, or the planned status.
+async fn embeddings(
+    State((inner, _)): State<FakeState>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let behaviour = {
+        let mut inner = inner.lock().unwrap();
+        inner.requests.push((headers, body.clone()));
+        inner.plan.pop_front()
+    };
+    let inputs = match &body["input"] {
+        Value::Array(items) => items.len(),
+        _ => 1,
+    };
+    let data: Vec<Value> = (0..inputs)
+        .map(|i| json!({"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}))
+        .collect();
+    let mut answer = json!({"object": "list", "data": data, "model": body["model"],
+        "usage": {"prompt_tokens": 4, "total_tokens": 4}});
+    match behaviour {
+        Some(Behaviour::Status(code)) => {
+            return (
+                StatusCode::from_u16(code).unwrap(),
+                Json(json!({"error": {}})),
+            )
+                .into_response();
+        }
+        Some(Behaviour::ReplyNoUsage(_)) => {
+            answer.as_object_mut().unwrap().remove("usage");
+        }
+        _ => {}
+    }
+    Json(answer).into_response()
 }
 
 fn sse(body: Body) -> Response {

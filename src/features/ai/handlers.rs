@@ -61,6 +61,24 @@ pub async fn chat_completions(
     service::chat(&state, user, body, &crisis::locales(None, &headers)).await
 }
 
+/// OpenAI embeddings for one of `ai.embedding_models`, metered and budgeted like chat.
+#[utoipa::path(post, path = "/ai/embeddings", tag = "ai", security(("bearer" = [])),
+    request_body = Object,
+    responses(
+        (status = 200, description = "the upstream's embeddings, in OpenAI's shape", body = Object),
+        (status = 404, description = "`not_found`: the server offers no embedding models", body = ErrorBody),
+        (status = 422, description = "`validation_failed` or `model_not_allowed`", body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 502, body = ErrorBody),
+        (status = 503, body = ErrorBody), (status = 504, body = ErrorBody),
+    ))]
+pub async fn embeddings(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppJson(body): AppJson<Value>,
+) -> AppResult<Response> {
+    service::embeddings(&state, &user, body).await
+}
+
 /// Render a script's template with variables and answer with the model's text.
 #[utoipa::path(post, path = "/ai/content", tag = "ai", security(("bearer" = [])),
     request_body = ContentRequest,

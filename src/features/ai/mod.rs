@@ -48,6 +48,7 @@ impl Feature for AiProxy {
         OpenApiRouter::new()
             .routes(routes!(handlers::chat))
             .routes(routes!(handlers::chat_completions))
+            .routes(routes!(handlers::embeddings))
             .routes(routes!(handlers::content))
             .routes(routes!(handlers::models))
             .routes(routes!(handlers::analyze))

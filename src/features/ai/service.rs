@@ -535,3 +535,92 @@ pub fn script_body(script: &Value, model: String, user_text: String, cap: u32) -
     apply_script_defaults(&mut body, script, cap);
     Value::Object(body)
 }
+
+/// `POST /ai/embeddings`: an OpenAI embeddings request for one of `ai.embedding_models`,
+/// admitted, retried and metered like chat; 404 when the server offers none.
+pub async fn embeddings(app: &App, user: &AuthUser, body: Value) -> AppResult<Response> {
+    let ai = configured(app)?;
+    let offered = &app.config.ai.embedding_models;
+    if offered.is_empty() {
+        return Err(ApiError::Service {
+            status: axum::http::StatusCode::NOT_FOUND,
+            code: Code::NotFound,
+            message: "This server offers no embedding models (ai.embedding_models).".into(),
+        });
+    }
+    let Value::Object(mut body) = body else {
+        return Err(ApiError::invalid_field("body", "must be a JSON object"));
+    };
+    let input_chars = match body.get("input") {
+        Some(Value::String(text)) if !text.is_empty() => text.chars().count(),
+        Some(Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .map(|i| i.as_str().map_or(8, |t| t.chars().count()))
+            .sum(),
+        _ => {
+            return Err(ApiError::invalid_field(
+                "input",
+                "must be a non-empty string or array",
+            ));
+        }
+    };
+    let model = match body.get("model") {
+        None | Some(Value::Null) => offered[0].clone(),
+        Some(Value::String(model)) if offered.contains(model) => model.clone(),
+        Some(Value::String(model)) => {
+            return Err(ApiError::Unprocessable {
+                code: Code::ModelNotAllowed,
+                message: format!("The embedding model {model} is not offered by this server.")
+                    .into(),
+            });
+        }
+        Some(_) => return Err(ApiError::invalid_field("model", "must be a string")),
+    };
+    body.insert("model".into(), Value::String(model.clone()));
+    admit(app, ai, user).await?;
+    let body = Value::Object(body);
+    let mut meter = Meter::new(
+        ai,
+        &app.db,
+        &user.user_id,
+        "embeddings",
+        &model,
+        input_chars,
+    );
+    let answer = match ai.upstream.embeddings(&body).await {
+        Ok(answer) => answer,
+        Err(err) => {
+            meter.record("error");
+            return Err(err);
+        }
+    };
+    let json = match tokio::time::timeout_at(answer.deadline, answer.response.json::<Value>()).await
+    {
+        Ok(Ok(json)) if json["data"].is_array() => json,
+        Ok(_) => {
+            meter.record("error");
+            return Err(upstream_error(
+                "The AI provider's answer had no embeddings.",
+            ));
+        }
+        Err(_elapsed) => {
+            meter.record("error");
+            return Err(ApiError::Service {
+                status: axum::http::StatusCode::GATEWAY_TIMEOUT,
+                code: Code::UpstreamTimeout,
+                message: "The AI provider did not answer in time.".into(),
+            });
+        }
+    };
+    if let Some(used) = tokens(&json["usage"]) {
+        meter.set_tokens(used);
+    }
+    meter.commit("ok").await;
+    let tokens = meter.total_tokens();
+    Ok(usage_headers(
+        ai,
+        user,
+        AppJson(json).into_response(),
+        tokens,
+    ))
+}

@@ -90,15 +90,25 @@ impl Upstream {
     /// within `ai.timeout` for the response head. The body is read by the caller: a JSON
     /// answer within the read timeout, a stream for as long as chunks keep coming.
     pub async fn chat(&self, body: &Value) -> AppResult<Answer> {
+        self.call("chat/completions", body, true).await
+    }
+
+    /// POSTs an embeddings `body`, retrying like [`Upstream::chat`] (no fallback models:
+    /// those are chat models).
+    pub async fn embeddings(&self, body: &Value) -> AppResult<Answer> {
+        self.call("embeddings", body, false).await
+    }
+
+    async fn call(&self, path: &str, body: &Value, fallbacks: bool) -> AppResult<Answer> {
         let key = self.key()?;
         let first = body["model"].as_str().unwrap_or_default().to_owned();
         let mut models = vec![first];
-        for fallback in &self.fallback_models {
+        for fallback in self.fallback_models.iter().filter(|_| fallbacks) {
             if !models.contains(fallback) {
                 models.push(fallback.clone());
             }
         }
-        let url = format!("{}/chat/completions", self.base);
+        let url = format!("{}/{path}", self.base);
         // `ai.timeout` bounds the whole call, retries and fallbacks included.
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut timed_out = false;
