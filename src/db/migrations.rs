@@ -69,3 +69,38 @@ pub fn latest_version() -> i64 {
         .max()
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_script_versions_become_their_decimal_strings() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        embedded::migrations::runner()
+            .set_target(refinery::Target::Version(7))
+            .run(&mut conn)
+            .unwrap();
+        conn.execute(
+            "INSERT INTO ai_scripts (name, version, content, is_active, created_at, updated_at)
+             VALUES ('chat', 12, '{}', 1, 0, 0)",
+            [],
+        )
+        .unwrap();
+        run(&mut conn).unwrap();
+        let (version, kind): (String, String) = conn
+            .query_row("SELECT version, typeof(version) FROM ai_scripts", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((version.as_str(), kind.as_str()), ("12", "text"));
+        let active: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM ai_scripts WHERE is_active = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(active, 1);
+    }
+}

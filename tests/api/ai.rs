@@ -464,7 +464,7 @@ async fn content_renders_a_script() {
     assert_eq!(body["content"], "Good morning, Ana!");
     assert_eq!(
         body["script"],
-        json!({"name": "home_content", "version": 1})
+        json!({"name": "home_content", "version": "1"})
     );
     assert_eq!(body["usage"]["total_tokens"], 15);
     let sent = fake.last_body();

@@ -40,7 +40,7 @@ async fn defaults_are_seeded_and_listed_with_an_etag() {
         ]
     );
     let mood = &body["items"][3];
-    assert_eq!(mood["version"], 1);
+    assert_eq!(mood["version"], "1");
     assert_eq!(mood["isActive"], true);
     assert!(mood["content"]["system"].as_str().unwrap().contains("JSON"));
 
@@ -94,7 +94,7 @@ async fn versions_activation_and_deactivation() {
     let created: Value = created.json().await.unwrap();
     assert_eq!(
         (created["version"].clone(), created["isActive"].clone()),
-        (json!(1), json!(true))
+        (json!("1"), json!(true))
     );
 
     // A second version is inactive until activated.
@@ -106,14 +106,14 @@ async fn versions_activation_and_deactivation() {
         .await;
     assert_eq!(
         (v2["version"].clone(), v2["isActive"].clone()),
-        (json!(2), json!(false))
+        (json!("2"), json!(false))
     );
     let active = app
         .call(Method::GET, "/api/v1/ai/scripts/greeting")
         .bearer(&user.access)
         .expect(StatusCode::OK)
         .await;
-    assert_eq!(active["version"], 1);
+    assert_eq!(active["version"], "1");
     let pinned = app
         .call(Method::GET, "/api/v1/ai/scripts/greeting?version=2")
         .bearer(&user.access)
@@ -141,7 +141,7 @@ async fn versions_activation_and_deactivation() {
         .bearer(&user.access)
         .expect(StatusCode::OK)
         .await;
-    assert_eq!(active["version"], 2);
+    assert_eq!(active["version"], "2");
     let etag_after = app
         .get_as(&user.access, "/api/v1/ai/scripts")
         .await
@@ -255,7 +255,7 @@ async fn invalid_scripts_are_422() {
             "content",
         ),
         (
-            json!({"name": "ok", "version": 0, "content": {"system": "x"}}),
+            json!({"name": "ok", "version": "1 0", "content": {"system": "x"}}),
             "version",
         ),
     ] {
@@ -336,4 +336,68 @@ fn admin_scripts_seed_list_export_import() {
         "{imported}"
     );
     assert!(run(other.path(), &["admin", "scripts", "list"]).contains("journal_prompt"));
+}
+
+#[tokio::test]
+async fn versions_are_strings_bumped_in_their_last_number() {
+    let app = TestApp::spawn().await;
+    app.register("root@example.com").await;
+    app.sql(
+        "UPDATE users SET role = 'admin' WHERE email = ?1",
+        "root@example.com",
+    )
+    .await;
+    let root = app.login("root@example.com").await;
+    let create = |body: Value| {
+        app.call(Method::POST, "/api/v1/ai/scripts")
+            .bearer(&root.access)
+            .json(&body)
+    };
+    let first = create(json!({"name": "semver", "version": "1.0.0", "content": {"system": "a"}}))
+        .expect(StatusCode::CREATED)
+        .await;
+    assert_eq!(first["version"], "1.0.0");
+    let next = create(json!({"name": "semver", "content": {"system": "b"}}))
+        .expect(StatusCode::CREATED)
+        .await;
+    assert_eq!(next["version"], "1.0.1");
+    create(json!({"name": "semver", "version": "1.10.0", "content": {"system": "c"}}))
+        .expect(StatusCode::CREATED)
+        .await;
+    create(json!({"name": "semver", "version": "1.9.9", "content": {"system": "d"}}))
+        .expect(StatusCode::CREATED)
+        .await;
+    // The newest by precedence is 1.10.0, though 1.9.9 came later.
+    let bumped = create(json!({"name": "semver", "content": {"system": "e"}}))
+        .expect(StatusCode::CREATED)
+        .await;
+    assert_eq!(bumped["version"], "1.10.1");
+
+    let dated =
+        create(json!({"name": "monthly", "version": "2025.07", "content": {"system": "a"}}))
+            .expect(StatusCode::CREATED)
+            .await;
+    assert_eq!(dated["version"], "2025.07");
+    let bumped = create(json!({"name": "monthly", "content": {"system": "b"}}))
+        .expect(StatusCode::CREATED)
+        .await;
+    assert_eq!(bumped["version"], "2025.08");
+    let fetched = app
+        .call(Method::GET, "/api/v1/ai/scripts/monthly?version=2025.08")
+        .bearer(&root.access)
+        .expect(StatusCode::OK)
+        .await;
+    assert_eq!(fetched["content"]["system"], "b");
+
+    create(json!({"name": "named", "version": "beta", "content": {"system": "a"}}))
+        .expect(StatusCode::CREATED)
+        .await;
+    assert_error(
+        create(json!({"name": "named", "content": {"system": "b"}}))
+            .send()
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
 }

@@ -38,7 +38,7 @@ pub struct ContentRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ScriptRef {
     pub name: String,
-    pub version: i64,
+    pub version: crate::features::scripts::Version,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

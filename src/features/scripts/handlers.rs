@@ -7,7 +7,7 @@ use axum::{
 };
 use sha2::{Digest, Sha256};
 
-use super::{service, types::*};
+use super::{service, types::*, version::Version};
 use crate::{
     app::AppState,
     auth::{AdminUser, AuthUser},
@@ -71,7 +71,11 @@ pub async fn get(
     AppQuery(query): AppQuery<VersionQuery>,
 ) -> AppResult<AppJson<Script>> {
     let name = parse_name(&name).map_err(|_| ApiError::NotFound)?;
-    let row = service::get(&state, name, query.version).await?;
+    let version = match query.version.as_deref() {
+        Some(text) => Some(Version::parse(text).map_err(|_| ApiError::NotFound)?),
+        None => None,
+    };
+    let row = service::get(&state, name, version).await?;
     Ok(AppJson(row.into()))
 }
 

@@ -6,12 +6,14 @@ mod handlers;
 mod service;
 mod store;
 mod types;
+mod version;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use service::{ActiveScript, Seeded, active_script, all, defaults, read_dir, seed_scripts};
 pub use store::ScriptRow;
 pub use types::{NewScript, Script, render};
+pub use version::Version;
 
 use crate::{
     app::{Feature, Init},

@@ -3,6 +3,7 @@
 use super::{
     store::{self, NewRow, ScriptRow},
     types::{NewScript, check_new},
+    version::{self, Version},
 };
 use crate::{
     app::App,
@@ -40,25 +41,33 @@ pub const DEFAULTS: [(&str, &str); 5] = [
 /// or one created with `activate`, becomes the active one.
 pub fn create(tx: &rusqlite::Connection, script: &NewScript) -> AppResult<ScriptRow> {
     let name = check_new(script)?;
-    let version = match script.version {
-        Some(v) => v,
-        None => store::latest_version(tx, &name)?.unwrap_or(0) + 1,
+    let version = match &script.version {
+        Some(v) => v.clone(),
+        None => {
+            let existing = store::versions(tx, &name)?;
+            match version::newest(existing.iter().zip(0..)) {
+                Some(newest) => newest
+                    .bump()
+                    .map_err(|message| ApiError::invalid_field("version", message))?,
+                None => Version::first(),
+            }
+        }
     };
     let now = Timestamp::now();
     store::insert(
         tx,
         &NewRow {
             name: &name,
-            version,
+            version: &version,
             description: script.description.trim(),
             content: &script.content.to_string(),
             now,
         },
     )?;
     if script.activate || !store::has_active(tx, &name)? {
-        store::activate(tx, &name, version, now)?;
+        store::activate(tx, &name, &version, now)?;
     }
-    store::get(tx, &name, Some(version))?.ok_or(ApiError::NotFound)
+    store::get(tx, &name, Some(&version))?.ok_or(ApiError::NotFound)
 }
 
 /// What seeding did.
@@ -74,9 +83,9 @@ pub fn seed(tx: &rusqlite::Connection, scripts: &[NewScript]) -> AppResult<Seede
     let mut seeded = Seeded::default();
     for script in scripts {
         let name = check_new(script)?;
-        let exists = match script.version {
+        let exists = match &script.version {
             Some(v) => store::get(tx, &name, Some(v))?.is_some(),
-            None => store::latest_version(tx, &name)?.is_some(),
+            None => !store::versions(tx, &name)?.is_empty(),
         };
         if exists {
             seeded.unchanged += 1;
@@ -126,9 +135,9 @@ pub async fn active(app: &App) -> AppResult<Vec<ScriptRow>> {
 }
 
 /// The active version of `name` (or `version`); 404 when there is none.
-pub async fn get(app: &App, name: String, version: Option<i64>) -> AppResult<ScriptRow> {
+pub async fn get(app: &App, name: String, version: Option<Version>) -> AppResult<ScriptRow> {
     app.db
-        .read(move |conn| store::get(conn, &name, version))
+        .read(move |conn| store::get(conn, &name, version.as_ref()))
         .await?
         .ok_or(ApiError::NotFound)
 }
@@ -139,13 +148,13 @@ pub async fn create_version(app: &App, script: NewScript) -> AppResult<ScriptRow
 }
 
 /// Makes `version` the active one; 404 when it does not exist.
-pub async fn activate(app: &App, name: String, version: i64) -> AppResult<ScriptRow> {
+pub async fn activate(app: &App, name: String, version: Version) -> AppResult<ScriptRow> {
     app.db
         .write(move |tx| {
-            if !store::activate(tx, &name, version, Timestamp::now())? {
+            if !store::activate(tx, &name, &version, Timestamp::now())? {
                 return Err(ApiError::NotFound);
             }
-            store::get(tx, &name, Some(version))?.ok_or(ApiError::NotFound)
+            store::get(tx, &name, Some(&version))?.ok_or(ApiError::NotFound)
         })
         .await
 }

@@ -2,6 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::version::Version;
 use crate::{
     db,
     domain::Timestamp,
@@ -11,7 +12,7 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct ScriptRow {
     pub name: String,
-    pub version: i64,
+    pub version: Version,
     pub description: String,
     /// JSON text.
     pub content: String,
@@ -44,14 +45,18 @@ pub fn active(conn: &Connection) -> AppResult<Vec<ScriptRow>> {
 
 /// Every version of every script, by name then version.
 pub fn all(conn: &Connection) -> AppResult<Vec<ScriptRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM ai_scripts ORDER BY name, version");
+    let sql = format!("SELECT {COLUMNS} FROM ai_scripts ORDER BY name, created_at, rowid");
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map([], from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// The active version of `name`, or the given `version` (active or not).
-pub fn get(conn: &Connection, name: &str, version: Option<i64>) -> AppResult<Option<ScriptRow>> {
+pub fn get(
+    conn: &Connection,
+    name: &str,
+    version: Option<&Version>,
+) -> AppResult<Option<ScriptRow>> {
     let row = match version {
         Some(v) => {
             let sql = format!("SELECT {COLUMNS} FROM ai_scripts WHERE name = ?1 AND version = ?2");
@@ -69,15 +74,18 @@ pub fn get(conn: &Connection, name: &str, version: Option<i64>) -> AppResult<Opt
     Ok(row)
 }
 
-pub fn latest_version(conn: &Connection, name: &str) -> AppResult<Option<i64>> {
-    Ok(conn
-        .prepare_cached("SELECT max(version) FROM ai_scripts WHERE name = ?1")?
-        .query_row([name], |r| r.get(0))?)
+/// Every version of `name`, in the order they were created.
+pub fn versions(conn: &Connection, name: &str) -> AppResult<Vec<Version>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT version FROM ai_scripts WHERE name = ?1 ORDER BY created_at, rowid",
+    )?;
+    let rows = stmt.query_map([name], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 pub struct NewRow<'a> {
     pub name: &'a str,
-    pub version: i64,
+    pub version: &'a Version,
     pub description: &'a str,
     pub content: &'a str,
     pub now: Timestamp,
@@ -101,7 +109,12 @@ pub fn insert(conn: &Connection, row: &NewRow<'_>) -> AppResult<()> {
 }
 
 /// Makes `version` the active version of `name`. `false` when it does not exist.
-pub fn activate(conn: &Connection, name: &str, version: i64, now: Timestamp) -> AppResult<bool> {
+pub fn activate(
+    conn: &Connection,
+    name: &str,
+    version: &Version,
+    now: Timestamp,
+) -> AppResult<bool> {
     let exists: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM ai_scripts WHERE name = ?1 AND version = ?2)",
         params![name, version],
@@ -148,15 +161,19 @@ mod tests {
     use super::*;
     use crate::db::testing::TempDb;
 
-    fn insert_version(db: &TempDb, name: &str, version: i64) -> AppResult<()> {
+    fn v(text: &str) -> Version {
+        Version::parse(text).unwrap()
+    }
+
+    fn insert_version(db: &TempDb, name: &str, version: &str, at: i64) -> AppResult<()> {
         insert(
             db,
             &NewRow {
                 name,
-                version,
+                version: &v(version),
                 description: "",
                 content: r#"{"system":"s"}"#,
-                now: Timestamp::from_unix(version),
+                now: Timestamp::from_unix(at),
             },
         )
     }
@@ -164,23 +181,29 @@ mod tests {
     #[test]
     fn one_active_version_per_name_and_duplicates_conflict() {
         let db = TempDb::new();
-        insert_version(&db, "chat", 1).unwrap();
-        insert_version(&db, "chat", 2).unwrap();
+        insert_version(&db, "chat", "1.0.0", 1).unwrap();
+        insert_version(&db, "chat", "1.0.1", 2).unwrap();
         assert!(matches!(
-            insert_version(&db, "chat", 2),
+            insert_version(&db, "chat", "1.0.1", 3),
             Err(ApiError::Conflict {
                 code: Code::AlreadyExists,
                 ..
             })
         ));
-        assert!(activate(&db, "chat", 1, Timestamp::from_unix(5)).unwrap());
-        assert!(activate(&db, "chat", 2, Timestamp::from_unix(6)).unwrap());
-        assert!(!activate(&db, "chat", 9, Timestamp::from_unix(6)).unwrap());
+        assert!(activate(&db, "chat", &v("1.0.0"), Timestamp::from_unix(5)).unwrap());
+        assert!(activate(&db, "chat", &v("1.0.1"), Timestamp::from_unix(6)).unwrap());
+        assert!(!activate(&db, "chat", &v("9"), Timestamp::from_unix(6)).unwrap());
         let active = active(&db).unwrap();
         assert_eq!(active.len(), 1);
-        assert_eq!(active[0].version, 2);
-        assert_eq!(latest_version(&db, "chat").unwrap(), Some(2));
-        assert_eq!(get(&db, "chat", Some(1)).unwrap().unwrap().version, 1);
+        assert_eq!(active[0].version, v("1.0.1"));
+        assert_eq!(versions(&db, "chat").unwrap(), [v("1.0.0"), v("1.0.1")]);
+        assert_eq!(
+            get(&db, "chat", Some(&v("1.0.0")))
+                .unwrap()
+                .unwrap()
+                .version,
+            v("1.0.0")
+        );
         assert!(deactivate(&db, "chat", Timestamp::from_unix(7)).unwrap());
         assert!(!has_active(&db, "chat").unwrap());
         assert!(!deactivate(&db, "other", Timestamp::from_unix(7)).unwrap());

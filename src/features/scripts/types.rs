@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::store::ScriptRow;
+use super::version::Version;
 use crate::domain::Timestamp;
 
 /// `name`: 1..100 characters of `[a-z0-9_-]`.
@@ -136,7 +137,7 @@ pub fn render(template: &str, values: &Map<String, Value>) -> Result<String, Vec
 #[serde(rename_all = "camelCase")]
 pub struct Script {
     pub name: String,
-    pub version: i64,
+    pub version: Version,
     pub description: String,
     /// `{system?, template?, model?, temperature?, maxTokens?, responseFormat?}`.
     #[schema(value_type = Object)]
@@ -174,8 +175,9 @@ pub struct ScriptList {
 #[serde(rename_all = "camelCase")]
 pub struct NewScript {
     pub name: String,
-    /// Defaults to one more than the newest version of that name.
-    pub version: Option<i64>,
+    /// `"1.0.0"`, `"2"`, `"2025.07"` …; left out: the newest bumped in its last number
+    /// (`"1"` for a new name).
+    pub version: Option<Version>,
     #[serde(default)]
     pub description: String,
     #[schema(value_type = Object)]
@@ -187,23 +189,20 @@ pub struct NewScript {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ActivateRequest {
-    pub version: i64,
+    pub version: Version,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct VersionQuery {
     /// A specific version instead of the active one.
-    pub version: Option<i64>,
+    pub version: Option<String>,
 }
 
 /// Checks a new script's fields; `Ok` holds the normalized name.
 pub fn check_new(script: &NewScript) -> crate::error::AppResult<String> {
     let mut invalid = crate::error::Invalid::default();
     let name = invalid.take("name", parse_name(&script.name));
-    if script.version.is_some_and(|v| v < 1) {
-        invalid.add("version", "must be at least 1");
-    }
     if script.description.chars().count() > 500 {
         invalid.add("description", "must be at most 500 characters");
     }
