@@ -210,6 +210,13 @@ pub async fn serve_router(
     let grace = state.config.server.shutdown_timeout;
     state.start();
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    // TCP_NODELAY on every accepted socket: a relayed stream's small event writes must not
+    // wait for the client's delayed ACK (Nagle), which stalled first events by ~40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
