@@ -62,7 +62,7 @@ impl App {
         // `ai.connect_timeout` is the one outbound connect timeout (the AI provider was the
         // first remote host; webhooks share the client).
         let http = http::client::outbound(config.ai.connect_timeout)?;
-        let notify = Notify::new(&config, &secrets, http.clone())?;
+        let notify = Notify::new(&config, http.clone())?;
         let mut parts = Parts::default();
         for feature in &features {
             feature

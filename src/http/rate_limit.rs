@@ -53,12 +53,20 @@ impl ClientIp {
 
     /// The client address of `req` (see the module docs).
     pub fn of<T>(&self, req: &Request<T>) -> Option<IpAddr> {
-        let peer = req.extensions().get::<ConnectInfo<SocketAddr>>()?.0.ip();
+        self.of_parts(req.headers(), req.extensions())
+    }
+
+    /// The client address from a request's headers and extensions.
+    fn of_parts(
+        &self,
+        headers: &axum::http::HeaderMap,
+        extensions: &axum::http::Extensions,
+    ) -> Option<IpAddr> {
+        let peer = extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
         if !self.is_trusted(peer) {
             return Some(peer);
         }
-        let forwarded = req
-            .headers()
+        let forwarded = headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
@@ -87,9 +95,8 @@ impl axum::extract::FromRequestParts<crate::app::AppState> for ClientAddr {
         parts: &mut axum::http::request::Parts,
         state: &crate::app::AppState,
     ) -> Result<Self, ApiError> {
-        let request = Request::from_parts(parts.clone(), ());
         ClientIp::new(&state.config)
-            .of(&request)
+            .of_parts(&parts.headers, &parts.extensions)
             .map(ClientAddr)
             .ok_or_else(|| ApiError::BadRequest("The client address is unknown.".into()))
     }

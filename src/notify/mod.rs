@@ -8,7 +8,7 @@ pub mod webhook;
 
 pub use mail::{Mail, Mailer};
 
-use crate::{config::Config, secrets::Secrets};
+use crate::config::Config;
 
 pub struct Notify {
     /// `None` while `smtp.host` is unset.
@@ -17,11 +17,7 @@ pub struct Notify {
 }
 
 impl Notify {
-    pub fn new(
-        config: &Config,
-        _secrets: &Secrets,
-        http: reqwest::Client,
-    ) -> anyhow::Result<Notify> {
+    pub fn new(config: &Config, http: reqwest::Client) -> anyhow::Result<Notify> {
         Ok(Notify {
             mailer: Mailer::from_config(&config.smtp)?,
             http,

@@ -635,3 +635,21 @@ async fn the_admin_exports_one_users_conversations() {
     assert!(!again.status.success());
     assert!(crate::helpers::stderr(&again).contains("no account"));
 }
+
+#[tokio::test]
+async fn featuring_an_unknown_conversation_is_404() {
+    let app = TestApp::spawn().await;
+    let root = admin(&app, "root@example.com").await;
+    for id in ["00000000-0000-4000-8000-000000000000", "not-a-uuid"] {
+        assert_error(
+            app.call(Method::PATCH, &format!("{URL}/{id}/featured"))
+                .bearer(&root.access)
+                .json(&json!({"featured": true}))
+                .send()
+                .await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await;
+    }
+}

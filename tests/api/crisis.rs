@@ -943,3 +943,66 @@ async fn the_admin_counts_events_and_tests_the_webhook() {
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["test"], true);
 }
+
+#[tokio::test]
+async fn crisis_routes_need_a_token_limit_the_message_and_page_events() {
+    let app = TestApp::spawn().await;
+    let s = app.register("ana@example.com").await;
+    for path in ["/api/v1/crisis/contacts", "/api/v1/crisis/events"] {
+        assert_error(
+            app.get(path).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        )
+        .await;
+    }
+    assert_error(
+        app.post_json("/api/v1/crisis/alert", &json!({})).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    let error = assert_error(
+        app.post_as(
+            &s.access,
+            "/api/v1/crisis/alert",
+            &json!({"message": "x".repeat(2001)}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert!(error["details"]["message"].is_array());
+
+    for _ in 0..3 {
+        app.call(Method::POST, "/api/v1/crisis/alert")
+            .bearer(&s.access)
+            .json(&json!({}))
+            .expect(StatusCode::OK)
+            .await;
+    }
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/crisis/events?limit=2".to_owned();
+    loop {
+        let page = app
+            .call(Method::GET, &path)
+            .bearer(&s.access)
+            .expect(StatusCode::OK)
+            .await;
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].clone()),
+        );
+        match page["nextCursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/crisis/events?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 3);
+    seen.dedup();
+    assert_eq!(seen.len(), 3, "each event once");
+}

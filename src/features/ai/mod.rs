@@ -84,13 +84,6 @@ impl Feature for AiProxy {
     }
 }
 
-/// Waits (at most two seconds) until every AI usage row recorded so far is written.
-pub async fn flush_usage(app: &crate::app::App) {
-    if let Ok(ai) = app.part::<Ai>() {
-        ai.usage_writer.flush(Duration::from_secs(2)).await;
-    }
-}
-
 /// The proxy's state: the upstream, the limits, the usage writer and two small caches.
 pub struct Ai {
     upstream: Upstream,

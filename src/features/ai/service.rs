@@ -12,8 +12,8 @@ use serde_json::{Map, Value, json};
 use super::{
     Ai, sse,
     types::{AnalyzeRequest, AnalyzeResponse, Kind, extract_json, validate},
-    upstream::{not_configured, upstream_error},
-    usage::{Meter, tokens},
+    upstream::{not_configured, read_json},
+    usage::{Meter, text_chars, tokens},
 };
 use crate::{
     app::App,
@@ -210,18 +210,7 @@ fn answer_chars(json: &Value) -> usize {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|c| {
-            let message = &c["message"];
-            let content = message["content"].as_str().map_or(0, |t| t.chars().count());
-            let tools: usize = message["tool_calls"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|t| t["function"]["arguments"].as_str())
-                .map(|a| a.chars().count())
-                .sum();
-            content + tools
-        })
+        .map(|c| text_chars(&c["message"]))
         .sum()
 }
 
@@ -278,29 +267,14 @@ pub async fn complete(
         }
     };
     meter.set_model(&answer.model);
-    // The body, too, must arrive within `ai.timeout` of the call's start: a provider that
-    // drips its answer byte by byte is cut off like one that never answers.
-    let json = match tokio::time::timeout_at(answer.deadline, answer.response.json::<Value>()).await
-    {
-        Ok(Ok(json)) => json,
-        Ok(Err(_)) => {
+    let model = answer.model.clone();
+    let json = match read_json(answer, "choices").await {
+        Ok(json) => json,
+        Err(err) => {
             meter.record("error");
-            return Err(upstream_error("The AI provider's answer was not JSON."));
-        }
-        Err(_elapsed) => {
-            meter.record("error");
-            return Err(ApiError::Service {
-                status: axum::http::StatusCode::GATEWAY_TIMEOUT,
-                code: Code::UpstreamTimeout,
-                message: "The AI provider did not answer in time.".into(),
-            });
+            return Err(err);
         }
     };
-    if !json["choices"].is_array() {
-        // OpenAI clients index `choices[0]`: a 200 without it would crash them.
-        meter.record("error");
-        return Err(upstream_error("The AI provider's answer had no choices."));
-    }
     if let Some(used) = tokens(&json["usage"]) {
         meter.set_tokens(used);
     }
@@ -308,7 +282,7 @@ pub async fn complete(
     meter.commit("ok").await;
     Ok(Completed {
         json,
-        model: answer.model,
+        model,
         tokens: meter.total_tokens(),
     })
 }
@@ -594,22 +568,11 @@ pub async fn embeddings(app: &App, user: &AuthUser, body: Value) -> AppResult<Re
             return Err(err);
         }
     };
-    let json = match tokio::time::timeout_at(answer.deadline, answer.response.json::<Value>()).await
-    {
-        Ok(Ok(json)) if json["data"].is_array() => json,
-        Ok(_) => {
+    let json = match read_json(answer, "data").await {
+        Ok(json) => json,
+        Err(err) => {
             meter.record("error");
-            return Err(upstream_error(
-                "The AI provider's answer had no embeddings.",
-            ));
-        }
-        Err(_elapsed) => {
-            meter.record("error");
-            return Err(ApiError::Service {
-                status: axum::http::StatusCode::GATEWAY_TIMEOUT,
-                code: Code::UpstreamTimeout,
-                message: "The AI provider did not answer in time.".into(),
-            });
+            return Err(err);
         }
     };
     if let Some(used) = tokens(&json["usage"]) {

@@ -37,18 +37,7 @@ pub fn inspect(payload: &str) -> Seen {
     let chars = choices
         .into_iter()
         .flatten()
-        .map(|c| {
-            let delta = &c["delta"];
-            let content = delta["content"].as_str().map_or(0, |t| t.chars().count());
-            let tools: usize = delta["tool_calls"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|t| t["function"]["arguments"].as_str())
-                .map(|a| a.chars().count())
-                .sum();
-            content + tools
-        })
+        .map(|c| super::usage::text_chars(&c["delta"]))
         .sum();
     let usage = super::usage::tokens(&chunk["usage"]);
     Seen {

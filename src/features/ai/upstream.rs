@@ -185,11 +185,7 @@ impl Upstream {
             });
         }
         Err(if timed_out {
-            ApiError::Service {
-                status: StatusCode::GATEWAY_TIMEOUT,
-                code: Code::UpstreamTimeout,
-                message: "The AI provider did not answer in time.".into(),
-            }
+            upstream_timeout()
         } else {
             upstream_error("The AI provider could not answer; try again later.")
         })
@@ -293,6 +289,28 @@ pub fn not_configured() -> ApiError {
         status: StatusCode::SERVICE_UNAVAILABLE,
         code: Code::AiNotConfigured,
         message: "The AI provider is not configured on this server.".into(),
+    }
+}
+
+/// 504 `upstream_timeout`: the provider did not answer within `ai.timeout`.
+pub fn upstream_timeout() -> ApiError {
+    ApiError::Service {
+        status: StatusCode::GATEWAY_TIMEOUT,
+        code: Code::UpstreamTimeout,
+        message: "The AI provider did not answer in time.".into(),
+    }
+}
+
+/// The JSON body of a successful `answer`, read by its deadline: a provider that drips its
+/// answer byte by byte is cut off like one that never answers. `list` is the array the
+/// answer must hold (`choices`, `data`): OpenAI clients index it, and a 200 without it
+/// would crash them.
+pub async fn read_json(answer: Answer, list: &str) -> AppResult<Value> {
+    match tokio::time::timeout_at(answer.deadline, answer.response.json::<Value>()).await {
+        Ok(Ok(json)) if json[list].is_array() => Ok(json),
+        Ok(Ok(_)) => Err(upstream_error("The AI provider's answer was incomplete.")),
+        Ok(Err(_)) => Err(upstream_error("The AI provider's answer was not JSON.")),
+        Err(_elapsed) => Err(upstream_timeout()),
     }
 }
 

@@ -31,6 +31,20 @@ pub fn tokens(usage: &Value) -> Option<(i64, i64, i64)> {
     Some((prompt, completion, total))
 }
 
+/// Characters of answer text in a message or a stream delta: its content and its tool-call
+/// arguments (for an estimate when no usage comes).
+pub fn text_chars(message: &Value) -> usize {
+    let content = message["content"].as_str().map_or(0, |t| t.chars().count());
+    let tools: usize = message["tool_calls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["function"]["arguments"].as_str())
+        .map(|a| a.chars().count())
+        .sum();
+    content + tools
+}
+
 /// Tokens from characters when the provider reports none (llama.cpp, some vLLM builds):
 /// about four characters a token for English, a little fewer for Indonesian — close enough
 /// for a budget, and never zero for text that was sent or received.
@@ -164,26 +178,24 @@ impl Meter {
         let (ack, committed) = oneshot::channel();
         let row = self.row.clone();
         // Through the batching writer when it runs (the server); directly otherwise.
-        match self.sender.try_send(Message::Row(row, Some(ack))) {
-            Ok(()) => Some(committed),
-            Err(
-                mpsc::error::TrySendError::Full(Message::Row(row, ack))
-                | mpsc::error::TrySendError::Closed(Message::Row(row, ack)),
-            ) => {
-                let runtime = tokio::runtime::Handle::try_current().ok()?;
-                let db = self.db.clone();
-                runtime.spawn(async move {
-                    if let Err(err) = db.write(move |tx| store::record(tx, &row)).await {
-                        tracing::warn!(error = %err, "cannot record AI usage");
-                    }
-                    if let Some(ack) = ack {
-                        let _ = ack.send(());
-                    }
-                });
-                Some(committed)
+        let Err(
+            mpsc::error::TrySendError::Full((row, ack))
+            | mpsc::error::TrySendError::Closed((row, ack)),
+        ) = self.sender.try_send((row, Some(ack)))
+        else {
+            return Some(committed);
+        };
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let db = self.db.clone();
+        runtime.spawn(async move {
+            if let Err(err) = db.write(move |tx| store::record(tx, &row)).await {
+                tracing::warn!(error = %err, "cannot record AI usage");
             }
-            Err(_) => None,
-        }
+            if let Some(ack) = ack {
+                let _ = ack.send(());
+            }
+        });
+        Some(committed)
     }
 }
 
@@ -193,12 +205,8 @@ impl Drop for Meter {
     }
 }
 
-pub enum Message {
-    /// A row, and who waits for its commit.
-    Row(UsageRow, Option<oneshot::Sender<()>>),
-    /// Write everything queued so far, then answer.
-    Flush(oneshot::Sender<()>),
-}
+/// A row, and who waits for its commit.
+type Message = (UsageRow, Option<oneshot::Sender<()>>);
 
 /// Usage rows go through a channel to one task that writes them in batches: one
 /// transaction for many calls instead of one per call.
@@ -252,13 +260,9 @@ impl UsageWriter {
             let mut acks = Vec::new();
             let mut next = Some(first);
             while let Some(message) = next {
-                match message {
-                    Message::Row(row, ack) => {
-                        rows.push(row);
-                        acks.extend(ack);
-                    }
-                    Message::Flush(ack) => acks.push(ack),
-                }
+                let (row, ack) = message;
+                rows.push(row);
+                acks.extend(ack);
                 next = if rows.len() < 512 {
                     receiver.try_recv().ok()
                 } else {
@@ -276,14 +280,6 @@ impl UsageWriter {
             acks.into_iter().for_each(|ack| {
                 let _ = ack.send(());
             });
-        }
-    }
-
-    /// Waits (at most `limit`) until every row queued before this call is written.
-    pub async fn flush(&self, limit: std::time::Duration) {
-        let (ack, done) = oneshot::channel();
-        if self.sender.try_send(Message::Flush(ack)).is_ok() {
-            let _ = tokio::time::timeout(limit, done).await;
         }
     }
 }

@@ -184,7 +184,7 @@ pub fn list(
         format!("SELECT {COLUMNS} FROM conversations c JOIN users u ON u.id = c.owner_id");
     let mut wheres = vec!["(c.updated_at < ?1 OR (c.updated_at = ?1 AND c.seq < ?2))".to_owned()];
     let key = f.owner.unwrap_or("");
-    if let Some(tag) = f.tag {
+    if f.tag.is_some() {
         // The tag table carries owner, visibility and order: its index does the walking.
         sql.push_str(" JOIN conversation_tags t ON t.seq = c.seq");
         wheres[0] = "(t.updated_at < ?1 OR (t.updated_at = ?1 AND t.seq < ?2))".to_owned();
@@ -194,7 +194,6 @@ pub fn list(
         } else {
             "t.visibility = 'public'".to_owned()
         });
-        let _ = tag;
     } else if f.owner.is_some() {
         wheres.push("c.owner_id = ?3".to_owned());
     } else {
