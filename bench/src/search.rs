@@ -30,7 +30,7 @@ use crate::{
 };
 
 /// Bump when the corpus or the schema changes: a new version builds a new corpus.
-const VERSION: &str = "v1";
+const VERSION: &str = "v2";
 const CONVERSATIONS: u32 = 1_000_000;
 const USERS: u32 = 10_000;
 /// Conversations per generated batch and per transaction.
@@ -605,7 +605,8 @@ fn build(bins: &Path, repo: &Path, dir: &Path) -> anyhow::Result<Value> {
 fn fts_count(db: &persona::db::Db, expr: &str) -> anyhow::Result<i64> {
     db.blocking_write(|tx| {
         Ok(tx.query_row(
-            "SELECT count(*) FROM conversations_fts WHERE conversations_fts MATCH ?1",
+            "SELECT (SELECT count(*) FROM public_fts WHERE public_fts MATCH ?1)
+                  + (SELECT count(*) FROM private_fts WHERE private_fts MATCH ?1)",
             [expr],
             |r| r.get(0),
         )?)

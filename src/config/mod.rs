@@ -144,6 +144,10 @@ impl Config {
             http_url("crisis.webhook_url", url.expose())?;
         }
 
+        if !(1..=100_000).contains(&self.conversations.search_window) {
+            bail!("conversations.search_window: must be between 1 and 100000");
+        }
+
         if let Some(host) = &self.smtp.host {
             if host.trim().is_empty() {
                 bail!("smtp.host: must not be empty when set");

@@ -18,6 +18,7 @@ pub struct Config {
     pub backups: BackupsConfig,
     pub ai: AiConfig,
     pub crisis: CrisisConfig,
+    pub conversations: ConversationsConfig,
     pub smtp: SmtpConfig,
     pub log: LogConfig,
 }
@@ -186,6 +187,21 @@ impl Default for AiConfig {
             max_tokens: 4096,
             app_url: String::new(),
             app_title: "Persona".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConversationsConfig {
+    /// How many of the newest matches a search ranks together (bm25 scores each one).
+    pub search_window: u32,
+}
+
+impl Default for ConversationsConfig {
+    fn default() -> Self {
+        ConversationsConfig {
+            search_window: 2000,
         }
     }
 }

@@ -33,17 +33,11 @@ pub(super) fn checkpoint_in_background(db: std::sync::Weak<Inner>, conn: Connect
         .is_ok()
 }
 
-/// WAL frames (of 4 KiB) above which a fully copied WAL is truncated rather than reused.
-const WAL_TRUNCATE_FRAMES: i64 = 16 * 1024;
-
-/// One background checkpoint: copy what is committed; if everything was copied and the WAL
-/// grew large (a burst of big uploads), truncate it so the disk gets the space back.
+/// One background checkpoint: copy what is committed. It never waits for the writer (a
+/// `TRUNCATE` checkpoint did, and held off the next write while it copied and synced: with a
+/// large WAL on a busy disk, past the busy timeout — "database is locked"). The disk gets a
+/// large WAL's space back without it: the writer truncates the WAL to `journal_size_limit`
+/// when it starts over from the beginning of a fully copied log.
 fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
-    let (log, copied): (i64, i64) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-        Ok((r.get(1)?, r.get(2)?))
-    })?;
-    if log >= WAL_TRUNCATE_FRAMES && copied == log {
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-    }
-    Ok(())
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
 }

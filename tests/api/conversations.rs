@@ -512,8 +512,12 @@ async fn hostile_search_strings_never_break_it() {
     assert!(snippet.contains("&lt;script&gt;"), "{snippet}");
     assert!(!snippet.contains("<script>"));
     assert!(snippet.contains("<mark>panic</mark>"), "{snippet}");
-    // Scope tokens cannot be searched for.
-    assert!(ids(&search(&app, None, "q=zvpublic").await).is_empty());
+    // Scope tokens (owner, category) cannot be searched for.
+    let owner = format!("zo{}", ana.user["id"].as_str().unwrap().replace('-', ""));
+    let category = format!("zc{}", hex::encode("coding"));
+    for token in [owner, category] {
+        assert!(ids(&search(&app, Some(&ana), &format!("q={token}")).await).is_empty());
+    }
     for q in ["", "%20", "%22%2A%22"] {
         assert_error(
             app.get(&format!("{URL}/search?q={q}")).await,
@@ -522,6 +526,94 @@ async fn hostile_search_strings_never_break_it() {
         )
         .await;
     }
+}
+
+/// Every page of a search, followed by cursor: (ids in order, pages).
+async fn search_all(app: &TestApp, s: Option<&Session>, query: &str) -> (Vec<String>, usize) {
+    let mut page = search(app, s, query).await;
+    let mut seen = ids(&page);
+    let mut pages = 1;
+    while let Some(cursor) = page["nextCursor"].as_str().map(str::to_owned) {
+        page = search(app, s, &format!("{query}&cursor={cursor}")).await;
+        seen.extend(ids(&page));
+        pages += 1;
+        assert!(pages < 50, "the cursor never ends");
+    }
+    (seen, pages)
+}
+
+#[tokio::test]
+async fn search_ranks_windows_of_newest_matches_and_pages_through_them_all() {
+    // Windows of 3 newest matches, so that 8 conversations span three of them.
+    let app = TestApp::spawn_with(|c| c.conversations.search_window = 3).await;
+    let ana = app.register("ana@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    let mut public = Vec::new();
+    for i in 0..8 {
+        // Every third one has the word in its title too: it ranks first in its window.
+        let title = if i % 3 == 2 { "zephyr notes" } else { "notes" };
+        let c = create(
+            &app,
+            &ana,
+            conversation(&format!("{title} {i}"), "a zephyr", true),
+        )
+        .await;
+        public.push(c["id"].as_str().unwrap().to_owned());
+    }
+    let private = create(&app, &ana, conversation("mine", "zephyr", false)).await;
+    let private = private["id"].as_str().unwrap().to_owned();
+    let hidden = create(&app, &bob, conversation("bob's", "zephyr", false)).await;
+    let hidden = hidden["id"].as_str().unwrap().to_owned();
+
+    // The newest window (7, 6, 5) first, 5 ahead for its title; then (4, 3, 2), 2 ahead;
+    // then (1, 0).
+    let (seen, pages) = search_all(&app, None, "q=zephyr&limit=2").await;
+    let order = |i: &[usize]| i.iter().map(|&i| public[i].clone()).collect::<Vec<_>>();
+    assert_eq!(seen, order(&[5, 7, 6, 2, 4, 3, 1, 0]));
+    assert_eq!(pages, 4);
+
+    // Conversations saved while a client pages do not shift its pages.
+    let first = search(&app, None, "q=zephyr&limit=3").await;
+    let late = create(&app, &ana, conversation("zephyr late", "zephyr", true)).await;
+    let mut seen = ids(&first);
+    let mut cursor = first["nextCursor"].as_str().map(str::to_owned);
+    while let Some(c) = cursor {
+        let next = search(&app, None, &format!("q=zephyr&limit=3&cursor={c}")).await;
+        seen.extend(ids(&next));
+        cursor = next["nextCursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen, order(&[5, 7, 6, 2, 4, 3, 1, 0]));
+    assert!(!seen.contains(&late["id"].as_str().unwrap().to_owned()));
+
+    // Both indexes, each scope: ana's private one joins `mine` and `all`, bob's never.
+    let (all, _) = search_all(&app, Some(&ana), "q=zephyr&limit=4").await;
+    assert_eq!(all.len(), 10);
+    assert!(all.contains(&private) && !all.contains(&hidden));
+    let (mine, _) = search_all(&app, Some(&ana), "q=zephyr&scope=mine&limit=4").await;
+    assert_eq!(mine.len(), 10);
+    assert!(mine.contains(&private));
+    let (bobs, _) = search_all(&app, Some(&bob), "q=zephyr&scope=mine").await;
+    assert_eq!(bobs, vec![hidden.clone()]);
+    let (theirs, _) = search_all(&app, Some(&bob), "q=zephyr&scope=all&limit=3").await;
+    assert_eq!(theirs.len(), 10);
+    assert!(theirs.contains(&hidden) && !theirs.contains(&private));
+
+    // A conversation made private leaves public search; made public, it joins.
+    let path = format!("{URL}/{private}");
+    app.call(Method::PUT, &path)
+        .bearer(&ana.access)
+        .json(&json!({"visibility": "public"}))
+        .expect(StatusCode::OK)
+        .await;
+    let (public_now, _) = search_all(&app, None, "q=zephyr&limit=5").await;
+    assert!(public_now.contains(&private));
+    app.call(Method::PUT, &path)
+        .bearer(&ana.access)
+        .json(&json!({"visibility": "private"}))
+        .expect(StatusCode::OK)
+        .await;
+    let (public_now, _) = search_all(&app, None, "q=zephyr&limit=5").await;
+    assert!(!public_now.contains(&private));
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
-//! Where a conversation search spends its time: the search SQL of
-//! `src/features/conversations/store.rs`, timed alone (no HTTP) on the cached corpus, beside
-//! variants that drop one piece at a time (the ranking, the prefix, the scope filter).
+//! Where a conversation search spends its time: the two FTS5 steps of
+//! `src/features/conversations/store.rs` (the newest window of matches with their ranks,
+//! then the snippets of the best 21), timed alone (no HTTP) on the cached corpus, beside
+//! the cost of ranking every match (what V6 did) and the number of matches.
 //!
 //! `search-sql DATA_DIR CORPUS_JSON` — DATA_DIR is a copy of
 //! `target/bench-cache/conversations-1m/vN/data` (it is opened with persona's `Db`, read
@@ -10,29 +11,92 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use persona::db::Db;
+use rusqlite::Connection;
 use serde_json::Value;
 
-/// store::search's SQL, as the server runs it.
-const SEARCH: &str = "SELECT c.seq, c.id, c.owner_id, u.display_name, c.title, c.excerpt, c.category, \
-     c.tags, c.visibility = 'public', c.is_featured, c.message_count, c.created_at, c.updated_at, f.rank,
-        snippet(conversations_fts, 0, char(57344), char(57345), '…', 12),
-        snippet(conversations_fts, 1, char(57344), char(57345), '…', 24)
- FROM conversations_fts f
- JOIN conversations c ON c.seq = f.rowid
- JOIN users u ON u.id = c.owner_id
- WHERE conversations_fts MATCH ?1
-   AND (f.rank > -1e308 OR (f.rank = -1e308 AND f.rowid > -9223372036854775808))
- ORDER BY f.rank, f.rowid
- LIMIT 21";
+/// The default `conversations.search_window`.
+const WINDOW: i64 = 2000;
 
-/// The ranking alone: the best 21 rowids, nothing joined, no snippets.
-const RANK_ONLY: &str = "SELECT rowid FROM conversations_fts WHERE conversations_fts MATCH ?1 \
-     ORDER BY rank LIMIT 21";
-/// No ranking: the first 21 matches in rowid order.
-const UNRANKED: &str =
-    "SELECT rowid FROM conversations_fts WHERE conversations_fts MATCH ?1 LIMIT 21";
-/// Every match, counted (what the ranking has to score).
-const COUNT: &str = "SELECT count(*) FROM conversations_fts WHERE conversations_fts MATCH ?1";
+/// store::newest_matches's SQL.
+fn newest_sql(table: &str) -> String {
+    format!(
+        "SELECT rowid, rank FROM {table} WHERE {table} MATCH ?1 AND rowid BETWEEN ?2 AND ?3
+         ORDER BY rowid DESC LIMIT ?4"
+    )
+}
+
+/// Every match ranked (what V6 did), the best 21 kept.
+fn rank_all_sql(table: &str) -> String {
+    format!("SELECT rowid FROM {table} WHERE {table} MATCH ?1 ORDER BY rank LIMIT 21")
+}
+
+/// store::hits's snippet SQL.
+fn hits_sql(table: &str) -> String {
+    format!(
+        "SELECT rowid,
+                snippet({table}, 0, char(57344), char(57345), '…', 12),
+                snippet({table}, 1, char(57344), char(57345), '…', 24)
+         FROM {table}
+         WHERE {table} MATCH ?1 AND rowid BETWEEN ?2 AND ?3
+           AND rowid + 0 IN (SELECT value FROM json_each(?4))"
+    )
+}
+
+/// Median of three runs of `f`, in ms, with its last result.
+fn time<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<(f64, T)> {
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..3 {
+        let start = Instant::now();
+        last = Some(f()?);
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[1], last.expect("three runs")))
+}
+
+/// One part's steps: (window ms, window floor, snippets ms, rank-all ms, matches).
+fn steps(c: &Connection, table: &str, expr: &str) -> rusqlite::Result<[f64; 5]> {
+    let newest: i64 = c.query_row("SELECT max(seq) FROM conversations", [], |r| r.get(0))?;
+    let (window_ms, mut ranked) = time(|| {
+        let mut stmt = c.prepare_cached(&newest_sql(table))?;
+        let rows = stmt.query_map(rusqlite::params![expr, 0, newest, WINDOW], |r| {
+            Ok((r.get::<_, f64>(1)?, r.get::<_, i64>(0)?))
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()
+    })?;
+    let floor = if ranked.len() as i64 == WINDOW {
+        ranked.last().map_or(0, |r| r.1)
+    } else {
+        0
+    };
+    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
+    ranked.truncate(21);
+    let seqs: Vec<i64> = ranked.iter().map(|r| r.1).collect();
+    let (low, high) = (
+        seqs.iter().min().copied().unwrap_or(0),
+        seqs.iter().max().copied().unwrap_or(0),
+    );
+    let list = serde_json::to_string(&seqs).unwrap_or_default();
+    let (hits_ms, _) = time(|| {
+        let mut stmt = c.prepare_cached(&hits_sql(table))?;
+        let rows = stmt.query_map(rusqlite::params![expr, low, high, list], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()
+    })?;
+    let (all_ms, _) = time(|| {
+        let mut stmt = c.prepare_cached(&rank_all_sql(table))?;
+        let rows = stmt.query_map([expr], |r| r.get::<_, i64>(0))?;
+        rows.collect::<Result<Vec<_>, _>>()
+    })?;
+    let matches: i64 = c.query_row(
+        &format!("SELECT count(*) FROM {table} WHERE {table} MATCH ?1"),
+        [expr],
+        |r| r.get(0),
+    )?;
+    Ok([window_ms, floor as f64, hits_ms, all_ms, matches as f64])
+}
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -58,69 +122,36 @@ fn main() -> anyhow::Result<()> {
         .map_err(|e| anyhow!("{e:?}"))?;
     let owner = format!("zo{}", owner.replace('-', ""));
 
-    // (median ms of 3 runs, rows) of `sql` with `expr`.
-    let time = |sql: &'static str, expr: String| -> anyhow::Result<(f64, i64)> {
-        runtime
-            .block_on(db.read(move |c| {
-                let mut times = Vec::new();
-                let mut rows = 0i64;
-                for _ in 0..3 {
-                    let start = Instant::now();
-                    let mut stmt = c.prepare_cached(sql)?;
-                    let mut q = stmt.query([&expr])?;
-                    rows = 0;
-                    while let Some(r) = q.next()? {
-                        rows = if sql == COUNT { r.get(0)? } else { rows + 1 };
-                    }
-                    times.push(start.elapsed().as_secs_f64() * 1000.0);
-                }
-                times.sort_by(f64::total_cmp);
-                Ok((times[1], rows))
-            }))
-            .map_err(|e| anyhow!("{e:?}"))
-    };
-
-    let plan: Vec<String> = runtime
-        .block_on(db.read(|c| {
-            let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {SEARCH}"))?;
-            let rows = stmt.query_map(["x"], |r| r.get::<_, String>(3))?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        }))
-        .map_err(|e| anyhow!("{e:?}"))?;
-    println!("EXPLAIN QUERY PLAN of the search SQL:");
-    for step in plan {
-        println!("  {step}");
-    }
-    println!();
     println!(
-        "| term | scope | matches | full SQL | rank only | unranked LIMIT 21 | count(*) | exact word, full SQL | no scope filter, full SQL |"
+        "| term | scope | index | matches | window floor | newest window, ranked | snippets of 21 | total | rank every match (V6) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for class in ["rare", "common", "prefix"] {
         let terms = info["terms"][class].as_array().cloned().unwrap_or_default();
         for t in terms.iter().take(2) {
-            let word = t[0].as_str().unwrap_or("");
-            for (scope, filter) in [
-                ("mine", format!("scope : {owner}")),
-                ("public", "scope : zvpublic".to_owned()),
-                ("all", format!("scope : (zvpublic OR {owner})")),
+            let word = t[0].as_str().unwrap_or("").to_owned();
+            let words = format!("{{title body}} : (\"{word}\"*)");
+            let mine = format!("{words} AND scope : {owner}");
+            for (scope, parts) in [
+                (
+                    "mine",
+                    vec![("public_fts", mine.clone()), ("private_fts", mine.clone())],
+                ),
+                ("public", vec![("public_fts", words.clone())]),
+                (
+                    "all",
+                    vec![("public_fts", words.clone()), ("private_fts", mine.clone())],
+                ),
             ] {
-                let expr = format!("{{title body}} : (\"{word}\"*) AND {filter}");
-                let exact = format!("{{title body}} : (\"{word}\") AND {filter}");
-                let (full, _) = time(SEARCH, expr.clone())?;
-                let (rank, _) = time(RANK_ONLY, expr.clone())?;
-                let (unranked, _) = time(UNRANKED, expr.clone())?;
-                let (count_ms, matches) = time(COUNT, expr)?;
-                let (exact_ms, _) = time(SEARCH, exact)?;
-                let no_scope = if scope == "public" {
-                    let (ms, _) = time(SEARCH, format!("{{title body}} : (\"{word}\"*)"))?;
-                    format!("{ms:.1} ms")
-                } else {
-                    "".to_owned()
-                };
-                println!(
-                    "| {class} \"{word}\" | {scope} | {matches} | {full:.1} ms | {rank:.1} ms | {unranked:.1} ms | {count_ms:.1} ms | {exact_ms:.1} ms | {no_scope} |"
-                );
+                for (table, expr) in parts {
+                    let [window_ms, floor, hits_ms, all_ms, matches] = runtime
+                        .block_on(db.read(move |c| Ok(steps(c, table, &expr)?)))
+                        .map_err(|e| anyhow!("{e:?}"))?;
+                    println!(
+                        "| {class} \"{word}\" | {scope} | {table} | {matches} | {floor} | {window_ms:.1} ms | {hits_ms:.1} ms | {:.1} ms | {all_ms:.1} ms |",
+                        window_ms + hits_ms
+                    );
+                }
             }
         }
     }

@@ -153,10 +153,9 @@ pub async fn search(
     let category = category(conversations, query.category)?;
     let paging = page(query.limit, query.cursor);
     let limit = paging.limit()?;
-    let after = paging.after::<(f64, i64)>()?;
-    let expression =
-        service::search_expression(&words, scope, caller.as_ref(), category.as_deref());
-    let (items, next) = service::search(&state, expression, after, limit).await?;
+    let after = paging.after::<service::SearchKey>()?;
+    let parts = service::search_parts(&words, scope, caller.as_ref(), category.as_deref());
+    let (items, next) = service::search(&state, parts, after, limit).await?;
     Ok(AppJson(HitList {
         items,
         next_cursor: next.map(|k| Cursor::encode(&k)),

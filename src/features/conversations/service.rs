@@ -1,6 +1,6 @@
 //! Conversation rules: who sees what (the owner, or anyone when public; another user's
 //! private conversation is 404 everywhere, search included), what admins may do (delete,
-//! feature), and the search scope turned into FTS5 tokens.
+//! feature), and the search scope turned into FTS5 indexes and tokens.
 
 use std::{collections::BTreeMap, num::NonZeroU32};
 
@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{
     categories::Categories,
-    store::{self, ListFilter, Row, Stored},
+    store::{self, Index, ListFilter, Part, Row, Stored, Window},
     types::*,
 };
 use crate::{
@@ -309,60 +309,159 @@ fn page<K>(mut rows: Vec<Row>, limit: u32, key: impl Fn(&Row) -> K) -> (Vec<Summ
     (rows.into_iter().map(summary).collect(), next)
 }
 
-/// The FTS5 expression for `words` in `scope` (and `category`): the words over title and
-/// messages, the scope over the scope tokens.
-pub fn search_expression(
+/// What a search reads for `words` in `scope` (and `category`): the words over title and
+/// messages in each index the scope covers, restricted by owner and category tokens. Public
+/// conversations need no scope phrase, so a public search weighs only the user's words.
+pub fn search_parts(
     words: &str,
     scope: Scope,
     caller: Option<&AuthUser>,
     category: Option<&str>,
-) -> String {
-    let owner = caller
-        .map(|u| format!("zo{}", u.user_id.replace('-', "")))
+) -> Vec<Part> {
+    let owner = caller.map(|u| format!(" AND scope : zo{}", u.user_id.replace('-', "")));
+    let category = category
+        .map(|c| format!(" AND scope : zc{}", hex::encode(c.as_bytes())))
         .unwrap_or_default();
-    let mut expr = format!("{{title body}} : ({words})");
-    match scope {
-        Scope::Mine => expr.push_str(&format!(" AND scope : {owner}")),
-        Scope::Public => expr.push_str(" AND scope : zvpublic"),
-        Scope::All => expr.push_str(&format!(" AND scope : (zvpublic OR {owner})")),
+    let part = |index, owner: Option<&str>| Part {
+        index,
+        expression: format!(
+            "{{title body}} : ({words}){}{category}",
+            owner.unwrap_or_default()
+        ),
+    };
+    match (scope, owner.as_deref()) {
+        (Scope::Public, _) | (Scope::All, None) => vec![part(Index::Public, None)],
+        (Scope::Mine, owner) => vec![part(Index::Public, owner), part(Index::Private, owner)],
+        (Scope::All, owner) => vec![part(Index::Public, None), part(Index::Private, owner)],
     }
-    if let Some(category) = category {
-        expr.push_str(&format!(
-            " AND scope : zc{}",
-            hex::encode(category.as_bytes())
-        ));
-    }
-    expr
 }
 
-/// Full-text search, best first (bm25, title above messages), with snippets.
+/// Where a search page ends (the cursor): the window (floor, ceiling), and in it the last
+/// hit's `seq` and position. The next page goes on after that hit wherever it now ranks
+/// (a conversation saved meanwhile changes every bm25 score a little, so a rank would not
+/// find the place again), or at the position when the hit is gone.
+pub type SearchKey = (i64, i64, i64, usize);
+
+/// The matches of a window, best first (bm25, the newer first between equals): `window`
+/// when the cursor names it, else the newest `size` matches of each part at or below
+/// `ceiling`, cut at the highest floor among parts that have `size` of them (their older
+/// matches belong to the next window).
+fn ranked_window(
+    conn: &rusqlite::Connection,
+    parts: &[Part],
+    window: Option<Window>,
+    ceiling: i64,
+    size: i64,
+) -> AppResult<(Window, Vec<store::Ranked>)> {
+    let low = window.map_or(0, |w| w.floor);
+    let mut floor = low;
+    let mut ranked = Vec::new();
+    for i in 0..parts.len() {
+        let newest = store::newest_matches(conn, parts, i, (low, ceiling), size)?;
+        if window.is_none()
+            && newest.len() as i64 == size
+            && let Some(oldest) = newest.last()
+        {
+            floor = floor.max(oldest.seq);
+        }
+        ranked.extend(newest);
+    }
+    ranked.retain(|r| r.seq >= floor);
+    ranked.sort_by(|a, b| a.rank.total_cmp(&b.rank).then(b.seq.cmp(&a.seq)));
+    Ok((Window { floor, ceiling }, ranked))
+}
+
+/// Full-text search, best first (bm25, title above messages), with snippets. Matches are
+/// ranked a window of the newest `conversations.search_window` at a time: the first pages
+/// hold the best of the newest matches, later pages go on to older windows, and
+/// conversations saved while a client pages do not shift its pages (the first page fixes
+/// the newest one).
 pub async fn search(
     app: &App,
-    expression: String,
-    after: Option<(f64, i64)>,
+    parts: Vec<Part>,
+    after: Option<SearchKey>,
     limit: u32,
-) -> AppResult<(Vec<Hit>, Option<(f64, i64)>)> {
-    let mut rows = app
+) -> AppResult<(Vec<Hit>, Option<SearchKey>)> {
+    let limit = limit as usize;
+    let size = i64::from(app.config.conversations.search_window);
+    let found = app
         .db
-        .read(move |conn| store::search(conn, &expression, after, limit + 1))
+        .read(move |conn| {
+            // One snapshot for the windows, the ranking and the rows.
+            let tx = conn.unchecked_transaction()?;
+            let (mut window, mut resume) = match after {
+                Some((floor, ceiling, seq, position)) => {
+                    (Some(Window { floor, ceiling }), Some((seq, position)))
+                }
+                None => (None, None),
+            };
+            let mut ceiling = match window {
+                Some(w) => w.ceiling,
+                None => store::newest(&tx)?,
+            };
+            // (match, its window, its position in the window), one more than a page.
+            let mut kept = Vec::new();
+            loop {
+                let (this, ranked) = ranked_window(&tx, &parts, window, ceiling, size)?;
+                let start = match resume.take() {
+                    None => 0,
+                    Some((seq, position)) => ranked
+                        .iter()
+                        .position(|r| r.seq == seq)
+                        .map_or(position, |at| at + 1),
+                };
+                let wanted = limit + 1 - kept.len();
+                kept.extend(
+                    ranked
+                        .into_iter()
+                        .enumerate()
+                        .skip(start)
+                        .take(wanted)
+                        .map(|(at, r)| (r, this, at)),
+                );
+                // A window above the oldest holds `size` matches of one part, so this runs
+                // at most twice when `size` > `limit`: the rest of the cursor's window,
+                // then one more.
+                if kept.len() > limit || this.floor <= 0 {
+                    break;
+                }
+                window = None;
+                ceiling = this.floor - 1;
+            }
+            let more = kept.len() > limit;
+            kept.truncate(limit);
+            let next = more
+                .then(|| kept.last())
+                .flatten()
+                .map(|(r, w, at)| (w.floor, w.ceiling, r.seq, *at));
+            let mut found = Vec::new();
+            for (i, part) in parts.iter().enumerate() {
+                let seqs: Vec<i64> = kept
+                    .iter()
+                    .filter(|(r, _, _)| r.part == i)
+                    .map(|(r, _, _)| r.seq)
+                    .collect();
+                found.push(store::hits(&tx, part, &seqs)?);
+            }
+            let hits = kept
+                .iter()
+                .filter_map(|(r, _, _)| found[r.part].remove(&r.seq))
+                .collect::<Vec<_>>();
+            Ok((hits, next))
+        })
         .await?;
-    let next = if rows.len() > limit as usize {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| (r.rank, r.row.seq))
-    } else {
-        None
-    };
+    let (rows, next) = found;
     let hits = rows
         .into_iter()
-        .map(|r| {
-            let raw = if r.body_snippet.contains(MARK_OPEN) {
-                r.body_snippet
+        .map(|(row, title_snippet, body_snippet)| {
+            let raw = if body_snippet.contains(MARK_OPEN) {
+                body_snippet
             } else {
-                r.title_snippet
+                title_snippet
             };
             Hit {
                 snippet: render_snippet(&raw),
-                summary: summary(r.row),
+                summary: summary(row),
             }
         })
         .collect();

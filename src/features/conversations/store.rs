@@ -1,7 +1,10 @@
-//! SQL of conversations. Lists walk an index newest first by `(updated_at, seq)`; search
-//! keeps everything inside FTS5 — the user's words restricted to title and messages, the
-//! scope (visibility, owner, category) as indexed tokens in a third column — so a filter
-//! never turns a MATCH into a scan, and nothing is ever counted.
+//! SQL of conversations. Lists walk an index newest first by `(updated_at, seq)`. Search
+//! keeps everything inside FTS5: one index per visibility, the user's words restricted to
+//! title and messages, owner and category as indexed tokens in a third column, so a filter
+//! never turns a MATCH into a scan; bm25 ranks a bounded window of the newest matches, and
+//! nothing is ever counted.
+
+use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -229,45 +232,124 @@ pub fn list(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// One search hit: the row, its rank, and raw snippets of title and messages.
-pub struct SearchRow {
-    pub row: Row,
-    pub rank: f64,
-    pub title_snippet: String,
-    pub body_snippet: String,
+/// The two search indexes (V9): public conversations, and private ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Index {
+    Public,
+    Private,
 }
 
-/// The best matches of `query` (already an FTS5 expression over title and body, scope
-/// included), after the `(rank, seq)` position `after`, best first.
-pub fn search(
+impl Index {
+    fn table(self) -> &'static str {
+        match self {
+            Index::Public => "public_fts",
+            Index::Private => "private_fts",
+        }
+    }
+}
+
+/// One index searched with one FTS5 expression.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub index: Index,
+    pub expression: String,
+}
+
+/// Conversations `floor..=ceiling` (by `seq`, i.e. by age): the matches ranked together.
+/// bm25 scores every row it is given (≈ 2 µs each), so a word found in a tenth of a million
+/// conversations cannot be ranked whole in the time a search has; it is ranked a window of
+/// newest matches (`conversations.search_window`) at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub floor: i64,
+    pub ceiling: i64,
+}
+
+/// The newest conversation's `seq` (0 when there is none): the first window's ceiling, so
+/// that conversations saved while a client pages do not shift its pages.
+pub fn newest(conn: &Connection) -> AppResult<i64> {
+    Ok(
+        conn.query_row("SELECT coalesce(max(seq), 0) FROM conversations", [], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
+/// A match: its conversation, its bm25 rank (lower is better) and the part it matched in.
+#[derive(Debug, Clone, Copy)]
+pub struct Ranked {
+    pub seq: i64,
+    pub rank: f64,
+    pub part: usize,
+}
+
+/// The newest `size` matches of `parts[part]` among conversations `floor..=ceiling`, with
+/// their rank. One pass through FTS5: it walks the matches newest first and bm25 scores
+/// only the rows it hands out.
+pub fn newest_matches(
     conn: &Connection,
-    query: &str,
-    after: Option<(f64, i64)>,
-    limit: u32,
-) -> AppResult<Vec<SearchRow>> {
-    let (rank, seq) = after.unwrap_or((f64::NEG_INFINITY, i64::MIN));
+    parts: &[Part],
+    part: usize,
+    (floor, ceiling): (i64, i64),
+    size: i64,
+) -> AppResult<Vec<Ranked>> {
+    let table = parts[part].index.table();
     let sql = format!(
-        "SELECT {COLUMNS}, f.rank,
-                snippet(conversations_fts, 0, char(57344), char(57345), '…', 12),
-                snippet(conversations_fts, 1, char(57344), char(57345), '…', 24)
-         FROM conversations_fts f
-         JOIN conversations c ON c.seq = f.rowid
-         JOIN users u ON u.id = c.owner_id
-         WHERE conversations_fts MATCH ?1
-           AND (f.rank > ?2 OR (f.rank = ?2 AND f.rowid > ?3))
-         ORDER BY f.rank, f.rowid
-         LIMIT ?4"
+        "SELECT rowid, rank FROM {table} WHERE {table} MATCH ?1 AND rowid BETWEEN ?2 AND ?3
+         ORDER BY rowid DESC LIMIT ?4"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![query, rank, seq, limit], |r| {
-        Ok(SearchRow {
-            row: from_row(r)?,
-            rank: r.get(13)?,
-            title_snippet: r.get(14)?,
-            body_snippet: r.get(15)?,
+    let rows = stmt.query_map(params![parts[part].expression, floor, ceiling, size], |r| {
+        Ok(Ranked {
+            seq: r.get(0)?,
+            rank: r.get(1)?,
+            part,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The rows and the title and message snippets (matches between U+E000 and U+E001) of the
+/// conversations `seqs` found in `part`, by `seq`; a conversation gone meanwhile is left out.
+/// One FTS5 pass over the range of `seqs` (a MATCH per hit would expand a prefix per hit).
+pub fn hits(
+    conn: &Connection,
+    part: &Part,
+    seqs: &[i64],
+) -> AppResult<HashMap<i64, (Row, String, String)>> {
+    let (Some(low), Some(high)) = (seqs.iter().min(), seqs.iter().max()) else {
+        return Ok(HashMap::new());
+    };
+    let list = serde_json::to_string(seqs).unwrap_or_else(|_| "[]".into());
+    let table = part.index.table();
+    // `rowid + 0` keeps the list a filter: as a constraint, FTS5 would run once per value.
+    let sql = format!(
+        "SELECT rowid,
+                snippet({table}, 0, char(57344), char(57345), '…', 12),
+                snippet({table}, 1, char(57344), char(57345), '…', 24)
+         FROM {table}
+         WHERE {table} MATCH ?1 AND rowid BETWEEN ?2 AND ?3
+           AND rowid + 0 IN (SELECT value FROM json_each(?4))"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut snippets = stmt
+        .query_map(params![part.expression, low, high, list], |r| {
+            Ok((r.get::<_, i64>(0)?, (r.get(1)?, r.get(2)?)))
+        })?
+        .collect::<Result<HashMap<i64, (String, String)>, _>>()?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM conversations c JOIN users u ON u.id = c.owner_id
+         WHERE c.seq IN (SELECT value FROM json_each(?1))"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut found = HashMap::new();
+    for row in stmt.query_map([list], from_row)? {
+        let row = row?;
+        if let Some((title, body)) = snippets.remove(&row.seq) {
+            found.insert(row.seq, (row, title, body));
+        }
+    }
+    Ok(found)
 }
 
 /// Public totals: `(conversations, messages)` of `category`, or of all when `""`.
