@@ -2,9 +2,116 @@
 //! HTTP: parallel guessing, junk emails, look-alike emails, stale reset tokens, IPv6
 //! address hopping and cache flushing.
 
-use reqwest::{Method, StatusCode};
+use std::time::{Duration, Instant};
 
-use crate::helpers::{TestApp, assert_error};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, TestApp, assert_error};
+
+fn wrong_login(email: &str) -> Value {
+    json!({"email": email, "password": "wrong-pass"})
+}
+
+#[tokio::test]
+async fn parallel_wrong_guesses_are_counted_before_hashing() {
+    let app = TestApp::spawn_with(|c| c.rate_limit.login_per_ip_per_minute = 1000).await;
+    app.register("ana@example.com").await;
+    let guesses = (0..20).map(|_| {
+        app.call(Method::POST, "/api/v1/auth/login")
+            .json(&wrong_login("ana@example.com"))
+            .send()
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    let checked = answers
+        .iter()
+        .filter(|r| r.status() == StatusCode::UNAUTHORIZED)
+        .count();
+    let throttled = answers
+        .iter()
+        .filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    // Five free failures; every attempt past them waits for the backoff, in flight or not.
+    assert!(
+        checked <= 5,
+        "{checked} of 20 parallel guesses were checked"
+    );
+    assert_eq!(checked + throttled, 20);
+    assert!(
+        answers
+            .iter()
+            .filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+            .all(|r| r.headers().contains_key("retry-after"))
+    );
+    // Even the right password waits now.
+    let right = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({"email": "ana@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_error(right, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+}
+
+#[tokio::test]
+async fn a_right_password_releases_its_counted_attempt() {
+    let app = TestApp::spawn_with(|c| c.rate_limit.login_per_ip_per_minute = 1000).await;
+    app.register("ana@example.com").await;
+    // Ten good logins in a row: counted before the hash, each is released when it succeeds.
+    for _ in 0..10 {
+        app.login("ana@example.com").await;
+    }
+}
+
+#[tokio::test]
+async fn junk_login_emails_are_422_and_leave_no_trace() {
+    let app = TestApp::spawn_with(|c| c.rate_limit.login_per_ip_per_minute = 1000).await;
+    // About a megabyte: as much as the body limit lets through.
+    let huge = format!("{}@example.com", "a".repeat(1_000_000));
+    let long = format!("{}@{}.com", "a".repeat(60), "b".repeat(200)); // 265 bytes
+    let started = Instant::now();
+    for email in [huge.as_str(), long.as_str(), "not-an-email", "a@b"] {
+        for _ in 0..10 {
+            let response = app
+                .post_json(
+                    "/api/v1/auth/login",
+                    &json!({"email": email, "password": "wrong-pass"}),
+                )
+                .await;
+            let error = assert_error(
+                response,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+            )
+            .await;
+            assert!(error["details"]["email"].is_array(), "{error}");
+        }
+    }
+    // Refused before any hashing or lookup, and nothing was remembered for them.
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(app.state.auth.throttle.tracked(), 0);
+    // A well-formed unknown email is tracked once, whatever its length.
+    let fine = format!("{}@example.com", "g".repeat(64));
+    for _ in 0..3 {
+        let response = app
+            .post_json("/api/v1/auth/login", &wrong_login(&fine))
+            .await;
+        assert_error(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    }
+    assert_eq!(app.state.auth.throttle.tracked(), 1);
+    // The other routes that take an email say 422 too.
+    for path in ["/api/v1/auth/register", "/api/v1/auth/forgot-password"] {
+        let response = app
+            .post_json(path, &json!({"email": huge, "password": PASSWORD}))
+            .await;
+        assert_error(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+    }
+}
 
 #[tokio::test]
 async fn ipv6_clients_are_limited_per_64_network() {

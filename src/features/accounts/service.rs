@@ -96,10 +96,11 @@ fn token_pair(
     })
 }
 
-/// Checks email and password. Unknown emails and wrong passwords cost the same argon2 work
-/// and get the same answer; the per-account backoff applies to both.
+/// Checks email (already normalised) and password. Unknown emails and wrong passwords cost
+/// the same argon2 work and get the same answer; the per-account backoff applies to both,
+/// and counts the attempt before the hash (a success releases it).
 pub async fn check_credentials(app: &App, email: &str, password: Secret) -> AppResult<UserRow> {
-    app.auth.throttle.check(email)?;
+    let attempt = app.auth.throttle.attempt(email)?;
     let lookup = email.to_owned();
     let user = app
         .db
@@ -109,10 +110,9 @@ pub async fn check_credentials(app: &App, email: &str, password: Secret) -> AppR
     let password = password.into_inner();
     let verified = app.auth.passwords.verify(password.clone(), stored).await?;
     let Some(user) = user.filter(|_| verified != Verified::No) else {
-        app.auth.throttle.record_failure(email);
         return Err(ApiError::invalid_credentials());
     };
-    app.auth.throttle.record_success(email);
+    app.auth.throttle.succeeded(attempt);
     if user.disabled {
         return Err(ApiError::account_disabled());
     }
@@ -136,11 +136,11 @@ pub async fn check_credentials(app: &App, email: &str, password: Secret) -> AppR
     Ok(user)
 }
 
-/// Login: the credentials (any malformed input answers like a wrong password), then a
-/// session.
+/// Login: the credentials (a password of impossible length answers like a wrong one), then
+/// a session. The email was validated by the caller, before anything else.
 pub async fn login(
     app: &App,
-    email: &str,
+    email: &Email,
     password: Secret,
     device_name: Option<String>,
 ) -> AppResult<AuthResponse> {
@@ -148,8 +148,7 @@ pub async fn login(
     if length == 0 || length > 1024 {
         return Err(ApiError::invalid_credentials());
     }
-    let email = email.trim().to_lowercase();
-    let user = check_credentials(app, &email, password).await?;
+    let user = check_credentials(app, email.as_str(), password).await?;
     start_session(app, user, device_name).await
 }
 
