@@ -114,6 +114,38 @@ async fn junk_login_emails_are_422_and_leave_no_trace() {
 }
 
 #[tokio::test]
+async fn look_alike_emails_are_one_account() {
+    let app = TestApp::spawn().await;
+    let precomposed = "jos\u{e9}@example.com";
+    let decomposed = "jose\u{301}@example.com";
+    let ana = app.register(precomposed).await;
+    assert_eq!(ana.user["email"], precomposed);
+    let again = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"email": decomposed, "password": PASSWORD}),
+        )
+        .await;
+    assert_error(again, StatusCode::CONFLICT, "email_taken").await;
+    let upper = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({"email": "JOSE\u{301}@EXAMPLE.COM", "password": PASSWORD}),
+        )
+        .await;
+    assert_error(upper, StatusCode::CONFLICT, "email_taken").await;
+    // Either form signs in to the one account, which keeps the composed form.
+    for email in [precomposed, decomposed] {
+        let session = app.login(email).await;
+        assert_eq!(session.user["id"], ana.user["id"]);
+        assert_eq!(session.user["email"], precomposed);
+    }
+    // A decomposed form is stored composed.
+    let bob = app.register("bjo\u{308}rn@example.com").await;
+    assert_eq!(bob.user["email"], "bj\u{f6}rn@example.com");
+}
+
+#[tokio::test]
 async fn ipv6_clients_are_limited_per_64_network() {
     let app = TestApp::spawn_with(|c| {
         c.server.trusted_proxies = vec!["127.0.0.1/32".into()];
