@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, assert_error};
+use crate::helpers::{PASSWORD, TestApp, assert_error, expect_json};
 
 fn wrong_login(email: &str) -> Value {
     json!({"email": email, "password": "wrong-pass"})
@@ -143,6 +143,99 @@ async fn look_alike_emails_are_one_account() {
     // A decomposed form is stored composed.
     let bob = app.register("bjo\u{308}rn@example.com").await;
     assert_eq!(bob.user["email"], "bj\u{f6}rn@example.com");
+}
+
+/// Ends bob's sessions behind the server's back, as another process (the admin CLI) would:
+/// the server sees it within `SESSION_CACHE_TTL`, or at once if something evicts bob's cached
+/// session state.
+async fn revoke_behind_the_cache(app: &TestApp, email: &'static str) {
+    app.state
+        .db
+        .write(move |tx| {
+            tx.execute(
+                "UPDATE sessions SET revoked_at = 1
+                 WHERE user_id = (SELECT id FROM users WHERE email = ?1)",
+                [email],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn one_users_password_change_or_token_reuse_evicts_only_their_sessions() {
+    let app = TestApp::spawn().await;
+    let ana = app.register("ana@example.com").await;
+    let ana_other = app.login("ana@example.com").await;
+
+    // Password change: ana's other session ends at once, bob's cached state is untouched.
+    let bob = app.register("bob@example.com").await;
+    let started = Instant::now();
+    app.call(Method::GET, "/api/v1/auth/me")
+        .bearer(&bob.access)
+        .expect(StatusCode::OK)
+        .await;
+    revoke_behind_the_cache(&app, "bob@example.com").await;
+    app.call(Method::POST, "/api/v1/auth/change-password")
+        .bearer(&ana.access)
+        .json(&json!({"currentPassword": PASSWORD, "newPassword": "changed-pass-1"}))
+        .expect(StatusCode::NO_CONTENT)
+        .await;
+    let bob_after = app.get_as(&bob.access, "/api/v1/auth/me").await.status();
+    assert_error(
+        app.get_as(&ana_other.access, "/api/v1/auth/me").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    // Past the cache lifetime bob's answer says nothing about the eviction.
+    if started.elapsed() < persona::auth::SESSION_CACHE_TTL {
+        assert_eq!(
+            bob_after,
+            StatusCode::OK,
+            "bob's cached session was flushed"
+        );
+    }
+
+    // Refresh-token reuse: the same for ana's session.
+    let bob = app.login("bob@example.com").await;
+    let started = Instant::now();
+    app.call(Method::GET, "/api/v1/auth/me")
+        .bearer(&bob.access)
+        .expect(StatusCode::OK)
+        .await;
+    revoke_behind_the_cache(&app, "bob@example.com").await;
+    expect_json(
+        app.post_json(
+            "/api/v1/auth/refresh",
+            &json!({"refreshToken": ana.refresh}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    let reused = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({"refreshToken": ana.refresh}),
+        )
+        .await;
+    assert_error(reused, StatusCode::UNAUTHORIZED, "token_reused").await;
+    let bob_after = app.get_as(&bob.access, "/api/v1/auth/me").await.status();
+    assert_error(
+        app.get_as(&ana.access, "/api/v1/auth/me").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    if started.elapsed() < persona::auth::SESSION_CACHE_TTL {
+        assert_eq!(
+            bob_after,
+            StatusCode::OK,
+            "bob's cached session was flushed"
+        );
+    }
 }
 
 #[tokio::test]

@@ -170,8 +170,8 @@ pub async fn refresh(app: &App, refresh_token: &str) -> AppResult<AuthResponse> 
     };
     match outcome {
         Refresh::Rotated { user, session_id } => token_pair(app, &user, &session_id, new_token),
-        Refresh::Reused { .. } => {
-            app.auth.forget_all_sessions();
+        Refresh::Reused { user_id } => {
+            app.auth.forget_user_sessions(&user_id);
             Err(unauthorized(
                 Code::TokenReused,
                 "This refresh token was already used; the session has been ended. Sign in again.",
@@ -202,7 +202,7 @@ pub async fn end_all_sessions(app: &App, user_id: &str) -> AppResult<()> {
     app.db
         .write(move |tx| sessions::revoke_user_sessions(tx, &uid, None, "logout", Timestamp::now()))
         .await?;
-    app.auth.forget_all_sessions();
+    app.auth.forget_user_sessions(user_id);
     Ok(())
 }
 
@@ -321,6 +321,6 @@ pub async fn set_password(
             Ok(())
         })
         .await?;
-    app.auth.forget_all_sessions();
+    app.auth.forget_user_sessions(user_id);
     Ok(())
 }
