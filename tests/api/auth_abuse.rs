@@ -145,6 +145,67 @@ async fn look_alike_emails_are_one_account() {
     assert_eq!(bob.user["email"], "bj\u{f6}rn@example.com");
 }
 
+async fn reset_token(
+    app: &TestApp,
+    user: &Value,
+    purpose: persona::features::accounts::Purpose,
+) -> String {
+    persona::features::accounts::issue_user_token(&app.state, user["id"].as_str().unwrap(), purpose)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_reset_token_stops_working_after_a_password_or_email_change() {
+    use persona::features::accounts::Purpose;
+    let app = TestApp::spawn().await;
+    let ana = app.register("ana@example.com").await;
+
+    let token = reset_token(&app, &ana.user, Purpose::ResetPassword).await;
+    app.call(Method::POST, "/api/v1/auth/change-password")
+        .bearer(&ana.access)
+        .json(&json!({"currentPassword": PASSWORD, "newPassword": "changed-pass-1"}))
+        .expect(StatusCode::NO_CONTENT)
+        .await;
+    let stale = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({"token": token, "newPassword": "attacker-pass"}),
+        )
+        .await;
+    assert_error(stale, StatusCode::UNAUTHORIZED, "invalid_token").await;
+
+    let token = reset_token(&app, &ana.user, Purpose::ResetPassword).await;
+    let verify = reset_token(&app, &ana.user, Purpose::VerifyEmail).await;
+    app.call(Method::PUT, "/api/v1/auth/profile")
+        .bearer(&ana.access)
+        .json(&json!({"email": "ana2@example.com", "currentPassword": "changed-pass-1"}))
+        .expect(StatusCode::OK)
+        .await;
+    let stale = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({"token": token, "newPassword": "attacker-pass"}),
+        )
+        .await;
+    assert_error(stale, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    // A verification token mailed to the old address does not verify the new one.
+    let stale = app
+        .post_json("/api/v1/auth/verify-email", &json!({"token": verify}))
+        .await;
+    assert_error(stale, StatusCode::UNAUTHORIZED, "invalid_token").await;
+
+    // A token issued after the change works.
+    let token = reset_token(&app, &ana.user, Purpose::ResetPassword).await;
+    let fresh = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({"token": token, "newPassword": "after-reset-1"}),
+        )
+        .await;
+    assert_eq!(fresh.status(), StatusCode::NO_CONTENT);
+}
+
 /// Ends bob's sessions behind the server's back, as another process (the admin CLI) would:
 /// the server sees it within `SESSION_CACHE_TTL`, or at once if something evicts bob's cached
 /// session state.

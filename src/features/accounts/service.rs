@@ -4,7 +4,10 @@
 
 use uuid::Uuid;
 
-use super::types::{AuthResponse, Password, User};
+use super::{
+    store::{self, Purpose},
+    types::{AuthResponse, Password, User},
+};
 use crate::{
     app::App,
     auth::{
@@ -278,6 +281,9 @@ pub async fn update_profile(app: &App, user_id: &str, change: ProfileChange) -> 
             }
             if let Some(email) = &new_email {
                 users::set_email(tx, &id, email.as_str(), now)?;
+                // Tokens mailed to the old address (a reset, a verification) stop working.
+                store::drop_user_tokens(tx, &id, Purpose::ResetPassword)?;
+                store::drop_user_tokens(tx, &id, Purpose::VerifyEmail)?;
             }
             users::user_by_id(tx, &id)?.ok_or(ApiError::NotFound)
         })
@@ -318,6 +324,8 @@ pub async fn set_password(
             let now = Timestamp::now();
             users::set_password(tx, &id, &hash, now)?;
             sessions::revoke_user_sessions(tx, &id, keep.as_deref(), "password", now)?;
+            // A reset token issued for the old password must not outlive it.
+            store::drop_user_tokens(tx, &id, Purpose::ResetPassword)?;
             Ok(())
         })
         .await?;
