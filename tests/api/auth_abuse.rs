@@ -145,6 +145,31 @@ async fn look_alike_emails_are_one_account() {
     assert_eq!(bob.user["email"], "bj\u{f6}rn@example.com");
 }
 
+#[tokio::test]
+async fn an_email_stored_before_normalization_signs_in_after_an_upgrade() {
+    let app = TestApp::spawn().await;
+    let ana = app.register("ana@example.com").await;
+    // The database of an older server: a decomposed email, stored as it was typed.
+    app.state
+        .db
+        .write(|tx| {
+            tx.execute(
+                "UPDATE users SET email = ?1 WHERE email = 'ana@example.com'",
+                ["jose\u{301}@example.com"],
+            )?;
+            tx.execute("DELETE FROM server_meta WHERE key = 'emails_nfc'", [])?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let app = app.restart().await;
+    for email in ["jos\u{e9}@example.com", "jose\u{301}@example.com"] {
+        let session = app.login(email).await;
+        assert_eq!(session.user["id"], ana.user["id"]);
+        assert_eq!(session.user["email"], "jos\u{e9}@example.com");
+    }
+}
+
 async fn reset_token(
     app: &TestApp,
     user: &Value,

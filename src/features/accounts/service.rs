@@ -16,9 +16,48 @@ use crate::{
         sessions::{self, NewSession, Refresh, SessionRow},
         users::{self, NewUser},
     },
+    db::Db,
     domain::{Email, Secret, Timestamp},
     error::{ApiError, AppResult, Code},
 };
+
+/// Once per database, at start: emails stored before they were NFC-normalised get their
+/// normal form, so their owners still sign in (login looks up the normal form). Two accounts
+/// whose emails normalise to one (a look-alike pair from before) are left as they are and
+/// logged by id for the admin.
+pub fn normalize_stored_emails(db: &Db) -> anyhow::Result<()> {
+    let (changed, clashes) = db.blocking_write(|tx| {
+        if store::emails_normalized(tx)? {
+            return Ok((0, Vec::new()));
+        }
+        let (mut changed, mut clashes) = (0, Vec::new());
+        for (id, stored) in users::non_ascii_emails(tx)? {
+            let Ok(normal) = Email::parse(&stored) else {
+                continue;
+            };
+            if normal.as_str() == stored {
+                continue;
+            }
+            match users::normalize_email(tx, &id, normal.as_str()) {
+                Ok(()) => changed += 1,
+                Err(ApiError::Conflict { .. }) => clashes.push(id),
+                Err(err) => return Err(err),
+            }
+        }
+        store::mark_emails_normalized(tx)?;
+        Ok((changed, clashes))
+    })?;
+    if changed > 0 {
+        tracing::info!(accounts = changed, "stored emails brought to Unicode NFC");
+    }
+    if !clashes.is_empty() {
+        tracing::warn!(
+            users = ?clashes,
+            "these accounts' emails look like another account's once normalised; they keep their stored spelling, which no longer signs in: merge or rename them"
+        );
+    }
+    Ok(())
+}
 
 /// Creates a user with the given role.
 pub async fn create_user(

@@ -50,6 +50,29 @@ pub fn drop_user_tokens(conn: &Connection, user_id: &str, purpose: Purpose) -> A
     )?)
 }
 
+/// The `server_meta` key set once stored emails are in their normal form (NFC).
+const EMAILS_NORMALIZED: &str = "emails_nfc";
+
+/// Whether this database's stored emails were already brought to their normal form.
+pub fn emails_normalized(conn: &Connection) -> AppResult<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM server_meta WHERE key = ?1",
+            [EMAILS_NORMALIZED],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+pub fn mark_emails_normalized(conn: &Connection) -> AppResult<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO server_meta (key, value) VALUES (?1, '1')",
+        [EMAILS_NORMALIZED],
+    )?;
+    Ok(())
+}
+
 /// Uses up a token; returns its user when it was valid, unused and unexpired.
 pub fn consume_user_token(
     conn: &Connection,
