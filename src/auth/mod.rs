@@ -39,6 +39,9 @@ use crate::{
 /// How long a looked-up session state is trusted without asking the database again.
 pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(2);
 
+/// Entries each of the session and user caches holds at most.
+pub const MAX_CACHED: u64 = 100_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -82,11 +85,13 @@ impl Auth {
             passwords: password::Passwords::new(&config.auth)?,
             throttle: LoginThrottle::new(),
             sessions: moka::sync::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(MAX_CACHED)
                 .time_to_live(SESSION_CACHE_TTL)
+                // One user's sessions can be evicted without flushing everyone's.
+                .support_invalidation_closures()
                 .build(),
             users: moka::sync::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(MAX_CACHED)
                 .time_to_live(SESSION_CACHE_TTL)
                 .build(),
         })
@@ -123,7 +128,23 @@ impl Auth {
         self.sessions.invalidate(sid);
     }
 
-    /// Forgets every cached session (after a change that touches all of a user's sessions).
+    /// Forgets the cached sessions and row of user `user_id` (after a change that touches
+    /// all of their sessions: logout-all, a password change, refresh-token reuse). Other
+    /// users' entries stay.
+    pub fn forget_user_sessions(&self, user_id: &str) {
+        let owner = user_id.to_owned();
+        let evicted = self.sessions.invalidate_entries_if(move |_, state| {
+            state.as_ref().is_some_and(|s| s.user_id == owner)
+        });
+        if evicted.is_err() {
+            // Only if the cache were built without invalidation closures: stay correct.
+            self.sessions.invalidate_all();
+        }
+        self.users.invalidate(user_id);
+    }
+
+    /// Forgets every cached session and user (after changes made behind the server's back,
+    /// e.g. by a test arranging the database).
     pub fn forget_all_sessions(&self) {
         self.sessions.invalidate_all();
         self.users.invalidate_all();

@@ -1,14 +1,24 @@
 //! Per-account login backoff: after `FREE_FAILURES` wrong passwords for one email, each
 //! further attempt must wait twice as long as the last (1 s, 2 s, 4 s … capped at
-//! `MAX_WAIT`), answered 429 `rate_limited` with `Retry-After`. Kept in memory and keyed by
-//! the email as typed (lower-cased), so unknown emails are throttled exactly like real ones.
+//! `MAX_WAIT`), answered 429 `rate_limited` with `Retry-After`.
+//!
+//! An attempt is counted as a failure *before* its password is hashed and released when it
+//! succeeds: twenty guesses sent at once cannot all slip past the check while the first
+//! ones are still hashing. Kept in memory, keyed by a hash of the normalised email (fixed
+//! size, whatever was typed, and no address kept in memory), so unknown emails are
+//! throttled exactly like real ones; the map holds at most `MAX_TRACKED` accounts.
 
 use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, Code};
 
 const FREE_FAILURES: u32 = 5;
 const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
+/// Accounts with failures on record, at most (~100 bytes each: a few MiB in all). Past it the
+/// least useful entries go (moka's TinyLFU keeps the keys guessed most often).
+pub const MAX_TRACKED: u64 = 100_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Failures {
@@ -16,8 +26,18 @@ struct Failures {
     last: Instant,
 }
 
+/// The map key: the first 128 bits of SHA-256 of the normalised email.
+type Key = [u8; 16];
+
+fn key(email: &str) -> Key {
+    let digest = Sha256::digest(email.as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
 pub struct LoginThrottle {
-    failures: moka::sync::Cache<String, Failures>,
+    failures: moka::sync::Cache<Key, Failures>,
 }
 
 impl Default for LoginThrottle {
@@ -26,49 +46,72 @@ impl Default for LoginThrottle {
     }
 }
 
+/// An admitted login attempt, already counted as a failure. [`LoginThrottle::succeeded`]
+/// takes it back; dropped otherwise, the failure stands.
+#[must_use = "a successful attempt must be released with `succeeded`"]
+pub struct Attempt {
+    key: Key,
+}
+
 impl LoginThrottle {
     pub fn new() -> Self {
+        Self::with_capacity(MAX_TRACKED)
+    }
+
+    fn with_capacity(capacity: u64) -> Self {
         LoginThrottle {
             failures: moka::sync::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(capacity)
                 .time_to_idle(MAX_WAIT * 2)
                 .build(),
         }
     }
 
-    /// `Err(429)` while `email` must wait.
-    pub fn check(&self, email: &str) -> Result<(), ApiError> {
-        let Some(f) = self.failures.get(email) else {
-            return Ok(());
-        };
-        if f.count < FREE_FAILURES {
-            return Ok(());
-        }
-        let wait = backoff(f.count);
-        let elapsed = f.last.elapsed();
-        if elapsed >= wait {
-            return Ok(());
-        }
-        Err(ApiError::TooManyRequests {
-            code: Code::RateLimited,
-            message: "Too many failed logins for this account; try again later.".into(),
-            retry_after: wait - elapsed,
-        })
-    }
-
-    pub fn record_failure(&self, email: &str) {
-        let count = self.failures.get(email).map_or(0, |f| f.count) + 1;
-        self.failures.insert(
-            email.to_owned(),
+    /// Admits one attempt for `email` (already normalised) and counts it as a failure, or
+    /// `Err(429)` while the account must wait. Check and count are one atomic step.
+    pub fn attempt(&self, email: &str) -> Result<Attempt, ApiError> {
+        let key = key(email);
+        let now = Instant::now();
+        let mut refused = None;
+        self.failures.entry(key).and_upsert_with(|entry| {
+            let Some(f) = entry.map(|e| e.into_value()) else {
+                return Failures {
+                    count: 1,
+                    last: now,
+                };
+            };
+            if f.count >= FREE_FAILURES {
+                let wait = backoff(f.count);
+                let elapsed = now.saturating_duration_since(f.last);
+                if elapsed < wait {
+                    refused = Some(wait - elapsed);
+                    return f;
+                }
+            }
             Failures {
-                count,
-                last: Instant::now(),
-            },
-        );
+                count: f.count.saturating_add(1),
+                last: now,
+            }
+        });
+        match refused {
+            None => Ok(Attempt { key }),
+            Some(retry_after) => Err(ApiError::TooManyRequests {
+                code: Code::RateLimited,
+                message: "Too many failed logins for this account; try again later.".into(),
+                retry_after,
+            }),
+        }
     }
 
-    pub fn record_success(&self, email: &str) {
-        self.failures.invalidate(email);
+    /// The attempt had the right password: the account's failures are forgotten.
+    pub fn succeeded(&self, attempt: Attempt) {
+        self.failures.invalidate(&attempt.key);
+    }
+
+    /// How many accounts have failures on record (what the map holds).
+    pub fn tracked(&self) -> u64 {
+        self.failures.run_pending_tasks();
+        self.failures.entry_count()
     }
 }
 
@@ -84,19 +127,42 @@ mod tests {
     #[test]
     fn backoff_starts_after_free_failures_and_doubles() {
         let throttle = LoginThrottle::new();
-        for _ in 0..FREE_FAILURES - 1 {
-            throttle.record_failure("a@b.c");
-            assert!(throttle.check("a@b.c").is_ok());
+        for _ in 0..FREE_FAILURES {
+            drop(throttle.attempt("a@b.c").unwrap());
         }
-        throttle.record_failure("a@b.c");
         assert!(matches!(
-            throttle.check("a@b.c"),
+            throttle.attempt("a@b.c"),
             Err(ApiError::TooManyRequests { .. })
         ));
-        assert!(throttle.check("other@b.c").is_ok());
-        throttle.record_success("a@b.c");
-        assert!(throttle.check("a@b.c").is_ok());
+        let other = throttle.attempt("other@b.c").unwrap();
+        throttle.succeeded(other);
         assert_eq!(backoff(6), Duration::from_secs(2));
         assert_eq!(backoff(60), MAX_WAIT);
+    }
+
+    #[test]
+    fn attempts_in_flight_count_and_a_success_releases_them() {
+        let throttle = LoginThrottle::new();
+        // Five attempts admitted at once, none finished: the sixth already waits.
+        let in_flight: Vec<_> = (0..FREE_FAILURES)
+            .map(|_| throttle.attempt("a@b.c").unwrap())
+            .collect();
+        assert!(throttle.attempt("a@b.c").is_err());
+        let mut in_flight = in_flight.into_iter();
+        if let Some(right) = in_flight.next() {
+            throttle.succeeded(right);
+        }
+        assert!(throttle.attempt("a@b.c").is_ok());
+    }
+
+    #[test]
+    fn the_map_is_bounded_and_keyed_by_a_hash() {
+        let throttle = LoginThrottle::with_capacity(100);
+        for i in 0..1_000 {
+            drop(throttle.attempt(&format!("user{i}@example.com")).unwrap());
+        }
+        assert!(throttle.tracked() <= 100, "{}", throttle.tracked());
+        assert_eq!(key("a@b.c"), key("a@b.c"));
+        assert_ne!(key("a@b.c"), key("a@b.d"));
     }
 }

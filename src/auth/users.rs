@@ -128,6 +128,24 @@ pub fn set_email(conn: &Connection, user_id: &str, email: &str, now: Timestamp) 
     db::on_unique(result, "users.email", email_taken).map(|_| ())
 }
 
+/// Accounts whose email holds a non-ASCII character: the only ones Unicode normalisation
+/// can change.
+pub fn non_ascii_emails(conn: &Connection) -> AppResult<Vec<(String, String)>> {
+    let mut stmt = conn.prepare("SELECT id, email FROM users WHERE email GLOB '*[^ -~]*'")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Rewrites a stored email in its normal form: the same address, so it stays verified. 409
+/// `email_taken` when another account already holds that form (a look-alike pair).
+pub fn normalize_email(conn: &Connection, user_id: &str, email: &str) -> AppResult<()> {
+    let result = conn.execute(
+        "UPDATE users SET email = ?2 WHERE id = ?1",
+        params![user_id, email],
+    );
+    db::on_unique(result, "users.email", email_taken).map(|_| ())
+}
+
 pub fn set_email_verified(conn: &Connection, user_id: &str, now: Timestamp) -> AppResult<()> {
     conn.execute(
         "UPDATE users SET email_verified = 1, updated_at = ?2 WHERE id = ?1",
@@ -192,6 +210,20 @@ mod tests {
         insert_user(&db, &new_user("u3", "c@d.co")).unwrap();
         let moved = set_email(&db, "u3", "a@b.co", Timestamp::from_unix(6));
         assert!(matches!(moved, Err(ApiError::Conflict { .. })));
+    }
+
+    #[test]
+    fn only_non_ascii_emails_are_listed_for_normalization() {
+        let db = TempDb::new();
+        insert_user(&db, &new_user("u1", "ana@b.co")).unwrap();
+        insert_user(&db, &new_user("u2", "jose\u{301}@b.co")).unwrap();
+        insert_user(&db, &new_user("u3", "jos\u{e9}@b.co")).unwrap();
+        let listed = non_ascii_emails(&db).unwrap();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(matches!(
+            normalize_email(&db, "u2", "jos\u{e9}@b.co"),
+            Err(ApiError::Conflict { .. })
+        ));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::{sync::OnceLock, time::Instant};
 
 use axum::{
     extract::{MatchedPath, Request},
-    http::header,
+    http::{Method, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -60,18 +60,21 @@ async fn render() -> Response {
         .into_response()
 }
 
-/// Counts every request and observes its latency, labelled by method, route template (never
-/// the raw path, which would explode the label set) and status.
+/// Counts every request and observes its latency, labelled by method, route template and
+/// status. Every label value comes from a fixed set, never from what the client typed: a
+/// method the API does not serve is `other`, a path is its route template (or `unmatched`),
+/// and a status is one of the codes the server answers. Each new value would be a new
+/// series kept for the life of the process.
 pub async fn track(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(req).await;
     let labels = [
-        ("method", method),
+        ("method", method.to_owned()),
         ("route", route),
         ("status", response.status().as_u16().to_string()),
     ];
@@ -79,4 +82,34 @@ pub async fn track(req: Request, next: Next) -> Response {
     metrics::histogram!("http_request_duration_seconds", &labels)
         .record(start.elapsed().as_secs_f64());
     response
+}
+
+/// The `method` label: the methods the API serves, else `other` (methods are
+/// case-sensitive, so `get` is `other` too).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_are_other() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::TRACE), "other");
+        for invented in ["BREW", "get", "X-1"] {
+            let method = Method::from_bytes(invented.as_bytes()).expect("a valid token");
+            assert_eq!(method_label(&method), "other", "{invented}");
+        }
+    }
 }

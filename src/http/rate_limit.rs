@@ -5,6 +5,11 @@
 //! The client IP is the TCP peer, unless the peer is one of `server.trusted_proxies`: then it
 //! is the right-most address of `X-Forwarded-For` that is not a trusted proxy (the left-most
 //! entries are whatever the client chose to send).
+//!
+//! Limits are kept per client *network*: an IPv4 address, or the /64 of an IPv6 address (one
+//! subscriber's usual allocation; hopping between its 2^64 addresses would otherwise give a
+//! fresh limit, and a fresh table entry, per request). Idle clients are forgotten every
+//! minute, sooner when a table passes `MAX_CLIENTS`.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -83,10 +88,29 @@ impl ClientIp {
     }
 }
 
+/// The key a per-client limit counts under: an IPv4 address (an IPv4-mapped IPv6 one
+/// included) as it is, an IPv6 address as its /64 network.
+pub fn client_network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+        },
+    }
+}
+
 /// The client's address (see the module docs), as an extractor for limits that handlers
 /// apply themselves.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub IpAddr);
+
+impl ClientAddr {
+    /// The key for a per-client limit (see [`client_network`]).
+    pub fn network(self) -> IpAddr {
+        client_network(self.0)
+    }
+}
 
 impl axum::extract::FromRequestParts<crate::app::AppState> for ClientAddr {
     type Rejection = ApiError;
@@ -131,7 +155,9 @@ impl KeyExtractor for ClientIp {
     type Key = IpAddr;
 
     fn extract<T>(&self, req: &Request<T>) -> Result<IpAddr, GovernorError> {
-        self.of(req).ok_or(GovernorError::UnableToExtractKey)
+        self.of(req)
+            .map(client_network)
+            .ok_or(GovernorError::UnableToExtractKey)
     }
 }
 
@@ -173,25 +199,43 @@ fn layer(config: &Config, per_minute: u32) -> RateLimitLayer {
     })
 }
 
+/// Client networks a limiter table holds before it is swept ahead of its minute (~100 bytes
+/// each). A client whose limit is still running is never dropped: that would reset it.
+pub const MAX_CLIENTS: usize = 100_000;
+
 async fn forget_idle_clients<L>(limiter: Weak<L>)
 where
     L: RetainRecent + Send + Sync + 'static,
 {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    const CHECK: Duration = Duration::from_secs(5);
+    const SWEEP_EVERY: u32 = 12; // one minute of checks
+    let mut tick = tokio::time::interval(CHECK);
     tick.tick().await;
+    let mut checks = 0u32;
     loop {
         tick.tick().await;
-        match limiter.upgrade() {
-            Some(limiter) => limiter.retain_recent(),
-            None => return,
+        let Some(limiter) = limiter.upgrade() else {
+            return;
+        };
+        checks += 1;
+        if checks >= SWEEP_EVERY || limiter.clients() > MAX_CLIENTS {
+            checks = 0;
+            limiter.retain_recent();
+            if limiter.clients() > MAX_CLIENTS {
+                tracing::warn!(
+                    clients = limiter.clients(),
+                    "more client networks inside their rate-limit window than the table's bound"
+                );
+            }
         }
     }
 }
 
-/// The one method of governor's keyed limiter this module needs, named so the cleanup task
-/// can hold a `Weak` to it.
+/// The methods of governor's keyed limiter the cleanup task needs, named so it can hold a
+/// `Weak` to it.
 pub trait RetainRecent {
     fn retain_recent(&self);
+    fn clients(&self) -> usize;
 }
 
 impl<K, S, C, M> RetainRecent for governor::RateLimiter<K, S, C, M>
@@ -203,6 +247,11 @@ where
 {
     fn retain_recent(&self) {
         governor::RateLimiter::retain_recent(self);
+        governor::RateLimiter::shrink_to_fit(self);
+    }
+
+    fn clients(&self) -> usize {
+        governor::RateLimiter::len(self)
     }
 }
 
@@ -232,5 +281,15 @@ mod tests {
         assert_eq!(ip.of(&proxied), Some("198.51.100.7".parse().unwrap()));
         let direct = request("10.0.0.2:5000", None);
         assert_eq!(ip.of(&direct), Some("10.0.0.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        let net = |s: &str| client_network(s.parse().unwrap());
+        assert_eq!(net("2001:db8:1:2::1"), net("2001:db8:1:2:ffff::9"));
+        assert_eq!(net("2001:db8:1:2::1").to_string(), "2001:db8:1:2::");
+        assert_ne!(net("2001:db8:1:2::1"), net("2001:db8:1:3::1"));
+        assert_eq!(net("::ffff:198.51.100.7").to_string(), "198.51.100.7");
+        assert_ne!(net("198.51.100.7"), net("198.51.100.8"));
     }
 }

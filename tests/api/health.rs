@@ -57,6 +57,60 @@ async fn metrics_count_requests_by_route_and_status() {
 }
 
 #[tokio::test]
+async fn invented_methods_do_not_add_metric_series() {
+    let app = TestApp::spawn().await;
+    for i in 0..30 {
+        let method = reqwest::Method::from_bytes(format!("BREW{i}").as_bytes()).unwrap();
+        let response = app.call(method, "/health").send().await;
+        assert!(response.status().is_client_error(), "{}", response.status());
+    }
+    app.call(
+        reqwest::Method::from_bytes(b"get").unwrap(),
+        "/no/such/route",
+    )
+    .send()
+    .await;
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(!text.contains("BREW"), "a client's method became a label");
+    assert!(
+        !text.contains(r#"method="get""#),
+        "a client's method became a label"
+    );
+    assert!(
+        text.contains(r#"http_requests_total{method="other",route="/health""#),
+        "{text}"
+    );
+    // Every label value is one of a fixed set: methods, route templates, status codes.
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("http_requests_total{"))
+    {
+        let method = line
+            .split("method=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert!(
+            [
+                "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"
+            ]
+            .contains(&method),
+            "{line}"
+        );
+        let route = line
+            .split("route=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert!(route == "unmatched" || route.starts_with('/'), "{line}");
+    }
+}
+
+#[tokio::test]
 async fn api_docs_are_served_from_the_binary() {
     let app = TestApp::spawn().await;
     let page = app.get("/api-docs/").await;

@@ -7,6 +7,7 @@ mod helpers;
 
 mod ai;
 mod auth;
+mod auth_abuse;
 mod auth_limits;
 mod backups;
 mod cli;

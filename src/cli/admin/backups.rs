@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     auth::users,
     cli::{Cli, progress::Progress},
-    domain::Timestamp,
+    domain::{Email, Timestamp},
     features::backups,
 };
 
@@ -68,7 +68,10 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
     let app = cli.open_app()?;
     let owner_id = match user {
         Some(email) => {
-            let email = email.trim().to_lowercase();
+            // Normalised as accounts are stored (NFC, lower case).
+            let email = Email::parse(email)
+                .map_err(|m| anyhow::anyhow!("--user {m}"))?
+                .to_string();
             let found = app
                 .db
                 .read(move |conn| users::user_by_email(conn, &email))

@@ -152,7 +152,10 @@ async fn update(
 }
 
 async fn find(app: &AppState, email: &str) -> anyhow::Result<UserRow> {
-    let normalized = email.trim().to_lowercase();
+    // Normalised as accounts are stored (NFC, lower case).
+    let normalized = Email::parse(email)
+        .map_err(|m| anyhow::anyhow!("{email:?} {m}"))?
+        .to_string();
     let lookup = normalized.clone();
     let user = app
         .db

@@ -55,16 +55,19 @@ pub async fn register(
         (status = 200, body = AuthResponse),
         (status = 401, description = "`invalid_credentials`", body = ErrorBody),
         (status = 403, description = "`account_disabled`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: a malformed or over-long email", body = ErrorBody),
         (status = 429, description = "`rate_limited`, with Retry-After", body = ErrorBody),
     ))]
 pub async fn login(
     State(state): State<AppState>,
     AppJson(req): AppJson<LoginRequest>,
 ) -> AppResult<AppJson<AuthResponse>> {
-    // A malformed email cannot belong to an account: same answer as a wrong password.
+    // The email is checked before anything else: junk never reaches the throttle, the
+    // database or the hasher. Its format says nothing about whether an account exists.
+    let email = field("email", Email::parse(&req.email))?;
     let device = parse_device_name(req.device_name.as_deref());
     Ok(AppJson(
-        service::login(&state, &req.email, req.password, device).await?,
+        service::login(&state, &email, req.password, device).await?,
     ))
 }
 

@@ -19,7 +19,7 @@ pub use tokens::issue_user_token;
 pub use types::Password;
 
 use crate::{
-    app::{AppState, Feature},
+    app::{AppState, Feature, Init},
     config::Config,
     http::{ApiRouter, rate_limit},
 };
@@ -52,6 +52,11 @@ impl Feature for Accounts {
             .routes(routes!(handlers::resend_verification))
             .routes(routes!(handlers::sessions))
             .routes(routes!(handlers::revoke_session))
+    }
+
+    /// Emails stored before NFC normalisation get their normal form (once per database).
+    fn init(&self, init: &mut Init<'_>) -> anyhow::Result<()> {
+        service::normalize_stored_emails(init.db)
     }
 
     /// Spent and expired single-use tokens are deleted hourly.

@@ -4,7 +4,10 @@
 
 use uuid::Uuid;
 
-use super::types::{AuthResponse, Password, User};
+use super::{
+    store::{self, Purpose},
+    types::{AuthResponse, Password, User},
+};
 use crate::{
     app::App,
     auth::{
@@ -13,9 +16,48 @@ use crate::{
         sessions::{self, NewSession, Refresh, SessionRow},
         users::{self, NewUser},
     },
+    db::Db,
     domain::{Email, Secret, Timestamp},
     error::{ApiError, AppResult, Code},
 };
+
+/// Once per database, at start: emails stored before they were NFC-normalised get their
+/// normal form, so their owners still sign in (login looks up the normal form). Two accounts
+/// whose emails normalise to one (a look-alike pair from before) are left as they are and
+/// logged by id for the admin.
+pub fn normalize_stored_emails(db: &Db) -> anyhow::Result<()> {
+    let (changed, clashes) = db.blocking_write(|tx| {
+        if store::emails_normalized(tx)? {
+            return Ok((0, Vec::new()));
+        }
+        let (mut changed, mut clashes) = (0, Vec::new());
+        for (id, stored) in users::non_ascii_emails(tx)? {
+            let Ok(normal) = Email::parse(&stored) else {
+                continue;
+            };
+            if normal.as_str() == stored {
+                continue;
+            }
+            match users::normalize_email(tx, &id, normal.as_str()) {
+                Ok(()) => changed += 1,
+                Err(ApiError::Conflict { .. }) => clashes.push(id),
+                Err(err) => return Err(err),
+            }
+        }
+        store::mark_emails_normalized(tx)?;
+        Ok((changed, clashes))
+    })?;
+    if changed > 0 {
+        tracing::info!(accounts = changed, "stored emails brought to Unicode NFC");
+    }
+    if !clashes.is_empty() {
+        tracing::warn!(
+            users = ?clashes,
+            "these accounts' emails look like another account's once normalised; they keep their stored spelling, which no longer signs in: merge or rename them"
+        );
+    }
+    Ok(())
+}
 
 /// Creates a user with the given role.
 pub async fn create_user(
@@ -96,10 +138,11 @@ fn token_pair(
     })
 }
 
-/// Checks email and password. Unknown emails and wrong passwords cost the same argon2 work
-/// and get the same answer; the per-account backoff applies to both.
+/// Checks email (already normalised) and password. Unknown emails and wrong passwords cost
+/// the same argon2 work and get the same answer; the per-account backoff applies to both,
+/// and counts the attempt before the hash (a success releases it).
 pub async fn check_credentials(app: &App, email: &str, password: Secret) -> AppResult<UserRow> {
-    app.auth.throttle.check(email)?;
+    let attempt = app.auth.throttle.attempt(email)?;
     let lookup = email.to_owned();
     let user = app
         .db
@@ -109,10 +152,9 @@ pub async fn check_credentials(app: &App, email: &str, password: Secret) -> AppR
     let password = password.into_inner();
     let verified = app.auth.passwords.verify(password.clone(), stored).await?;
     let Some(user) = user.filter(|_| verified != Verified::No) else {
-        app.auth.throttle.record_failure(email);
         return Err(ApiError::invalid_credentials());
     };
-    app.auth.throttle.record_success(email);
+    app.auth.throttle.succeeded(attempt);
     if user.disabled {
         return Err(ApiError::account_disabled());
     }
@@ -136,11 +178,11 @@ pub async fn check_credentials(app: &App, email: &str, password: Secret) -> AppR
     Ok(user)
 }
 
-/// Login: the credentials (any malformed input answers like a wrong password), then a
-/// session.
+/// Login: the credentials (a password of impossible length answers like a wrong one), then
+/// a session. The email was validated by the caller, before anything else.
 pub async fn login(
     app: &App,
-    email: &str,
+    email: &Email,
     password: Secret,
     device_name: Option<String>,
 ) -> AppResult<AuthResponse> {
@@ -148,8 +190,7 @@ pub async fn login(
     if length == 0 || length > 1024 {
         return Err(ApiError::invalid_credentials());
     }
-    let email = email.trim().to_lowercase();
-    let user = check_credentials(app, &email, password).await?;
+    let user = check_credentials(app, email.as_str(), password).await?;
     start_session(app, user, device_name).await
 }
 
@@ -171,8 +212,8 @@ pub async fn refresh(app: &App, refresh_token: &str) -> AppResult<AuthResponse> 
     };
     match outcome {
         Refresh::Rotated { user, session_id } => token_pair(app, &user, &session_id, new_token),
-        Refresh::Reused { .. } => {
-            app.auth.forget_all_sessions();
+        Refresh::Reused { user_id } => {
+            app.auth.forget_user_sessions(&user_id);
             Err(unauthorized(
                 Code::TokenReused,
                 "This refresh token was already used; the session has been ended. Sign in again.",
@@ -203,7 +244,7 @@ pub async fn end_all_sessions(app: &App, user_id: &str) -> AppResult<()> {
     app.db
         .write(move |tx| sessions::revoke_user_sessions(tx, &uid, None, "logout", Timestamp::now()))
         .await?;
-    app.auth.forget_all_sessions();
+    app.auth.forget_user_sessions(user_id);
     Ok(())
 }
 
@@ -279,6 +320,9 @@ pub async fn update_profile(app: &App, user_id: &str, change: ProfileChange) -> 
             }
             if let Some(email) = &new_email {
                 users::set_email(tx, &id, email.as_str(), now)?;
+                // Tokens mailed to the old address (a reset, a verification) stop working.
+                store::drop_user_tokens(tx, &id, Purpose::ResetPassword)?;
+                store::drop_user_tokens(tx, &id, Purpose::VerifyEmail)?;
             }
             users::user_by_id(tx, &id)?.ok_or(ApiError::NotFound)
         })
@@ -319,9 +363,11 @@ pub async fn set_password(
             let now = Timestamp::now();
             users::set_password(tx, &id, &hash, now)?;
             sessions::revoke_user_sessions(tx, &id, keep.as_deref(), "password", now)?;
+            // A reset token issued for the old password must not outlive it.
+            store::drop_user_tokens(tx, &id, Purpose::ResetPassword)?;
             Ok(())
         })
         .await?;
-    app.auth.forget_all_sessions();
+    app.auth.forget_user_sessions(user_id);
     Ok(())
 }

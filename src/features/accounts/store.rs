@@ -41,6 +41,38 @@ pub fn create_user_token(
     Ok(())
 }
 
+/// Withdraws the user's unused tokens of `purpose` (after the password or email they were
+/// issued against changed).
+pub fn drop_user_tokens(conn: &Connection, user_id: &str, purpose: Purpose) -> AppResult<usize> {
+    Ok(conn.execute(
+        "DELETE FROM user_tokens WHERE user_id = ?1 AND purpose = ?2 AND used_at IS NULL",
+        params![user_id, purpose.as_str()],
+    )?)
+}
+
+/// The `server_meta` key set once stored emails are in their normal form (NFC).
+const EMAILS_NORMALIZED: &str = "emails_nfc";
+
+/// Whether this database's stored emails were already brought to their normal form.
+pub fn emails_normalized(conn: &Connection) -> AppResult<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM server_meta WHERE key = ?1",
+            [EMAILS_NORMALIZED],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+pub fn mark_emails_normalized(conn: &Connection) -> AppResult<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO server_meta (key, value) VALUES (?1, '1')",
+        [EMAILS_NORMALIZED],
+    )?;
+    Ok(())
+}
+
 /// Uses up a token; returns its user when it was valid, unused and unexpired.
 pub fn consume_user_token(
     conn: &Connection,
@@ -116,5 +148,27 @@ mod tests {
                 .is_some()
         );
         assert_eq!(prune(&db, at(3)).unwrap(), 1);
+    }
+
+    #[test]
+    fn dropped_tokens_stop_working_and_other_purposes_stay() {
+        let db = TempDb::new();
+        db.user("u1");
+        let at = Timestamp::from_unix;
+        create_user_token(&db, "u1", Purpose::ResetPassword, "r", at(0), at(100)).unwrap();
+        create_user_token(&db, "u1", Purpose::VerifyEmail, "v", at(0), at(100)).unwrap();
+        assert_eq!(
+            drop_user_tokens(&db, "u1", Purpose::ResetPassword).unwrap(),
+            1
+        );
+        assert_eq!(
+            consume_user_token(&db, Purpose::ResetPassword, "r", at(1)).unwrap(),
+            None
+        );
+        assert!(
+            consume_user_token(&db, Purpose::VerifyEmail, "v", at(1))
+                .unwrap()
+                .is_some()
+        );
     }
 }

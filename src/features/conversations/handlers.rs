@@ -132,13 +132,13 @@ pub async fn categories(
 pub async fn search(
     State(state): State<AppState>,
     MaybeAuthUser(caller): MaybeAuthUser,
-    ClientAddr(address): ClientAddr,
+    address: ClientAddr,
     AppQuery(query): AppQuery<SearchQuery>,
 ) -> AppResult<AppJson<HitList>> {
     let conversations = state.part::<Conversations>()?;
     let key = match &caller {
         Some(user) => format!("u:{}", user.user_id),
-        None => format!("ip:{address}"),
+        None => format!("ip:{}", address.network()),
     };
     conversations.admit_search(key)?;
     let words = query
