@@ -25,6 +25,9 @@ pub use sections::*;
 /// The documented example configuration, also printed by `persona admin config example`.
 pub const EXAMPLE: &str = include_str!("../../persona.toml.example");
 
+/// The shortest `storage.busy_timeout` allowed with `storage.litestream` on.
+pub const LITESTREAM_MIN_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The file read when neither `--config` nor `PERSONA_CONFIG` names one.
 pub const DEFAULT_FILE: &str = "persona.toml";
 
@@ -86,6 +89,11 @@ impl Config {
         positive("server.max_body", s.max_body.as_u64())?;
         positive_duration("server.request_timeout", s.request_timeout)?;
         positive_duration("storage.busy_timeout", self.storage.busy_timeout)?;
+        // Litestream holds a read transaction while it copies the WAL and takes the write
+        // lock for its own checkpoints: a short busy timeout would turn those moments into 503s.
+        if self.storage.litestream && self.storage.busy_timeout < LITESTREAM_MIN_BUSY_TIMEOUT {
+            bail!("storage.busy_timeout: must be at least 5s when storage.litestream is on");
+        }
         if self.storage.data_dir.as_os_str().is_empty() {
             bail!("storage.data_dir: must not be empty");
         }
@@ -302,6 +310,16 @@ mod tests {
         config.auth.argon2_memory_kib = 1;
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("auth.argon2_memory_kib"), "{err}");
+    }
+
+    #[test]
+    fn litestream_mode_needs_a_busy_timeout_of_five_seconds() {
+        let mut config = Config::default();
+        config.storage.litestream = true;
+        config.validate().unwrap();
+        config.storage.busy_timeout = Duration::from_secs(1);
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("storage.busy_timeout"), "{err}");
     }
 
     #[test]

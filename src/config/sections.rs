@@ -62,6 +62,10 @@ pub struct StorageConfig {
     /// How long a query waits for a connection or a lock before answering 503.
     #[serde(with = "humantime_serde")]
     pub busy_timeout: Duration,
+    /// Litestream replicates the database: persona runs no checkpoints of its own (no
+    /// background copier, no `wal_autocheckpoint`, no TRUNCATE at shutdown) and leaves them
+    /// to Litestream, which must be running (`litestream replicate`).
+    pub litestream: bool,
 }
 
 impl Default for StorageConfig {
@@ -70,6 +74,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("./data"),
             read_connections: 0,
             busy_timeout: Duration::from_secs(5),
+            litestream: false,
         }
     }
 }

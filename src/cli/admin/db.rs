@@ -54,7 +54,12 @@ pub fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
             db::create_data_dir(&config.storage.data_dir)?;
             let _lock = DataDirLock::acquire(&config.storage.data_dir)
                 .map_err(|e| anyhow::anyhow!("{e:#}; stop it before restoring"))?;
-            let restored = maintenance::restore(&config.database_path(), from, busy)?;
+            let restored = maintenance::restore(
+                &config.database_path(),
+                from,
+                busy,
+                config.storage.litestream,
+            )?;
             println!(
                 "restored {} from {}",
                 config.database_path().display(),
