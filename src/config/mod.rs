@@ -129,6 +129,13 @@ impl Config {
         )?;
         positive("backups.max_size", self.backups.max_size.as_u64())?;
         positive("backups.retain", self.backups.retain.into())?;
+        positive(
+            "backups.snapshot_retain",
+            self.backups.snapshot_retain.into(),
+        )?;
+        if let Some(interval) = self.backups.snapshot_interval {
+            positive_duration("backups.snapshot_interval", interval)?;
+        }
         // A backup is held in memory a few times over while it is sealed, and one SQLite
         // value cannot exceed 1 GB.
         if self.backups.max_size > ByteSize::mib(512) {
@@ -173,6 +180,14 @@ impl Config {
     /// `persona.db` inside the data dir.
     pub fn database_path(&self) -> PathBuf {
         self.storage.data_dir.join("persona.db")
+    }
+
+    /// `backups.snapshot_dir`, or `snapshots` inside the data dir.
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.backups
+            .snapshot_dir
+            .clone()
+            .unwrap_or_else(|| self.storage.data_dir.join("snapshots"))
     }
 
     /// `secrets.toml` inside the data dir.

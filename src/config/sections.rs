@@ -134,6 +134,13 @@ impl Default for RateLimitConfig {
 pub struct BackupsConfig {
     pub max_size: ByteSize,
     pub retain: u32,
+    /// How often to snapshot the whole database (`VACUUM INTO`); `None`: never.
+    #[serde(with = "humantime_serde")]
+    pub snapshot_interval: Option<Duration>,
+    /// Where snapshots go; `None`: `<data_dir>/snapshots`.
+    pub snapshot_dir: Option<PathBuf>,
+    /// Snapshots kept; older ones are deleted.
+    pub snapshot_retain: u32,
 }
 
 impl Default for BackupsConfig {
@@ -141,6 +148,9 @@ impl Default for BackupsConfig {
         BackupsConfig {
             max_size: ByteSize::mib(64),
             retain: 5,
+            snapshot_interval: None,
+            snapshot_dir: None,
+            snapshot_retain: 7,
         }
     }
 }

@@ -13,6 +13,7 @@ mod constraint;
 mod inspect;
 pub mod maintenance;
 mod migrations;
+pub mod snapshots;
 #[cfg(test)]
 pub mod testing;
 
