@@ -148,6 +148,7 @@ impl App {
             },
         );
         self.prune_every("sessions", crate::auth::sessions::prune);
+        self.snapshot_every();
         for feature in &self.features {
             feature.start(self);
         }
@@ -180,6 +181,41 @@ impl App {
                 }
             },
         );
+    }
+}
+
+impl App {
+    /// `backups.snapshot_interval`: a checked snapshot of the database every period, the
+    /// oldest beyond `backups.snapshot_retain` deleted (see `db::snapshots`).
+    fn snapshot_every(self: &Arc<Self>) {
+        let Some(period) = self.config.backups.snapshot_interval else {
+            return;
+        };
+        let app = Arc::downgrade(self);
+        self.tasks.every("snapshots", period, period, move || {
+            let app = app.upgrade();
+            async move {
+                let Some(app) = app else { return };
+                let db_path = app.db.path().to_owned();
+                let dir = app.config.snapshot_dir();
+                let busy = app.config.storage.busy_timeout;
+                let retain = app.config.backups.snapshot_retain;
+                let taken = crate::db::run_blocking(move || {
+                    crate::db::snapshots::take(&db_path, &dir, busy, retain)
+                        .map_err(crate::error::ApiError::internal)
+                })
+                .await;
+                match taken {
+                    Ok(taken) => tracing::info!(
+                        path = %taken.snapshot.path.display(),
+                        size = taken.snapshot.size,
+                        removed = taken.removed,
+                        "snapshot taken; integrity check ok"
+                    ),
+                    Err(err) => tracing::warn!(error = %err, "snapshot failed"),
+                }
+            }
+        });
     }
 }
 

@@ -1,6 +1,6 @@
 //! `persona doctor`: checks what a hobbyist gets wrong on a new VPS, without changing
 //! anything: the configuration, the data directory, the secrets file's permissions, the
-//! database and the AI upstream. Exits non-zero when a check fails.
+//! database, the Litestream mode and the AI upstream. Exits non-zero when a check fails.
 
 use std::{fs, os::unix::fs::PermissionsExt, process::ExitCode, time::Duration};
 
@@ -67,6 +67,7 @@ pub async fn run(cli: &Cli, _opts: &Opts) -> anyhow::Result<ExitCode> {
     check_data_dir(&mut report, &config);
     check_secrets(&mut report, &config);
     check_database(&mut report, &config);
+    check_litestream(&mut report, &config);
     check_ai(&mut report, &config).await;
 
     Ok(if report.failed {
@@ -192,6 +193,58 @@ fn check_database(report: &mut Report, config: &Config) {
             }
         }
         Err(err) => report.line(Verdict::Fail, "database", format!("{err:#}")),
+    }
+}
+
+/// `storage.litestream` against what is on disk: Litestream keeps its state in
+/// `.persona.db-litestream` next to the database, so that directory with the mode off means
+/// persona's own checkpoints (TRUNCATE at shutdown, when the WAL grew large) run under
+/// Litestream's feet; the mode on without it means nothing copies the WAL back, and it grows.
+fn check_litestream(report: &mut Report, config: &Config) {
+    let db_path = config.database_path();
+    let sidecar = db_path.with_file_name(".persona.db-litestream");
+    let replicating = sidecar.is_dir();
+    let wal = std::path::PathBuf::from(format!("{}-wal", db_path.display()));
+    let wal_size = fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    let wal_size = bytesize::ByteSize::b(wal_size);
+    match (config.storage.litestream, replicating) {
+        (true, true) => report.line(
+            Verdict::Ok,
+            "litestream",
+            format!(
+                "storage.litestream = true: checkpoints left to Litestream ({} found; WAL {wal_size})",
+                sidecar.display()
+            ),
+        ),
+        (true, false) if db_path.exists() => report.line(
+            Verdict::Warn,
+            "litestream",
+            format!(
+                "storage.litestream = true but no {} yet: is `litestream replicate` running? \
+                 Without it nothing checkpoints and the WAL grows (now {wal_size})",
+                sidecar.display()
+            ),
+        ),
+        (true, false) => report.line(
+            Verdict::Ok,
+            "litestream",
+            "storage.litestream = true: checkpoints left to Litestream",
+        ),
+        (false, true) => report.line(
+            Verdict::Warn,
+            "litestream",
+            format!(
+                "{} exists but storage.litestream is off: persona's own checkpoints can \
+                 break Litestream's replication; set storage.litestream = true \
+                 (PERSONA_STORAGE__LITESTREAM=true) while Litestream replicates",
+                sidecar.display()
+            ),
+        ),
+        (false, false) => report.line(
+            Verdict::Ok,
+            "litestream",
+            "off (storage.litestream = false): persona checkpoints the WAL itself",
+        ),
     }
 }
 

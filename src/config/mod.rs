@@ -25,6 +25,9 @@ pub use sections::*;
 /// The documented example configuration, also printed by `persona admin config example`.
 pub const EXAMPLE: &str = include_str!("../../persona.toml.example");
 
+/// The shortest `storage.busy_timeout` allowed with `storage.litestream` on.
+pub const LITESTREAM_MIN_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The file read when neither `--config` nor `PERSONA_CONFIG` names one.
 pub const DEFAULT_FILE: &str = "persona.toml";
 
@@ -86,6 +89,11 @@ impl Config {
         positive("server.max_body", s.max_body.as_u64())?;
         positive_duration("server.request_timeout", s.request_timeout)?;
         positive_duration("storage.busy_timeout", self.storage.busy_timeout)?;
+        // Litestream holds a read transaction while it copies the WAL and takes the write
+        // lock for its own checkpoints: a short busy timeout would turn those moments into 503s.
+        if self.storage.litestream && self.storage.busy_timeout < LITESTREAM_MIN_BUSY_TIMEOUT {
+            bail!("storage.busy_timeout: must be at least 5s when storage.litestream is on");
+        }
         if self.storage.data_dir.as_os_str().is_empty() {
             bail!("storage.data_dir: must not be empty");
         }
@@ -121,6 +129,13 @@ impl Config {
         )?;
         positive("backups.max_size", self.backups.max_size.as_u64())?;
         positive("backups.retain", self.backups.retain.into())?;
+        positive(
+            "backups.snapshot_retain",
+            self.backups.snapshot_retain.into(),
+        )?;
+        if let Some(interval) = self.backups.snapshot_interval {
+            positive_duration("backups.snapshot_interval", interval)?;
+        }
         // A backup is held in memory a few times over while it is sealed, and one SQLite
         // value cannot exceed 1 GB.
         if self.backups.max_size > ByteSize::mib(512) {
@@ -169,6 +184,14 @@ impl Config {
     /// `persona.db` inside the data dir.
     pub fn database_path(&self) -> PathBuf {
         self.storage.data_dir.join("persona.db")
+    }
+
+    /// `backups.snapshot_dir`, or `snapshots` inside the data dir.
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.backups
+            .snapshot_dir
+            .clone()
+            .unwrap_or_else(|| self.storage.data_dir.join("snapshots"))
     }
 
     /// `secrets.toml` inside the data dir.
@@ -306,6 +329,16 @@ mod tests {
         config.auth.argon2_memory_kib = 1;
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("auth.argon2_memory_kib"), "{err}");
+    }
+
+    #[test]
+    fn litestream_mode_needs_a_busy_timeout_of_five_seconds() {
+        let mut config = Config::default();
+        config.storage.litestream = true;
+        config.validate().unwrap();
+        config.storage.busy_timeout = Duration::from_secs(1);
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("storage.busy_timeout"), "{err}");
     }
 
     #[test]

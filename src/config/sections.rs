@@ -63,6 +63,10 @@ pub struct StorageConfig {
     /// How long a query waits for a connection or a lock before answering 503.
     #[serde(with = "humantime_serde")]
     pub busy_timeout: Duration,
+    /// Litestream replicates the database: persona runs no checkpoints of its own (no
+    /// background copier, no `wal_autocheckpoint`, no TRUNCATE at shutdown) and leaves them
+    /// to Litestream, which must be running (`litestream replicate`).
+    pub litestream: bool,
 }
 
 impl Default for StorageConfig {
@@ -71,6 +75,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("./data"),
             read_connections: 0,
             busy_timeout: Duration::from_secs(5),
+            litestream: false,
         }
     }
 }
@@ -130,6 +135,13 @@ impl Default for RateLimitConfig {
 pub struct BackupsConfig {
     pub max_size: ByteSize,
     pub retain: u32,
+    /// How often to snapshot the whole database (`VACUUM INTO`); `None`: never.
+    #[serde(with = "humantime_serde")]
+    pub snapshot_interval: Option<Duration>,
+    /// Where snapshots go; `None`: `<data_dir>/snapshots`.
+    pub snapshot_dir: Option<PathBuf>,
+    /// Snapshots kept; older ones are deleted.
+    pub snapshot_retain: u32,
 }
 
 impl Default for BackupsConfig {
@@ -137,6 +149,9 @@ impl Default for BackupsConfig {
         BackupsConfig {
             max_size: ByteSize::mib(64),
             retain: 5,
+            snapshot_interval: None,
+            snapshot_dir: None,
+            snapshot_retain: 7,
         }
     }
 }

@@ -25,6 +25,8 @@ pub fn inspect(path: &Path, busy: Duration) -> anyhow::Result<Inspection> {
     )
     .with_context(|| format!("cannot open {}", path.display()))?;
     configure(&conn, busy)?;
+    // Looking changes nothing: closing the last connection must not checkpoint the WAL.
+    super::no_checkpoint_on_close(&conn)?;
     let quick_check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
     let journal_mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
     let pending_migrations = pending_migrations(&mut conn)?;

@@ -115,8 +115,14 @@ pub fn check_file(path: &Path) -> anyhow::Result<i64> {
 
 /// Replaces the database at `db_path` with a checked copy of `from`, keeping the replaced
 /// file beside it, and gives the result a new server epoch. The server must be stopped (the
-/// caller holds the [`DataDirLock`]).
-pub fn restore(db_path: &Path, from: &Path, busy: Duration) -> anyhow::Result<Restored> {
+/// caller holds the [`DataDirLock`]). With `litestream` (`storage.litestream`), the replaced
+/// database is not checkpointed: its WAL moves beside it as it is.
+pub fn restore(
+    db_path: &Path,
+    from: &Path,
+    busy: Duration,
+    litestream: bool,
+) -> anyhow::Result<Restored> {
     check_file(from)?;
     let dir = db_path
         .parent()
@@ -146,11 +152,16 @@ pub fn restore(db_path: &Path, from: &Path, busy: Duration) -> anyhow::Result<Re
     File::open(&staged)?.sync_all()?;
 
     let (kept, old_epoch) = if db_path.exists() {
-        // Fold the old WAL into its file first, so the kept copy is one complete file.
+        // Fold the old WAL into its file first, so the kept copy is one complete file
+        // (unless checkpoints are Litestream's: then the WAL moves with it).
         let old_epoch = {
             let conn = Connection::open(db_path)?;
             configure(&conn, busy)?;
-            conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+            if litestream {
+                super::no_checkpoint_on_close(&conn)?;
+            } else {
+                conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+            }
             server_epoch(&conn).ok()
         };
         let stamp = time::OffsetDateTime::now_utc()

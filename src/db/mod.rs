@@ -13,6 +13,7 @@ mod constraint;
 mod inspect;
 pub mod maintenance;
 mod migrations;
+pub mod snapshots;
 #[cfg(test)]
 pub mod testing;
 
@@ -51,6 +52,8 @@ struct Inner {
     write_permit: Arc<Semaphore>,
     wait_timeout: Duration,
     server_epoch: String,
+    /// `storage.litestream`: checkpoints are Litestream's, never ours.
+    litestream: bool,
 }
 
 impl Db {
@@ -60,6 +63,7 @@ impl Db {
         create_data_dir(&config.storage.data_dir)?;
         let path = config.database_path();
         let busy = config.storage.busy_timeout;
+        let litestream = config.storage.litestream;
 
         // WAL is switched on once, on the writer, before any reader exists: doing it in the
         // pool's per-connection init makes new connections race for the lock.
@@ -74,9 +78,13 @@ impl Db {
         let report = migrations::run(&mut writer)?;
         let epoch = server_epoch(&writer).context("cannot read the server epoch")?;
         // Checkpoints happen on a connection of their own (see `checkpoint_in_background`),
-        // so no write, however large, pays for copying the WAL into the database file.
+        // so no write, however large, pays for copying the WAL into the database file; with
+        // Litestream they are Litestream's alone.
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         writer.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        if litestream {
+            no_checkpoint_on_close(&writer)?;
+        }
 
         let readers = config.storage.read_connections;
         let readers = if readers == 0 {
@@ -89,6 +97,11 @@ impl Db {
             .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .with_init(move |conn| {
                 configure(conn, busy)?;
+                // Readers never commit, so never checkpoint; said anyway, for Litestream's sake.
+                conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+                if litestream {
+                    no_checkpoint_on_close(conn)?;
+                }
                 conn.pragma_update(None, "query_only", true)
             });
         let pool = r2d2::Pool::builder()
@@ -98,8 +111,6 @@ impl Db {
             .build(manager)
             .context("cannot open the database read pool")?;
 
-        let checkpointer = Connection::open(&path)?;
-        configure(&checkpointer, busy)?;
         let db = Db {
             inner: Arc::new(Inner {
                 path,
@@ -109,8 +120,15 @@ impl Db {
                 write_permit: Arc::new(Semaphore::new(1)),
                 wait_timeout: busy,
                 server_epoch: epoch,
+                litestream,
             }),
         };
+        if litestream {
+            tracing::info!("storage.litestream is on: WAL checkpoints are left to Litestream");
+            return Ok((db, report));
+        }
+        let checkpointer = Connection::open(&db.inner.path)?;
+        configure(&checkpointer, busy)?;
         if !checkpoint::checkpoint_in_background(Arc::downgrade(&db.inner), checkpointer) {
             // No thread: let SQLite checkpoint on commit, as it does by default.
             let writer = db.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
@@ -201,12 +219,17 @@ impl Db {
         }
     }
 
-    /// Flushes the WAL into the main file and lets SQLite refresh its statistics. Called at
-    /// shutdown; harmless to skip (the next start replays the WAL).
+    /// Flushes the WAL into the main file (unless Litestream owns checkpoints) and lets
+    /// SQLite refresh its statistics. Called at shutdown; harmless to skip (the next start
+    /// replays the WAL).
     pub async fn close(&self) {
+        let litestream = self.inner.litestream;
         let result = self
-            .write_unlocked(|conn| {
-                conn.execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);")?;
+            .write_unlocked(move |conn| {
+                conn.execute_batch("PRAGMA optimize;")?;
+                if !litestream {
+                    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+                }
                 Ok(())
             })
             .await;
@@ -263,6 +286,16 @@ fn configure(conn: &Connection, busy: Duration) -> rusqlite::Result<()> {
     // Deleted rows are overwritten with zeros, not left in free pages: a deleted
     // conversation's words (or a deleted backup's bytes) cannot be read back from the file.
     conn.pragma_update(None, "secure_delete", true)?;
+    Ok(())
+}
+
+/// The last connection to close would otherwise checkpoint and delete the WAL: with
+/// Litestream, that is Litestream's call (it usually holds the file open anyway).
+fn no_checkpoint_on_close(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
     Ok(())
 }
 

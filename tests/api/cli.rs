@@ -235,3 +235,86 @@ fn doctor_checks_secrets_permissions_and_the_database() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn doctor_reports_the_litestream_mode_and_a_replica_left_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrated = persona_command(dir.path()).arg("migrate").output().unwrap();
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+
+    let off = stdout(&persona_command(dir.path()).arg("doctor").output().unwrap());
+    assert!(off.contains("[ok  ] litestream off"), "{off}");
+
+    // Litestream keeps its state in `.persona.db-litestream`: replicated, but the mode is off.
+    std::fs::create_dir(dir.path().join("data/.persona.db-litestream")).unwrap();
+    let forgotten = persona_command(dir.path()).arg("doctor").output().unwrap();
+    let report = stdout(&forgotten);
+    assert!(
+        forgotten.status.success(),
+        "a warning is not a failure: {report}"
+    );
+    assert!(
+        report.contains("[warn] litestream") && report.contains("storage.litestream is off"),
+        "{report}"
+    );
+
+    let on = persona_command(dir.path())
+        .arg("doctor")
+        .env("PERSONA_STORAGE__LITESTREAM", "true")
+        .output()
+        .unwrap();
+    let report = stdout(&on);
+    assert!(
+        report.contains("[ok  ] litestream storage.litestream = true"),
+        "{report}"
+    );
+}
+
+/// The JSON log lines `persona serve` writes until it listens (then it is stopped).
+fn start_up_log(dir: &std::path::Path, level: Option<&str>) -> Vec<serde_json::Value> {
+    use std::io::BufRead;
+    let mut command = persona_command(dir);
+    command
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    if let Some(level) = level {
+        command.env("PERSONA_LOG__LEVEL", level);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut events = Vec::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let event: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        let listening = event["address"].is_string();
+        events.push(event);
+        if listening {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    events
+}
+
+#[test]
+fn start_up_logs_one_line_per_migration_and_no_refinery_chatter() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = start_up_log(dir.path(), None);
+    let from_refinery = |e: &&serde_json::Value| {
+        e["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("refinery"))
+    };
+    assert!(!events.iter().any(|e| from_refinery(&e)), "{events:#?}");
+    let applied: Vec<_> = events
+        .iter()
+        .filter(|e| e["message"] == "applied migration")
+        .map(|e| e["migration"].as_str().unwrap())
+        .collect();
+    assert_eq!(applied.first(), Some(&"V1__server_meta"), "{events:#?}");
+
+    // A level that names refinery gets its lines back.
+    let again = tempfile::tempdir().unwrap();
+    let events = start_up_log(again.path(), Some("info,refinery_core=info"));
+    assert!(events.iter().any(|e| from_refinery(&e)), "{events:#?}");
+}

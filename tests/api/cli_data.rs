@@ -385,3 +385,56 @@ async fn db_backup_and_restore() {
         (StatusCode::OK, b"before the snapshot".to_vec())
     );
 }
+
+#[tokio::test]
+async fn scheduled_snapshots_are_checked_pruned_listed_and_restorable() {
+    use std::time::{Duration, Instant, SystemTime};
+
+    let mut app = crate::helpers::TestApp::spawn_with(|c| {
+        c.backups.snapshot_interval = Some(Duration::from_millis(100));
+        c.backups.snapshot_retain = 2;
+    })
+    .await;
+    app.register("ana@example.com").await;
+    let registered = SystemTime::now();
+    let dir = app.dir.path().join("data/snapshots");
+
+    // Until retention has deleted the first snapshot seen and the newest has ana in it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut first = None;
+    let kept = loop {
+        let kept = persona::db::snapshots::list(&dir).unwrap();
+        if first.is_none() {
+            first = kept.first().map(|s| s.path.clone());
+        }
+        let pruned = first
+            .as_ref()
+            .is_some_and(|f| !kept.iter().any(|s| &s.path == f));
+        if pruned && kept.len() == 2 && kept[1].taken > registered {
+            break kept;
+        }
+        assert!(Instant::now() < deadline, "snapshots: {kept:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let newest = kept[1].path.clone();
+
+    let listed = run_persona(app.dir.path(), &["admin", "db", "snapshots"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let names = |p: &std::path::PathBuf| p.file_name().unwrap().to_str().unwrap().to_owned();
+    assert!(
+        stdout(&listed).contains(&names(&newest)),
+        "{}",
+        stdout(&listed)
+    );
+
+    app.stop().await;
+    let home = std::mem::replace(&mut app.dir, tempfile::tempdir().unwrap());
+    drop(app);
+    let restored = run_persona(
+        home.path(),
+        &["admin", "db", "restore", "--from", newest.to_str().unwrap()],
+    );
+    assert!(restored.status.success(), "{}", stderr(&restored));
+    let app = crate::helpers::TestApp::spawn_in(home, |_| {}).await;
+    app.login("ana@example.com").await;
+}

@@ -106,3 +106,79 @@ async fn shutdown_does_not_wait_forever_for_a_stuck_request() {
     app.stop().await;
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// `PRAGMA name` on `conn`, as an integer.
+fn pragma(conn: &rusqlite::Connection, name: &str) -> i64 {
+    conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn litestream_mode_leaves_every_checkpoint_to_litestream() {
+    let mut app = TestApp::spawn_with(|c| c.storage.litestream = true).await;
+    let db = app.state.db.clone();
+    // Every read connection the pool hands out, several at once, and the writer.
+    let reads: Vec<_> = (0..8)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.read(|conn| {
+                    std::thread::sleep(Duration::from_millis(20));
+                    Ok((
+                        pragma(conn, "wal_autocheckpoint"),
+                        pragma(conn, "busy_timeout"),
+                    ))
+                })
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    for read in reads {
+        let (autocheckpoint, busy) = read.await.unwrap();
+        assert_eq!(autocheckpoint, 0, "a reader checkpoints");
+        assert!(busy >= 5000, "a reader's busy timeout is {busy} ms");
+    }
+    let (autocheckpoint, busy) = db
+        .write(|tx| Ok((pragma(tx, "wal_autocheckpoint"), pragma(tx, "busy_timeout"))))
+        .await
+        .unwrap();
+    assert_eq!(autocheckpoint, 0, "the writer checkpoints");
+    assert!(busy >= 5000, "the writer's busy timeout is {busy} ms");
+
+    // Nothing copies the WAL into the database file: not a background checkpointer, not the
+    // shutdown, not the last connection closing.
+    let data = app.dir.path().join("data");
+    let main_before = std::fs::read(data.join("persona.db")).unwrap();
+    // (Eight: under the per-IP limit of registrations.)
+    for i in 0..8 {
+        app.register(&format!("ls{i}@example.com")).await;
+    }
+    app.stop().await;
+    let dir = std::mem::replace(&mut app.dir, tempfile::tempdir().unwrap());
+    drop(db);
+    drop(app);
+    let data = dir.path().join("data");
+    assert!(
+        std::fs::read(data.join("persona.db")).unwrap() == main_before,
+        "the database file changed: something checkpointed"
+    );
+    let wal = std::fs::metadata(data.join("persona.db-wal"))
+        .unwrap()
+        .len();
+    assert!(wal > 0, "the WAL was truncated");
+
+    // And the next start finds every write (from the WAL).
+    let app = TestApp::spawn_in(dir, |c| c.storage.litestream = true).await;
+    app.login("ls7@example.com").await;
+}
+
+#[tokio::test]
+async fn without_litestream_shutdown_folds_the_wal_into_the_database() {
+    let mut app = TestApp::spawn().await;
+    app.register("plain@example.com").await;
+    app.stop().await;
+    let wal = app.dir.path().join("data/persona.db-wal");
+    let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert_eq!(size, 0, "the shutdown checkpoint truncates the WAL");
+}

@@ -1,4 +1,5 @@
-//! `persona admin db backup --out FILE` (a consistent snapshot while the server runs) and
+//! `persona admin db backup --out FILE` (a consistent snapshot while the server runs),
+//! `persona admin db snapshots` (the scheduled ones, `backups.snapshot_interval`) and
 //! `persona admin db restore --from FILE` (server stopped: the file is checked, the replaced
 //! database kept, and the result gets a new server epoch so devices upload again).
 
@@ -26,6 +27,8 @@ pub enum DbCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// List the scheduled snapshots (backups.snapshot_interval), oldest first
+    Snapshots,
     /// Replace the database with a snapshot (stop the server first)
     Restore {
         /// A file written by `persona admin db backup`
@@ -50,11 +53,37 @@ pub fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
                 "keep secrets.toml with it: the backups inside cannot be read without its backup keys"
             );
         }
+        DbCommand::Snapshots => {
+            let dir = config.snapshot_dir();
+            let snapshots = db::snapshots::list(&dir)?;
+            if snapshots.is_empty() {
+                let schedule = match config.backups.snapshot_interval {
+                    Some(period) => format!("every {}", humantime::format_duration(period)),
+                    None => "off: backups.snapshot_interval is unset".to_owned(),
+                };
+                println!("no snapshots in {} (scheduled {schedule})", dir.display());
+            }
+            for snapshot in snapshots {
+                let taken = time::OffsetDateTime::from(snapshot.taken)
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                println!(
+                    "{}  {:>10}  {taken}",
+                    snapshot.path.display(),
+                    bytesize::ByteSize::b(snapshot.size).to_string()
+                );
+            }
+        }
         DbCommand::Restore { from } => {
             db::create_data_dir(&config.storage.data_dir)?;
             let _lock = DataDirLock::acquire(&config.storage.data_dir)
                 .map_err(|e| anyhow::anyhow!("{e:#}; stop it before restoring"))?;
-            let restored = maintenance::restore(&config.database_path(), from, busy)?;
+            let restored = maintenance::restore(
+                &config.database_path(),
+                from,
+                busy,
+                config.storage.litestream,
+            )?;
             println!(
                 "restored {} from {}",
                 config.database_path().display(),

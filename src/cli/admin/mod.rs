@@ -35,7 +35,7 @@ pub enum AdminCommand {
     Secrets(secrets::Opts),
     /// Encrypted backups: export
     Backups(backups::Opts),
-    /// The database file: backup (online snapshot), restore
+    /// The database file: backup (online snapshot), snapshots (scheduled), restore
     Db(db::Opts),
     /// AI scripts: seed, list, export, import
     Scripts(scripts::Opts),
