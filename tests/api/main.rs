@@ -6,6 +6,7 @@ mod fake_ai;
 mod helpers;
 
 mod ai;
+mod ai_limits;
 mod auth;
 mod auth_limits;
 mod backups;
