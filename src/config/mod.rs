@@ -119,6 +119,10 @@ impl Config {
             "rate_limit.login_per_ip_per_minute",
             self.rate_limit.login_per_ip_per_minute.into(),
         )?;
+        positive("sync.max_devices", self.sync.max_devices.into())?;
+        if self.sync.max_devices > 10_000 {
+            bail!("sync.max_devices: must be at most 10000");
+        }
         positive("backups.max_size", self.backups.max_size.as_u64())?;
         positive("backups.retain", self.backups.retain.into())?;
         // A backup is held in memory a few times over while it is sealed, and one SQLite

@@ -15,6 +15,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub auth: AuthConfig,
     pub rate_limit: RateLimitConfig,
+    pub sync: SyncConfig,
     pub backups: BackupsConfig,
     pub ai: AiConfig,
     pub crisis: CrisisConfig,
@@ -121,6 +122,19 @@ impl Default for RateLimitConfig {
             login_per_ip_per_minute: 10,
             search_per_minute: 60,
         }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Active devices per user; a new one beyond is 422.
+    pub max_devices: u32,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig { max_devices: 50 }
     }
 }
 
