@@ -119,6 +119,12 @@ impl Config {
             "rate_limit.login_per_ip_per_minute",
             self.rate_limit.login_per_ip_per_minute.into(),
         )?;
+        positive_duration(
+            "server.header_read_timeout",
+            self.server.header_read_timeout,
+        )?;
+        positive_duration("server.keep_alive_timeout", self.server.keep_alive_timeout)?;
+        positive("server.max_connections", self.server.max_connections.into())?;
         positive("sync.max_devices", self.sync.max_devices.into())?;
         if self.sync.max_devices > 10_000 {
             bail!("sync.max_devices: must be at most 10000");

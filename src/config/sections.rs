@@ -38,6 +38,15 @@ pub struct ServerConfig {
     /// How long shutdown waits for in-flight requests before dropping them.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// A request head must arrive in full within this, from its first byte (or from the
+    /// connection's start).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection with no request in flight is closed after this.
+    #[serde(with = "humantime_serde")]
+    pub keep_alive_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: u32,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +59,9 @@ impl Default for ServerConfig {
             hsts: false,
             trusted_proxies: Vec::new(),
             shutdown_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(60),
+            max_connections: 4096,
         }
     }
 }

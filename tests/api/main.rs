@@ -13,6 +13,7 @@ mod backups;
 mod cli;
 mod cli_admin;
 mod cli_data;
+mod connections;
 mod conversations;
 mod crisis;
 mod errors;
