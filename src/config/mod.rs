@@ -131,6 +131,7 @@ impl Config {
         }
         positive("backups.max_size", self.backups.max_size.as_u64())?;
         positive("backups.retain", self.backups.retain.into())?;
+        positive("backups.max_transfers", self.backups.max_transfers.into())?;
         // A backup is held in memory a few times over while it is sealed, and one SQLite
         // value cannot exceed 1 GB.
         if self.backups.max_size > ByteSize::mib(512) {

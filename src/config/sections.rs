@@ -155,6 +155,8 @@ impl Default for SyncConfig {
 pub struct BackupsConfig {
     pub max_size: ByteSize,
     pub retain: u32,
+    /// Uploads and downloads of one user at a time; more are 429.
+    pub max_transfers: u32,
 }
 
 impl Default for BackupsConfig {
@@ -162,6 +164,7 @@ impl Default for BackupsConfig {
         BackupsConfig {
             max_size: ByteSize::mib(64),
             retain: 5,
+            max_transfers: 2,
         }
     }
 }
