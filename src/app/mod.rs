@@ -7,12 +7,12 @@
 //! while tests bind port 0 and shut down on demand, with no sleeps.
 
 mod feature;
+mod server;
 mod tasks;
 
 use std::{
     any::Any,
     future::Future,
-    net::SocketAddr,
     sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
@@ -22,6 +22,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 pub use feature::{Feature, Init, Parts};
+pub use server::raise_fd_limit;
 pub use tasks::Tasks;
 
 use crate::{
@@ -244,36 +245,23 @@ pub async fn serve_router(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = state.config.server.shutdown_timeout;
+    let server_config = &state.config.server;
+    let limits = server::Limits {
+        header_read_timeout: server_config.header_read_timeout,
+        keep_alive_timeout: server_config.keep_alive_timeout,
+        max_connections: server_config.max_connections as usize,
+    };
     state.start();
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    // TCP_NODELAY on every accepted socket: a relayed stream's small event writes must not
-    // wait for the client's delayed ACK (Nagle), which stalled first events by ~40 ms.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        let _ = stopping_tx.send(());
-    });
-
-    tokio::select! {
-        result = server => result.context("server error")?,
-        () = async {
-            if stopping_rx.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        } => {
-            tracing::warn!(?grace, "in-flight requests did not finish in time; dropping them");
-        }
+    let connections = server::accept_loop(listener, router, limits, shutdown).await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    if tokio::time::timeout(grace, connections.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?grace,
+            "in-flight requests did not finish in time; dropping them"
+        );
     }
     if !state.tasks.shutdown(grace).await {
         tracing::warn!(

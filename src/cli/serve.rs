@@ -30,6 +30,7 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
     // Held until the server stops: a second server or a restore on this dir is refused.
     let _lock = DataDirLock::acquire(&config.storage.data_dir)?;
     let state = App::init(config, crate::features::all())?;
+    app::raise_fd_limit();
     let listener = TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;

@@ -127,6 +127,16 @@ impl Config {
             "rate_limit.login_per_ip_per_minute",
             self.rate_limit.login_per_ip_per_minute.into(),
         )?;
+        positive_duration(
+            "server.header_read_timeout",
+            self.server.header_read_timeout,
+        )?;
+        positive_duration("server.keep_alive_timeout", self.server.keep_alive_timeout)?;
+        positive("server.max_connections", self.server.max_connections.into())?;
+        positive("sync.max_devices", self.sync.max_devices.into())?;
+        if self.sync.max_devices > 10_000 {
+            bail!("sync.max_devices: must be at most 10000");
+        }
         positive("backups.max_size", self.backups.max_size.as_u64())?;
         positive("backups.retain", self.backups.retain.into())?;
         positive(
@@ -136,6 +146,7 @@ impl Config {
         if let Some(interval) = self.backups.snapshot_interval {
             positive_duration("backups.snapshot_interval", interval)?;
         }
+        positive("backups.max_transfers", self.backups.max_transfers.into())?;
         // A backup is held in memory a few times over while it is sealed, and one SQLite
         // value cannot exceed 1 GB.
         if self.backups.max_size > ByteSize::mib(512) {

@@ -15,6 +15,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub auth: AuthConfig,
     pub rate_limit: RateLimitConfig,
+    pub sync: SyncConfig,
     pub backups: BackupsConfig,
     pub ai: AiConfig,
     pub crisis: CrisisConfig,
@@ -38,6 +39,15 @@ pub struct ServerConfig {
     /// How long shutdown waits for in-flight requests before dropping them.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// A request head must arrive in full within this, from its first byte (or from the
+    /// connection's start).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection with no request in flight is closed after this.
+    #[serde(with = "humantime_serde")]
+    pub keep_alive_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: u32,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +60,9 @@ impl Default for ServerConfig {
             hsts: false,
             trusted_proxies: Vec::new(),
             shutdown_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(60),
+            max_connections: 4096,
         }
     }
 }
@@ -132,6 +145,19 @@ impl Default for RateLimitConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Active devices per user; a new one beyond is 422.
+    pub max_devices: u32,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig { max_devices: 50 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BackupsConfig {
     pub max_size: ByteSize,
     pub retain: u32,
@@ -142,6 +168,8 @@ pub struct BackupsConfig {
     pub snapshot_dir: Option<PathBuf>,
     /// Snapshots kept; older ones are deleted.
     pub snapshot_retain: u32,
+    /// Uploads and downloads of one user at a time; more are 429.
+    pub max_transfers: u32,
 }
 
 impl Default for BackupsConfig {
@@ -152,6 +180,7 @@ impl Default for BackupsConfig {
             snapshot_interval: None,
             snapshot_dir: None,
             snapshot_retain: 7,
+            max_transfers: 2,
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::{
     helpers::{Session, TestApp, assert_error, expect_json},
 };
 
-async fn setup(configure: impl FnOnce(&mut Config)) -> (TestApp, FakeAi, Session) {
+pub(crate) async fn setup(configure: impl FnOnce(&mut Config)) -> (TestApp, FakeAi, Session) {
     let fake = FakeAi::start().await;
     let base = fake.base_url();
     let app = TestApp::spawn_with(move |c| {
@@ -28,13 +28,16 @@ async fn setup(configure: impl FnOnce(&mut Config)) -> (TestApp, FakeAi, Session
     (app, fake, session)
 }
 
-fn hello() -> Value {
+pub(crate) fn hello() -> Value {
     json!({"messages": [{"role": "user", "content": "hi there"}]})
 }
 
 /// The usage rows, oldest first: (endpoint, model, status, total tokens). Waits for the
 /// `expected` count (rows are written just after the answer).
-async fn usage_rows(app: &TestApp, expected: usize) -> Vec<(String, String, String, i64)> {
+pub(crate) async fn usage_rows(
+    app: &TestApp,
+    expected: usize,
+) -> Vec<(String, String, String, i64)> {
     for _ in 0..100 {
         let rows = app
             .state

@@ -634,3 +634,50 @@ async fn a_row_given_another_id_fails_to_decrypt() {
         .await;
     assert_error(response, StatusCode::INTERNAL_SERVER_ERROR, "internal").await;
 }
+
+#[tokio::test]
+async fn concurrent_transfers_of_one_user_are_capped() {
+    let app = TestApp::spawn_with(|c| c.backups.max_transfers = 1).await;
+    let s = app.register("ana@example.com").await;
+    let data = sample(7, 64 * 1024);
+    // A slow raw upload: eight chunks, 150 ms apart.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        data.chunks(8 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let slow = futures_util::StreamExt::then(futures_util::stream::iter(chunks), |c| async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        c
+    });
+    let upload = app
+        .client
+        .post(app.url("/api/v1/sync/backup"))
+        .bearer_auth(&s.access)
+        .header("content-type", "application/octet-stream")
+        .header("x-checksum-sha256", sha256(&data))
+        .body(reqwest::Body::wrap_stream(slow))
+        .send();
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let busy = upload_json(&app, &s.access, b"second").await;
+        assert!(busy.headers().contains_key("retry-after"));
+        assert_error(busy, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+        // Another user is not held up.
+        let bob = app.register("bob@example.com").await;
+        assert_eq!(
+            upload_json(&app, &bob.access, b"bob's").await.status(),
+            StatusCode::CREATED
+        );
+    };
+    let (first, ()) = tokio::join!(upload, second);
+    assert_eq!(first.unwrap().status(), StatusCode::CREATED);
+    // Done: the place is free again.
+    assert_eq!(
+        upload_json(&app, &s.access, b"third").await.status(),
+        StatusCode::CREATED
+    );
+    let latest = app
+        .call(Method::GET, "/api/v1/sync/backup/latest")
+        .bearer(&s.access)
+        .expect(StatusCode::OK)
+        .await;
+    assert_eq!(latest["size"], 5);
+}

@@ -60,6 +60,9 @@ pub enum Behaviour {
     StreamSlowly(Duration),
     /// 429 with `Retry-After: N` seconds.
     RateLimited(u64),
+    /// Waits, then replies as a model that spends every token it was allowed: 10 prompt
+    /// tokens and `max_tokens` completion tokens for each of the `n` choices.
+    SlowSpendingAll(Duration),
 }
 
 #[derive(Default)]
@@ -176,6 +179,15 @@ async fn chat(
             let _flag = DropFlag(dropped);
             tokio::time::sleep(Duration::from_secs(60)).await;
             Json(completion(&model, "too late")).into_response()
+        }
+        Behaviour::SlowSpendingAll(wait) => {
+            tokio::time::sleep(wait).await;
+            let choices = body["n"].as_i64().unwrap_or(1);
+            let spent = body["max_tokens"].as_i64().unwrap_or(0) * choices;
+            let mut answer = completion(&model, "every token");
+            answer["usage"] = json!({"prompt_tokens": 10, "completion_tokens": spent,
+                "total_tokens": 10 + spent});
+            Json(answer).into_response()
         }
         Behaviour::Raw(answer) => Json(answer).into_response(),
         Behaviour::RawStream(chunks) => {

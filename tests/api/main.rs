@@ -6,6 +6,7 @@ mod fake_ai;
 mod helpers;
 
 mod ai;
+mod ai_limits;
 mod auth;
 mod auth_abuse;
 mod auth_limits;
@@ -13,6 +14,7 @@ mod backups;
 mod cli;
 mod cli_admin;
 mod cli_data;
+mod connections;
 mod conversations;
 mod crisis;
 mod errors;

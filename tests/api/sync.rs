@@ -378,3 +378,74 @@ async fn concurrent_reports_from_many_devices_all_land() {
         .await;
     assert_eq!(me["user"]["deviceCount"], 8);
 }
+
+#[tokio::test]
+async fn devices_per_user_are_capped() {
+    let app = TestApp::spawn_with(|c| c.sync.max_devices = 3).await;
+    let s = app.register("ana@example.com").await;
+    for device in ["a", "b", "c"] {
+        assert_eq!(
+            report(&app, &s.access, device, 1, "aa").await.status(),
+            StatusCode::OK
+        );
+    }
+    let error = assert_error(
+        report(&app, &s.access, "d", 1, "aa").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert!(
+        error["details"]["deviceId"][0]
+            .as_str()
+            .unwrap()
+            .contains('3'),
+        "{error}"
+    );
+    // Known devices keep syncing.
+    assert_eq!(
+        report(&app, &s.access, "a", 2, "bb").await.status(),
+        StatusCode::OK
+    );
+    // A deactivated device frees its place (and its row goes when another needs it).
+    app.call(Method::DELETE, "/api/v1/sync/devices/a")
+        .bearer(&s.access)
+        .expect(StatusCode::NO_CONTENT)
+        .await;
+    assert_eq!(
+        report(&app, &s.access, "d", 1, "aa").await.status(),
+        StatusCode::OK
+    );
+    let list = app
+        .call(Method::GET, "/api/v1/sync/status")
+        .bearer(&s.access)
+        .expect(StatusCode::OK)
+        .await;
+    let ids: Vec<&str> = list["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["deviceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "{list}");
+    assert!(!ids.contains(&"a"), "{list}");
+    // Coming back is appearing again: over the cap, refused.
+    assert_error(
+        report(&app, &s.access, "a", 3, "cc").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let me = app
+        .call(Method::GET, "/api/v1/auth/me")
+        .bearer(&s.access)
+        .expect(StatusCode::OK)
+        .await;
+    assert_eq!(me["user"]["deviceCount"], 3);
+    // The cap is per user.
+    let bob = app.register("bob@example.com").await;
+    assert_eq!(
+        report(&app, &bob.access, "d", 1, "aa").await.status(),
+        StatusCode::OK
+    );
+}

@@ -107,13 +107,14 @@ pub async fn content(
         ApiError::invalid_field("variables", format!("missing: {}", missing.join(", ")))
     })?;
     let model = choose_model(ai, req.model.as_deref(), Some(&script))?;
-    admit(&state, ai, &user).await?;
-    let body = service::script_body(&script, model, rendered, state.config.ai.max_tokens);
+    admit(ai, &user)?;
+    let mut body = service::script_body(&script, model, rendered, state.config.ai.max_tokens);
+    let reservation = service::reserve(&state, ai, &user, &mut body).await?;
     let service::Completed {
         json,
         model,
         tokens,
-    } = complete(&state, ai, &user, "content", &body).await?;
+    } = complete(&state, ai, &user, "content", &body, reservation).await?;
     let content = json["choices"][0]["message"]["content"]
         .as_str()
         .ok_or_else(|| upstream_error("The AI provider's answer had no content."))?

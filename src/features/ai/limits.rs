@@ -1,6 +1,10 @@
 //! The limits that read the usage: the per-user request rate and the daily token budget.
 
-use std::{collections::HashMap, num::NonZeroU32, sync::Mutex};
+use std::{
+    collections::HashMap,
+    num::NonZeroU32,
+    sync::{Arc, Mutex},
+};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 
@@ -17,18 +21,58 @@ pub struct Limits {
     per_user: DefaultKeyedRateLimiter<String>,
     budget: u64,
     /// Tokens each user spent today (UTC), loaded from `ai_usage` once a day per user and
-    /// then kept up to date by every [`Meter`]: the budget check costs no query.
+    /// then kept up to date by every [`Meter`](super::usage::Meter), and the tokens held by
+    /// their calls in flight: the budget check costs no query.
     spent: Mutex<Spent>,
 }
 
 #[derive(Default)]
 struct Spent {
     day: i64,
-    by_user: HashMap<String, i64>,
+    by_user: HashMap<String, Tally>,
+}
+
+#[derive(Clone, Copy)]
+struct Tally {
+    spent: i64,
+    /// Held by calls in flight: their estimate until the real usage is known.
+    reserved: i64,
 }
 
 fn day_of(unix: i64) -> i64 {
     unix.div_euclid(86_400)
+}
+
+/// What a call may spend, held against the user's budget from before the upstream call
+/// until its usage is counted (then released: see [`Meter`](super::usage::Meter)), so calls
+/// in flight together cannot all pass a budget that fits only some of them.
+pub struct Reservation {
+    limits: Arc<Limits>,
+    user_id: String,
+    day: i64,
+    tokens: i64,
+    /// The output tokens each choice may have (`None` for a call without output).
+    pub max_output: Option<u64>,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut spent = self.limits.lock();
+        if spent.day == self.day
+            && let Some(tally) = spent.by_user.get_mut(&self.user_id)
+        {
+            tally.reserved -= self.tokens;
+        }
+    }
+}
+
+/// What a call asks to spend: its prompt (estimated) and, for each of `choices`,
+/// `max_output` tokens of answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask {
+    pub prompt: i64,
+    pub choices: u64,
+    pub max_output: Option<u64>,
 }
 
 impl Limits {
@@ -41,40 +85,47 @@ impl Limits {
         }
     }
 
-    /// Today's spending of `user_id` if it is known without a query.
-    fn cached_spent(&self, user_id: &str, now: i64) -> Option<i64> {
-        let spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+    fn lock(&self) -> std::sync::MutexGuard<'_, Spent> {
+        self.spent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Today's tally of `user_id` if it is known without a query.
+    fn cached(&self, user_id: &str, now: i64) -> Option<Tally> {
+        let spent = self.lock();
         (spent.day == day_of(now))
             .then(|| spent.by_user.get(user_id).copied())
             .flatten()
     }
 
     fn remember_spent(&self, user_id: &str, now: i64, tokens: i64) {
-        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut spent = self.lock();
         if spent.day != day_of(now) {
             *spent = Spent {
                 day: day_of(now),
                 by_user: HashMap::new(),
             };
         }
-        spent.by_user.entry(user_id.to_owned()).or_insert(tokens);
+        spent.by_user.entry(user_id.to_owned()).or_insert(Tally {
+            spent: tokens,
+            reserved: 0,
+        });
     }
 
     /// Counts `tokens` spent at `at` (called by every meter).
     pub fn add_spent(&self, user_id: &str, at: i64, tokens: i64) {
-        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut spent = self.lock();
         if spent.day == day_of(at)
-            && let Some(total) = spent.by_user.get_mut(user_id)
+            && let Some(tally) = spent.by_user.get_mut(user_id)
         {
-            *total += tokens;
+            tally.spent += tokens;
         }
     }
 
     /// What is left of the user's budget today, when known without a query.
     pub fn remaining(&self, user_id: &str) -> Option<i64> {
         let now = Timestamp::now().unix();
-        self.cached_spent(user_id, now)
-            .map(|spent| (self.budget as i64 - spent).max(0))
+        self.cached(user_id, now)
+            .map(|tally| (self.budget as i64 - tally.spent).max(0))
     }
 
     /// 429 `rate_limited` (with `Retry-After`) when the user is over the request rate.
@@ -91,30 +142,67 @@ impl Limits {
         }
     }
 
-    /// 429 `quota_exceeded` (with `Retry-After` until midnight UTC) when the user has spent
-    /// the day's token budget.
-    pub async fn check_budget(&self, db: &Db, user_id: &str) -> AppResult<()> {
-        let budget = self.budget;
+    /// Reserves what a call asks for against the user's daily budget, less what was spent and
+    /// what calls in flight hold. When only part of the output fits, the output of each
+    /// choice is lowered to what is left ([`Reservation::max_output`]); when not even the
+    /// prompt and one token per choice fit, 429 `quota_exceeded` (with `Retry-After` until
+    /// midnight UTC).
+    pub async fn reserve(
+        self: &Arc<Self>,
+        db: &Db,
+        user_id: &str,
+        ask: Ask,
+    ) -> AppResult<Reservation> {
         let now = Timestamp::now().unix();
-        let spent = match self.cached_spent(user_id, now) {
-            Some(spent) => spent,
-            None => {
-                let owner = user_id.to_owned();
-                let spent = db
-                    .read(move |conn| store::tokens_on_day(conn, &owner, now))
-                    .await?;
-                self.remember_spent(user_id, now, spent);
-                self.cached_spent(user_id, now).unwrap_or(spent)
-            }
-        };
-        if (spent as u64) < budget {
-            return Ok(());
+        if self.cached(user_id, now).is_none() {
+            let owner = user_id.to_owned();
+            let spent = db
+                .read(move |conn| store::tokens_on_day(conn, &owner, now))
+                .await?;
+            self.remember_spent(user_id, now, spent);
         }
-        let until_midnight = 86_400 - now.rem_euclid(86_400);
-        Err(ApiError::TooManyRequests {
-            code: Code::QuotaExceeded,
-            message: "Today's AI token budget is spent; it renews at midnight UTC.".into(),
-            retry_after: std::time::Duration::from_secs(until_midnight as u64),
+        let choices = ask.choices.max(1) as i64;
+        let mut spent = self.lock();
+        let day = day_of(now);
+        if spent.day != day {
+            // Midnight passed since the tally was loaded: a new day, nothing spent yet.
+            *spent = Spent {
+                day,
+                by_user: HashMap::new(),
+            };
+        }
+        let tally = spent.by_user.entry(user_id.to_owned()).or_insert(Tally {
+            spent: 0,
+            reserved: 0,
+        });
+        let left = self.budget as i64 - tally.spent - tally.reserved;
+        let room = left - ask.prompt.max(0);
+        let (max_output, tokens) = match ask.max_output {
+            Some(_) if room < choices => return Err(quota_exceeded(now)),
+            Some(wanted) => {
+                let fits = (room / choices) as u64;
+                let granted = wanted.min(fits).max(1);
+                (Some(granted), ask.prompt + granted as i64 * choices)
+            }
+            None if left <= 0 || room < 0 => return Err(quota_exceeded(now)),
+            None => (None, ask.prompt),
+        };
+        tally.reserved += tokens;
+        Ok(Reservation {
+            limits: self.clone(),
+            user_id: user_id.to_owned(),
+            day,
+            tokens,
+            max_output,
         })
+    }
+}
+
+fn quota_exceeded(now: i64) -> ApiError {
+    let until_midnight = 86_400 - now.rem_euclid(86_400);
+    ApiError::TooManyRequests {
+        code: Code::QuotaExceeded,
+        message: "Today's AI token budget is spent; it renews at midnight UTC.".into(),
+        retry_after: std::time::Duration::from_secs(until_midnight as u64),
     }
 }

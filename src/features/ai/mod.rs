@@ -3,6 +3,7 @@
 //! calls the upstream with the provider key only it holds, relays the answer (streams chunk
 //! by chunk), and records tokens and latency — never the text.
 
+mod caps;
 mod handlers;
 mod limits;
 mod service;

@@ -10,10 +10,12 @@ use axum::{
 use serde_json::{Map, Value, json};
 
 use super::{
-    Ai, sse,
+    Ai, caps,
+    limits::{Ask, Reservation},
+    sse,
     types::{AnalyzeRequest, AnalyzeResponse, Kind, extract_json, validate},
     upstream::{not_configured, read_json},
-    usage::{Meter, text_chars, tokens},
+    usage::{Meter, estimate_tokens, text_chars, tokens},
 };
 use crate::{
     app::App,
@@ -52,13 +54,7 @@ pub fn choose_model(ai: &Ai, requested: Option<&str>, script: Option<&Value>) ->
     if ai.is_model_allowed(&model) {
         Ok(model)
     } else {
-        Err(ApiError::Unprocessable {
-            code: Code::ModelNotAllowed,
-            message: format!(
-                "The model {model} is not offered by this server; see GET /ai/models."
-            )
-            .into(),
-        })
+        Err(caps::model_not_allowed(&model))
     }
 }
 
@@ -150,7 +146,12 @@ async fn prepare_chat(app: &App, ai: &Ai, body: Value) -> AppResult<Prepared> {
             None
         }
     };
+    let refused = caps::check_routing(&mut body, |m| ai.is_model_allowed(m), &mut invalid);
+    caps::check_choices(&body, cap, &mut invalid);
     invalid.finish()?;
+    if let Some(model) = refused {
+        return Err(caps::model_not_allowed(&model));
+    }
 
     let model = choose_model(ai, requested.as_deref(), script.as_ref())?;
     body.insert("model".into(), Value::String(model));
@@ -165,6 +166,7 @@ async fn prepare_chat(app: &App, ai: &Ai, body: Value) -> AppResult<Prepared> {
         }
         None => apply_script_defaults(&mut body, &Value::Null, cap),
     }
+    caps::share_cap(&mut body, cap);
     let mut strip_usage = false;
     if stream {
         // Usage arrives in a last, usage-only chunk only when asked for (OpenAI); others
@@ -236,10 +238,31 @@ pub fn usage_headers(ai: &Ai, user: &AuthUser, mut response: Response, tokens: i
 pub const USAGE_HEADER: &str = "x-persona-usage-tokens";
 pub const BUDGET_HEADER: &str = "x-persona-budget-remaining";
 
-/// The request rate and the daily budget, checked before any upstream call.
-pub async fn admit(app: &App, ai: &Ai, user: &AuthUser) -> AppResult<()> {
-    ai.limits.check_rate(&user.user_id)?;
-    ai.limits.check_budget(&app.db, &user.user_id).await
+/// The request rate, checked before anything else is done for a call.
+pub fn admit(ai: &Ai, user: &AuthUser) -> AppResult<()> {
+    ai.limits.check_rate(&user.user_id)
+}
+
+/// Holds what a chat body may spend against the user's daily budget, before the upstream
+/// call: its prompt (estimated from the text) and its output allowance for every choice,
+/// the allowance lowered to what is left of the budget (429 `quota_exceeded` when nothing
+/// is).
+pub async fn reserve(
+    app: &App,
+    ai: &Ai,
+    user: &AuthUser,
+    body: &mut Value,
+) -> AppResult<Reservation> {
+    let ask = Ask {
+        prompt: estimate_tokens(prompt_chars(body)),
+        choices: body.as_object().map_or(1, caps::choices),
+        max_output: body.as_object().and_then(caps::max_output),
+    };
+    let reservation = ai.limits.reserve(&app.db, &user.user_id, ask).await?;
+    if let (Some(granted), Value::Object(body)) = (reservation.max_output, body) {
+        caps::limit_output(body, granted);
+    }
+    Ok(reservation)
 }
 
 /// One non-streaming upstream call, metered; its usage row is committed before it returns.
@@ -249,12 +272,14 @@ pub async fn complete(
     user: &AuthUser,
     endpoint: &'static str,
     body: &Value,
+    reservation: Reservation,
 ) -> AppResult<Completed> {
     let model = body["model"].as_str().unwrap_or_default().to_owned();
     let mut meter = Meter::new(
         ai,
         &app.db,
         &user.user_id,
+        reservation,
         endpoint,
         &model,
         prompt_chars(body),
@@ -356,12 +381,13 @@ async fn chat_upstream(
     prepared: Prepared,
     flag: Option<&CrisisFlag>,
 ) -> AppResult<Response> {
-    admit(app, ai, user).await?;
-    let body = Value::Object(prepared.body);
+    admit(ai, user)?;
+    let mut body = Value::Object(prepared.body);
+    let reservation = reserve(app, ai, user, &mut body).await?;
     if !prepared.stream {
         let Completed {
             mut json, tokens, ..
-        } = complete(app, ai, user, "chat", &body).await?;
+        } = complete(app, ai, user, "chat", &body, reservation).await?;
         if let (Some(flag), Value::Object(answer)) = (flag, &mut json) {
             answer.insert(
                 "crisis".into(),
@@ -380,6 +406,7 @@ async fn chat_upstream(
         ai,
         &app.db,
         &user.user_id,
+        reservation,
         "chat",
         &model,
         prompt_chars(&body),
@@ -449,16 +476,17 @@ pub async fn analyze(
         None => req.text.clone(),
     };
     let model = choose_model(ai, req.model.as_deref(), Some(&script))?;
-    admit(app, ai, user).await?;
-    let body = script_body(&script, model, user_text, app.config.ai.max_tokens);
+    admit(ai, user)?;
+    let mut body = script_body(&script, model, user_text, app.config.ai.max_tokens);
     // One retry when the output does not have the expected shape.
     let mut spent = 0;
     for _attempt in 0..2 {
+        let reservation = reserve(app, ai, user, &mut body).await?;
         let Completed {
             json,
             model,
             tokens,
-        } = complete(app, ai, user, "analyze", &body).await?;
+        } = complete(app, ai, user, "analyze", &body, reservation).await?;
         spent += tokens;
         let text = json["choices"][0]["message"]["content"]
             .as_str()
@@ -525,6 +553,12 @@ pub async fn embeddings(app: &App, user: &AuthUser, body: Value) -> AppResult<Re
     let Value::Object(mut body) = body else {
         return Err(ApiError::invalid_field("body", "must be a JSON object"));
     };
+    let mut invalid = Invalid::default();
+    let refused = caps::check_routing(&mut body, |m| offered.iter().any(|o| o == m), &mut invalid);
+    invalid.finish()?;
+    if let Some(model) = refused {
+        return Err(caps::model_not_allowed(&model));
+    }
     let input_chars = match body.get("input") {
         Some(Value::String(text)) if !text.is_empty() => text.chars().count(),
         Some(Value::Array(items)) if !items.is_empty() => items
@@ -551,12 +585,19 @@ pub async fn embeddings(app: &App, user: &AuthUser, body: Value) -> AppResult<Re
         Some(_) => return Err(ApiError::invalid_field("model", "must be a string")),
     };
     body.insert("model".into(), Value::String(model.clone()));
-    admit(app, ai, user).await?;
+    admit(ai, user)?;
+    let ask = Ask {
+        prompt: estimate_tokens(input_chars),
+        choices: 1,
+        max_output: None,
+    };
+    let reservation = ai.limits.reserve(&app.db, &user.user_id, ask).await?;
     let body = Value::Object(body);
     let mut meter = Meter::new(
         ai,
         &app.db,
         &user.user_id,
+        reservation,
         "embeddings",
         &model,
         input_chars,

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::{
     Ai,
-    limits::Limits,
+    limits::{Limits, Reservation},
     store::{self, UsageRow},
 };
 use crate::{db::Db, domain::Timestamp};
@@ -59,6 +59,8 @@ const DURABLE_WAIT: Duration = Duration::from_secs(2);
 /// client abandoned is recorded too, as `cancelled`).
 pub struct Meter {
     limits: Arc<Limits>,
+    /// Released once the call's tokens are counted.
+    reservation: Option<Reservation>,
     sender: mpsc::Sender<Message>,
     db: Db,
     row: UsageRow,
@@ -71,17 +73,20 @@ pub struct Meter {
 }
 
 impl Meter {
-    /// `prompt_chars`: the characters of the request's messages, for an estimate.
+    /// `prompt_chars`: the characters of the request's messages, for an estimate;
+    /// `reservation`: what the call holds of the budget until its tokens are counted.
     pub fn new(
         ai: &Ai,
         db: &Db,
         user_id: &str,
+        reservation: Reservation,
         endpoint: &'static str,
         model: &str,
         prompt_chars: usize,
     ) -> Meter {
         Meter {
             limits: ai.limits.clone(),
+            reservation: Some(reservation),
             sender: ai.usage_writer.sender.clone(),
             db: db.clone(),
             row: UsageRow {
@@ -175,6 +180,8 @@ impl Meter {
         self.row.latency_ms = self.start.elapsed().as_millis() as i64;
         self.limits
             .add_spent(&self.row.user_id, self.row.at, self.row.total_tokens);
+        // Counted: the estimate held for the call gives way to what it spent.
+        self.reservation.take();
         let (ack, committed) = oneshot::channel();
         let row = self.row.clone();
         // Through the batching writer when it runs (the server); directly otherwise.

@@ -11,10 +11,12 @@ use base64::{
     Engine, alphabet,
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig, general_purpose::STANDARD},
 };
+use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 
 use super::{
     service::{self, Upload, Which},
+    transfers::Transfers,
     types::*,
 };
 use crate::{
@@ -67,6 +69,8 @@ pub async fn upload(
     user: AuthUser,
     request: Request,
 ) -> AppResult<(StatusCode, AppJson<BackupInfo>)> {
+    // Taken before a byte of the body is read.
+    let _transfer = state.part::<Transfers>()?.begin(&user.user_id)?;
     let (parts, body) = request.into_parts();
     let max = state.config.backups.max_size.as_u64() as usize;
     let content_type = parts.headers.get(header::CONTENT_TYPE);
@@ -216,6 +220,23 @@ fn wants_raw(headers: &HeaderMap) -> bool {
 }
 
 async fn download(
+    state: &AppState,
+    user: &AuthUser,
+    which: Which,
+    headers: &HeaderMap,
+) -> AppResult<Response> {
+    let transfer = state.part::<Transfers>()?.begin(&user.user_id)?;
+    let response = download_body(state, user, which, headers).await?;
+    // The transfer lasts until the body is sent (or the client goes away).
+    Ok(response.map(|body| {
+        Body::new(body.map_frame(move |frame| {
+            let _ = &transfer;
+            frame
+        }))
+    }))
+}
+
+async fn download_body(
     state: &AppState,
     user: &AuthUser,
     which: Which,

@@ -10,6 +10,7 @@ mod crypto;
 mod handlers;
 mod service;
 mod store;
+mod transfers;
 mod types;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -18,7 +19,7 @@ pub use service::{all, key_versions_in_use, open_row, reseal_all};
 pub use store::BackupRow;
 
 use crate::{
-    app::Feature,
+    app::{Feature, Init},
     config::Config,
     http::{ApiRouter, middleware::server_epoch},
 };
@@ -28,6 +29,12 @@ pub struct Backups;
 impl Feature for Backups {
     fn name(&self) -> &'static str {
         "backups"
+    }
+
+    fn init(&self, init: &mut Init<'_>) -> anyhow::Result<()> {
+        init.parts
+            .insert(transfers::Transfers::new(init.config.backups.max_transfers));
+        Ok(())
     }
 
     fn routes(&self, _config: &Config) -> ApiRouter {

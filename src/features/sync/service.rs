@@ -1,6 +1,8 @@
 //! The sync rules behind the handlers: a report may not move a device backwards or fork it
 //! at the same version (409 `sync_conflict` with the stored state); every change keeps the
-//! user's `lastSyncAt` and `deviceCount` in the same transaction.
+//! user's `lastSyncAt` and `deviceCount` in the same transaction. A user has at most
+//! `sync.max_devices` active devices (422 for one more); the count is a column kept in step
+//! by each write, checked only when a device appears or comes back.
 
 use super::{
     store::{self, DeviceRow, Report},
@@ -30,18 +32,36 @@ fn conflicts(stored: &DeviceRow, version: i64, hash: &str) -> bool {
 /// report would move it backwards or fork it.
 pub async fn report(app: &App, user_id: &str, report: StatusReport) -> AppResult<DeviceRow> {
     let owner = user_id.to_owned();
+    let max_devices = app.config.sync.max_devices;
     let row = app
         .db
         .write(move |tx| {
             let device_id = report.device_id.as_str();
-            if let Some(stored) = store::device(tx, &owner, device_id)?
-                && conflicts(&stored, report.sync_version, &report.data_hash)
+            let stored = store::device(tx, &owner, device_id)?;
+            if let Some(stored) = &stored
+                && conflicts(stored, report.sync_version, &report.data_hash)
             {
                 return Err(ApiError::Conflict {
                     code: Code::SyncConflict,
                     message: "The server holds a newer or different state for this device.".into(),
-                    details: serde_json::to_value(Device::from(stored)).ok(),
+                    details: serde_json::to_value(Device::from(stored.clone())).ok(),
                 });
+            }
+            // A device that appears (or comes back) takes a place among the active ones.
+            let joins = stored.as_ref().is_none_or(|s| !s.is_active);
+            if joins {
+                if store::active_count(tx, &owner)? >= i64::from(max_devices) {
+                    return Err(ApiError::invalid_field(
+                        "deviceId",
+                        format!(
+                            "this account already has {max_devices} active devices; \
+                             deactivate one first (DELETE /sync/devices/{{id}})"
+                        ),
+                    ));
+                }
+                if stored.is_none() {
+                    store::make_room(tx, &owner, max_devices)?;
+                }
             }
             let now = Timestamp::now();
             store::upsert(
@@ -56,7 +76,7 @@ pub async fn report(app: &App, user_id: &str, report: StatusReport) -> AppResult
                     now,
                 },
             )?;
-            store::refresh_user_summary(tx, &owner, Some(now))?;
+            store::update_user_summary(tx, &owner, i64::from(joins), Some(now))?;
             store::device(tx, &owner, device_id)?.ok_or(ApiError::NotFound)
         })
         .await?;
@@ -100,10 +120,11 @@ pub async fn deactivate(app: &App, user_id: &str, device_id: DeviceId) -> AppRes
     let owner = user_id.to_owned();
     app.db
         .write(move |tx| {
-            if !store::deactivate(tx, &owner, device_id.as_str())? {
-                return Err(ApiError::NotFound);
-            }
-            store::refresh_user_summary(tx, &owner, None)
+            let was_active = store::device(tx, &owner, device_id.as_str())?
+                .ok_or(ApiError::NotFound)?
+                .is_active;
+            store::deactivate(tx, &owner, device_id.as_str())?;
+            store::update_user_summary(tx, &owner, -i64::from(was_active), None)
         })
         .await?;
     app.auth.forget_user(user_id);

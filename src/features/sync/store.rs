@@ -109,20 +109,48 @@ pub fn deactivate(conn: &Connection, user_id: &str, device_id: &str) -> AppResul
     Ok(changed > 0)
 }
 
-/// Sets the user's `deviceCount` (active devices) and, when given, `lastSyncAt`.
-pub fn refresh_user_summary(
+/// The user's active devices, as kept in `users.device_count` (no scan).
+pub fn active_count(conn: &Connection, user_id: &str) -> AppResult<i64> {
+    Ok(conn
+        .prepare_cached("SELECT device_count FROM users WHERE id = ?1")?
+        .query_row([user_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Forgets the user's least recently synced inactive devices until fewer than `most` rows
+/// are left (called only when a new device appears, so the count is bounded by the cap).
+pub fn make_room(conn: &Connection, user_id: &str, most: u32) -> AppResult<()> {
+    let rows: i64 = conn
+        .prepare_cached("SELECT count(*) FROM sync_devices WHERE user_id = ?1")?
+        .query_row([user_id], |r| r.get(0))?;
+    let excess = rows - i64::from(most) + 1;
+    if excess > 0 {
+        conn.prepare_cached(
+            "DELETE FROM sync_devices WHERE user_id = ?1 AND device_id IN (
+                 SELECT device_id FROM sync_devices WHERE user_id = ?1 AND is_active = 0
+                 ORDER BY last_sync_at, device_id LIMIT ?2)",
+        )?
+        .execute(params![user_id, excess])?;
+    }
+    Ok(())
+}
+
+/// Moves the user's `deviceCount` (active devices) by `delta` and sets `lastSyncAt` when
+/// given: a counter kept in the writing transaction, never a count of the devices.
+pub fn update_user_summary(
     conn: &Connection,
     user_id: &str,
+    delta: i64,
     synced_at: Option<Timestamp>,
 ) -> AppResult<()> {
     conn.prepare_cached(
         "UPDATE users SET
-             device_count = (SELECT count(*) FROM sync_devices
-                             WHERE user_id = ?1 AND is_active = 1),
-             last_sync_at = coalesce(?2, last_sync_at)
+             device_count = max(0, device_count + ?2),
+             last_sync_at = coalesce(?3, last_sync_at)
          WHERE id = ?1",
     )?
-    .execute(params![user_id, synced_at])?;
+    .execute(params![user_id, delta, synced_at])?;
     Ok(())
 }
 
@@ -177,7 +205,9 @@ mod tests {
         let latest = latest_active(&db, "u1").unwrap().unwrap();
         assert_eq!(latest.device_id, "b");
         assert_eq!(devices(&db, "u1").unwrap()[0].device_id, "b");
-        refresh_user_summary(&db, "u1", Some(Timestamp::from_unix(30))).unwrap();
+        update_user_summary(&db, "u1", 3, None).unwrap();
+        update_user_summary(&db, "u1", -1, Some(Timestamp::from_unix(30))).unwrap();
+        assert_eq!(active_count(&db, "u1").unwrap(), 2);
         let (count, last): (i64, i64) = db
             .query_row(
                 "SELECT device_count, last_sync_at FROM users WHERE id = 'u1'",
@@ -187,5 +217,46 @@ mod tests {
             .unwrap();
         assert_eq!((count, last), (2, 30));
         assert!(device(&db, "someone-else", "a").unwrap().is_none());
+    }
+}
+
+#[cfg(test)]
+mod room_tests {
+    use super::*;
+    use crate::db::testing::TempDb;
+
+    #[test]
+    fn make_room_forgets_the_oldest_inactive_devices_only() {
+        let db = TempDb::new();
+        db.user("u1");
+        for (i, id) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            let report = Report {
+                user_id: "u1",
+                device_id: id,
+                device_name: None,
+                platform: None,
+                sync_version: 1,
+                data_hash: "aa",
+                now: Timestamp::from_unix(10 + i as i64),
+            };
+            upsert(&db, &report).unwrap();
+        }
+        deactivate(&db, "u1", "b").unwrap();
+        deactivate(&db, "u1", "c").unwrap();
+        make_room(&db, "u1", 4).unwrap();
+        let ids: Vec<String> = devices(&db, "u1")
+            .unwrap()
+            .into_iter()
+            .map(|d| d.device_id)
+            .collect();
+        assert_eq!(ids, ["d", "c", "a"]);
+        // Active devices are never forgotten.
+        make_room(&db, "u1", 1).unwrap();
+        let ids: Vec<String> = devices(&db, "u1")
+            .unwrap()
+            .into_iter()
+            .map(|d| d.device_id)
+            .collect();
+        assert_eq!(ids, ["d", "a"]);
     }
 }
