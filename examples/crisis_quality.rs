@@ -1,12 +1,14 @@
-//! `cargo run --release --example crisis_quality [-- --misses]`
+//! `cargo run --release --example crisis_quality [-- --misses | --explain TEXT...]`
 //!
 //! Quality on the labelled set (SPEC 8): prints a confusion matrix per file and for the
 //! whole set combined, and fails when, on any file or on the combined set, recall of `high`
 //! detected at ≥ medium drops below 95 % or `none` messages detected at ≥ medium exceed
-//! 5 %. The four development files (`tune`, `heldout`, `heldout2`, `heldout3`: the lexicon
-//! was tuned on the first three and the learned model trained on all four) also get their
-//! misses per tag; `heldout4.jsonl`, the untouched measure, is evaluated when present but
-//! its lines and misses are never printed.
+//! 5 %. Files: `tune`, `heldout`, `heldout2`, `heldout3`, `heldout4` and `train2`. The
+//! learned model is trained on all six, so these figures are not a measure of
+//! generalisation; `examples/crisis_train` prints the cross-validated ones. The misses of
+//! `heldout4.jsonl` are never printed (it stays out of sight as a file that was written as
+//! an untouched measure). Then the cost per message (`CRISIS_LEXICON_DIR` measures an
+//! admin's copy of the lexicon instead of the builtin one).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -125,21 +127,37 @@ fn evaluate(detector: &Detector, examples: &[Example], show_misses: bool) -> Mat
 /// detector misses them on held-out text (issue 11 stays open until it does).
 fn main() -> std::process::ExitCode {
     let show_all = std::env::args().any(|a| a == "--misses");
-    let detector = Detector::builtin();
+    // CRISIS_LEXICON_DIR: measure an admin's copy of the lexicon (and its model.bin).
+    let detector = match std::env::var_os("CRISIS_LEXICON_DIR") {
+        Some(dir) => Detector::from_dir(std::path::Path::new(&dir))
+            .unwrap_or_else(|e| panic!("cannot load the lexicon: {e}")),
+        None => Detector::builtin(),
+    };
+    // `-- --explain TEXT...`: how each text is read, instead of the report.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = args.iter().position(|a| a == "--explain") {
+        for text in &args[at + 1..] {
+            print!("{text:?}: {}", detector.explain(text));
+        }
+        return std::process::ExitCode::SUCCESS;
+    }
     let mut failures = Vec::new();
     let mut overall = Matrix::default();
+    let mut texts = Vec::new();
     for (name, tuning) in [
         ("tune.jsonl", true),
         ("heldout.jsonl", true),
         ("heldout2.jsonl", true),
         ("heldout3.jsonl", true),
         ("heldout4.jsonl", false),
+        ("train2.jsonl", true),
     ] {
         let Some(examples) = load(name, tuning) else {
             continue;
         };
         let show_misses = tuning && show_all;
         let matrix = evaluate(&detector, &examples, show_misses);
+        texts.extend(examples.iter().map(|e| e.text.clone()));
         matrix.print(name);
         check(name, &matrix, &mut failures);
         for (i, row) in matrix.0.iter().enumerate() {
@@ -150,6 +168,7 @@ fn main() -> std::process::ExitCode {
     }
     overall.print("combined");
     check("combined", &overall, &mut failures);
+    timing(&detector, &texts);
     if failures.is_empty() {
         println!("\nall thresholds met");
         std::process::ExitCode::SUCCESS
@@ -175,4 +194,37 @@ fn check(name: &str, matrix: &Matrix, failures: &mut Vec<String>) {
             100.0 * false_alarms
         ));
     }
+}
+
+/// Prints the mean µs per message over the labelled set and for one typical 200-character
+/// message (the bench's figure, SPEC 11: ≤ 20 µs): the fastest of many short runs, so that
+/// other work on the machine does not count.
+fn timing(detector: &Detector, texts: &[String]) {
+    use std::hint::black_box;
+    use std::time::Instant;
+    let fastest = |runs: usize, run: &dyn Fn() -> usize| {
+        (0..runs)
+            .map(|_| {
+                let start = Instant::now();
+                let n = run();
+                start.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let mean = fastest(10, &|| {
+        for text in texts {
+            black_box(detector.assess(black_box(text)));
+        }
+        texts.len()
+    });
+    let typical = "honestly i don't know why i keep trying. work is a mess, my family \
+                   keeps fighting, and tonight i just feel like everyone would be better \
+                   off without me. i'm so tired of all of it";
+    let typical_us = fastest(50, &|| {
+        for _ in 0..1000 {
+            black_box(detector.assess(black_box(typical)));
+        }
+        1000
+    });
+    println!("\ncost: {mean:.2} µs per message (mean over the set), {typical_us:.2} µs typical");
 }

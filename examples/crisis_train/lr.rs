@@ -2,9 +2,7 @@
 //! confusion matrix of a combined level and the choice of thresholds.
 
 use persona::features::crisis::detector::CrisisLevel;
-use persona::features::crisis::detector::train::{Combine, FeatureConfig, combine};
-
-use crate::TARGET_FALSE_ALARMS;
+use persona::features::crisis::detector::train::{Combine, FeatureConfig, combine, model_level};
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Config {
@@ -12,6 +10,10 @@ pub(crate) struct Config {
     pub(crate) bits: u8,
     pub(crate) l2: f32,
     pub(crate) epochs: usize,
+    /// Thresholds keep false alarms on `none` (out-of-fold) at or below this.
+    pub(crate) target_fa: f64,
+    /// Sample weight of `high` messages (both heads), to favour recall.
+    pub(crate) high_weight: f32,
 }
 
 /// One message ready for training: bucket indices with values, lexicon level and label.
@@ -20,6 +22,8 @@ pub(crate) struct Row {
     pub(crate) lexicon: CrisisLevel,
     pub(crate) verdicts: u16,
     pub(crate) label: CrisisLevel,
+    pub(crate) indonesian: bool,
+    pub(crate) text: String,
 }
 
 pub(crate) struct Heads {
@@ -64,7 +68,12 @@ pub(crate) fn train(rows: &[&Row], cfg: &Config) -> Heads {
                         .iter()
                         .map(|&(j, v)| h.w[k][j as usize] * v)
                         .sum::<f32>();
-                let g = sigmoid(z) - f32::from(u8::from(y));
+                let w = if row.label == CrisisLevel::High {
+                    cfg.high_weight
+                } else {
+                    1.0
+                };
+                let g = (sigmoid(z) - f32::from(u8::from(y))) * w;
                 for &(j, v) in &row.feats {
                     let j = j as usize;
                     let gi = g * v + cfg.l2 * h.w[k][j];
@@ -91,25 +100,25 @@ pub(crate) fn predict(h: &Heads, row: &Row) -> (f32, f32) {
     (sigmoid(z(0)), sigmoid(z(1)))
 }
 
-pub(crate) fn model_level((m, hi): (f32, f32), (tm, th): (f32, f32)) -> CrisisLevel {
-    if hi >= th && m >= tm.min(th) {
-        CrisisLevel::High
-    } else if m >= tm {
-        CrisisLevel::Medium
-    } else {
-        CrisisLevel::None
-    }
-}
-
 pub(crate) type Matrix = [[usize; 4]; 4];
 
-pub(crate) fn matrix(rows: &[&Row], probs: &[(f32, f32)], t: (f32, f32), mode: Combine) -> Matrix {
+pub(crate) fn matrix(rows: &[&Row], probs: &[(f32, f32)], t: [f32; 4], mode: Combine) -> Matrix {
     let mut m = [[0; 4]; 4];
     for (row, &p) in rows.iter().zip(probs) {
-        let level = combine(mode, row.lexicon, row.verdicts, model_level(p, t));
+        let level = combine(
+            mode,
+            row.lexicon,
+            row.verdicts,
+            model_level(p, t, row.lexicon),
+        );
         m[row.label as usize][level as usize] += 1;
     }
     m
+}
+
+/// Share of `medium` messages detected at >= medium.
+pub(crate) fn medium_recall(m: &Matrix) -> f64 {
+    (m[2][2] + m[2][3]) as f64 / m[2].iter().sum::<usize>().max(1) as f64
 }
 
 /// (high detected at >= medium, none detected at >= medium, exact) as fractions.
@@ -120,27 +129,63 @@ pub(crate) fn rates(m: &Matrix) -> (f64, f64, f64) {
     (at(3), at(0), exact as f64 / total.max(1) as f64)
 }
 
-/// Lowest medium threshold keeping false alarms within the target, then the high threshold
-/// with the best exact agreement plus recall that still keeps them there.
-pub(crate) fn thresholds(rows: &[&Row], probs: &[(f32, f32)], mode: Combine) -> (f32, f32) {
-    let grid: Vec<f32> = (1..100).map(|i| i as f32 / 100.0).collect();
-    let tm = grid
-        .iter()
-        .copied()
-        .find(|&tm| rates(&matrix(rows, probs, (tm, 1.01), mode)).1 <= TARGET_FALSE_ALARMS)
-        .unwrap_or(0.99);
-    let mut best = (tm, 0.5, -1.0);
-    for &th in &grid {
-        let (recall, alarms, exact) = rates(&matrix(rows, probs, (tm, th), mode));
-        let score = exact + recall
-            - if alarms > TARGET_FALSE_ALARMS {
-                9.0
-            } else {
-                0.0
-            };
-        if score > best.2 {
-            best = (tm, th, score);
+/// How much the recall of `medium` (at >= medium) counts beside that of `high` when
+/// thresholds are chosen: passive ideation and third persons must not be left to chance.
+const MEDIUM_WEIGHT: f64 = 0.5;
+
+/// Where the lexicon itself sees medium or high, a probability of at least this much is
+/// enough for the model to agree: the lexicon's clear phrases ("suicide", "i bought a rope
+/// today") must not hang on a threshold tuned for the messages it does not catch.
+const SUPPORT_CAP: f32 = 0.5;
+
+/// The thresholds with the best recall of `high` (plus half that of `medium`) at >= medium
+/// that keep false alarms on `none` within `target`, ties broken by exact agreement: first the pair without the
+/// lexicon's support, then (for the `Support` modes) the lower pair where the lexicon agrees.
+pub(crate) fn thresholds(
+    rows: &[&Row],
+    probs: &[(f32, f32)],
+    mode: Combine,
+    target: f64,
+) -> [f32; 4] {
+    let grid: Vec<f32> = (1..50).map(|i| i as f32 / 50.0).collect();
+    let mut best = ([0.99; 4], (-1.0, -1.0));
+    for &tm in &grid {
+        for &th in &grid {
+            let t = [tm, th, tm, th];
+            let m = matrix(rows, probs, t, mode);
+            let (recall, alarms, exact) = rates(&m);
+            let score = recall + MEDIUM_WEIGHT * medium_recall(&m);
+            if alarms <= target && (score, exact) > best.1 {
+                best = (t, (score, exact));
+            }
         }
     }
-    (best.0, best.1)
+    if matches!(mode, Combine::Support | Combine::SupportVeto) {
+        let [tm, th, ..] = best.0;
+        let cap = |t: f32| t.min(SUPPORT_CAP);
+        best = ([tm, th, cap(tm), cap(th)], (-1.0, -1.0));
+        for &sm in grid.iter().filter(|&&x| x <= cap(tm)) {
+            for &sh in grid.iter().filter(|&&x| x <= cap(th)) {
+                let t = [tm, th, sm, sh];
+                let m = matrix(rows, probs, t, mode);
+                let (recall, alarms, exact) = rates(&m);
+                let score = recall + MEDIUM_WEIGHT * medium_recall(&m);
+                if alarms <= target && (score, exact) > best.1 {
+                    best = (t, (score, exact));
+                }
+            }
+        }
+    }
+    best.0
+}
+
+/// Recall of `high` at >= medium with the thresholds chosen on the test rows themselves
+/// (the best any thresholds could do) while false alarms stay within `fa`.
+pub(crate) fn oracle_recall(rows: &[&Row], probs: &[(f32, f32)], mode: Combine, fa: f64) -> f64 {
+    (1..50)
+        .flat_map(|tm| (1..50).map(move |th| [tm as f32 / 50.0, th as f32 / 50.0]))
+        .map(|[tm, th]| rates(&matrix(rows, probs, [tm, th, tm, th], mode)))
+        .filter(|r| r.1 <= fa)
+        .map(|r| r.0)
+        .fold(0.0, f64::max)
 }

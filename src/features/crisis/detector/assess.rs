@@ -55,10 +55,35 @@ impl Verdict {
     }
 }
 
-/// Assesses the token ids; `trace` sees every match and its verdict.
+/// Concept bits (`evaluate`'s `concepts`, features of the learned layer): net word kinds
+/// from bit 0, frame roles from bit 12, categories of other phrases from bit 21, their
+/// level from bit 32, then the flags below and the word classes present from bit 40.
+const ROLE_BIT: u32 = 12;
+const CATEGORY_BIT: u32 = 21;
+const LEVEL_BIT: u32 = 32;
+const IDIOM_BIT: u64 = 1 << 36;
+const REASSURED_BIT: u64 = 1 << 37;
+const NEGATED_BIT: u64 = 1 << 38;
+const CLASS_BIT: u32 = 40;
+/// The word classes whose presence is a concept bit, in bit order from `CLASS_BIT`.
+const CONCEPT_CLASSES: [Class; 8] = [
+    FIRST_PERSON,
+    THIRD_PERSON,
+    NEGATOR,
+    CONTEXT,
+    GUARD,
+    HEDGE,
+    REFLEXIVE,
+    POSSESSIVE,
+];
+
+/// Assesses the token ids; `trace` sees every match and its verdict; `concepts` gets the
+/// concept bits of the message (what kinds of phrase and word it holds, whatever became
+/// of them), for the learned layer.
 pub(crate) fn evaluate(
     lex: &Lexicon,
     toks: &[u32],
+    concepts: &mut u64,
     mut trace: impl FnMut(&str, Verdict),
 ) -> (CrisisLevel, Vec<&'static str>) {
     // (start, end, is a reassurance) of every idiom.
@@ -85,6 +110,18 @@ pub(crate) fn evaluate(
         }
     }
     let has_context = toks.iter().any(|&t| lex.classes[t as usize] & CONTEXT != 0);
+    let mut bits = 0u64;
+    for &t in toks {
+        let class = lex.classes.get(t as usize).copied().unwrap_or(0);
+        for (i, &c) in CONCEPT_CLASSES.iter().enumerate() {
+            if class & c != 0 {
+                bits |= 1 << (CLASS_BIT + i as u32);
+            }
+        }
+    }
+    for &(_, _, reassured) in &idioms {
+        bits |= if reassured { REASSURED_BIT } else { IDIOM_BIT };
+    }
 
     let mut counted: Vec<Counted> = Vec::with_capacity(hits.len());
     let mut marks: Vec<Mark> = Vec::new();
@@ -101,6 +138,16 @@ pub(crate) fn evaluate(
                 counted.push((CrisisLevel::Low, Category::Distress, hit.start, false));
             }
             continue;
+        }
+        bits |= if let Some(kind) = rule.net {
+            1 << kind as u32
+        } else if let Some(role) = rule.role {
+            1 << (ROLE_BIT + role as u32)
+        } else {
+            (1 << (CATEGORY_BIT + rule.category as u32)) | (1 << (LEVEL_BIT + rule.level as u32))
+        };
+        if preceded_by(lex, toks, hit.start, NEGATOR) {
+            bits |= NEGATED_BIT;
         }
         if let Some(kind) = rule.net {
             let source = &pattern.source;
@@ -171,6 +218,7 @@ pub(crate) fn evaluate(
         }
     }
 
+    *concepts = bits;
     combine(lex, toks, &marks, has_context, &mut counted, &mut trace);
 
     // Means and plan words that are ordinary on their own ("pills", "tali", "bridge")

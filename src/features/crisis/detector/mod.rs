@@ -20,8 +20,10 @@
 //!
 //! A learned layer (`model.rs`) generalises beyond the phrase lists: a linear model over
 //! hashed words, word pairs and character n-grams of the normalised text plus the
-//! lexicon's own signals, trained offline (`examples/train.rs`) into `lexicon/model.bin`.
-//! Its level joins the lexicon's as the file's combine mode says.
+//! lexicon's concepts, trained offline (`examples/crisis_train`) into
+//! `config/crisis/model.bin`. Its level joins the lexicon's as the file's combine mode says
+//! (shipped: `Support`, the model decides medium and high, with lower thresholds where the
+//! lexicon agrees, and the lexicon says none or low below that).
 
 mod assess;
 mod category;
@@ -50,7 +52,10 @@ use tokens::Scratch;
 #[cfg(feature = "crisis-train")]
 #[doc(hidden)]
 pub mod train {
-    pub use super::model::{BIGRAMS, Combine, FeatureConfig, SIGNALS, WORDS, combine};
+    pub use super::model::{
+        BIGRAMS, CONCEPTS, Combine, FeatureConfig, GROUPS, SIGNALS, SKIPS, WORDS, combine,
+        model_level,
+    };
 }
 
 const BUILTIN_NORMALIZE: &str = include_str!("../../../../config/crisis/normalize.toml");
@@ -67,6 +72,10 @@ const MODEL_FILE: &str = "model.bin";
 #[cfg(feature = "crisis-train")]
 #[doc(hidden)]
 pub type TrainFeatures = (CrisisLevel, u16, Vec<(u32, f32)>);
+
+/// The lexicon's reading of one message: its level, categories, verdict bits and concept
+/// bits.
+type Reading = (CrisisLevel, Vec<&'static str>, u16, u64);
 
 /// The detector's reading of one message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -162,9 +171,10 @@ impl Detector {
             let _ = writeln!(out, "  {source:?}: {what}");
         });
         let tokens = SCRATCH.with_borrow(|s| self.lexicon.describe(&s.tokens));
-        let (lexicon, categories, verdicts) = self.lexicon_reading(text, |_, _| {});
-        let (medium, high) = self.probabilities(text, lexicon, &categories, verdicts);
-        let learned = self.model.level((medium, high));
+        let (lexicon, categories, verdicts, concepts) = self.lexicon_reading(text, |_, _| {});
+        let signals = (lexicon, categories.as_slice(), verdicts, concepts);
+        let (medium, high) = self.probabilities(text, signals);
+        let learned = self.model.level((medium, high), lexicon);
         format!(
             "{:?} {:?}\n  tokens: {tokens}\n{out}  lexicon {lexicon:?}, model {learned:?} \
              (p(>= medium) {medium:.3}, p(high) {high:.3}), combined by {:?}\n",
@@ -172,35 +182,27 @@ impl Detector {
         )
     }
 
-    /// The lexicon's level and categories, and which kinds of verdict it reached.
-    fn lexicon_reading(
-        &self,
-        text: &str,
-        mut trace: impl FnMut(&str, Verdict),
-    ) -> (CrisisLevel, Vec<&'static str>, u16) {
+    /// The lexicon's level and categories, which kinds of verdict it reached and its
+    /// concept bits.
+    fn lexicon_reading(&self, text: &str, mut trace: impl FnMut(&str, Verdict)) -> Reading {
         SCRATCH.with_borrow_mut(|scratch| {
             self.lexicon.tokenize(text, scratch);
             let mut verdicts = 0u16;
-            let (level, categories) = evaluate(&self.lexicon, &scratch.tokens, |s, v| {
-                verdicts |= v.bit();
-                trace(s, v);
-            });
+            let mut concepts = 0u64;
+            let (level, categories) =
+                evaluate(&self.lexicon, &scratch.tokens, &mut concepts, |s, v| {
+                    verdicts |= v.bit();
+                    trace(s, v);
+                });
             if categories.contains(&"third_party") {
                 verdicts |= model::THIRD_PARTY;
             }
-            (level, categories, verdicts)
+            (level, categories, verdicts, concepts)
         })
     }
 
-    fn probabilities(
-        &self,
-        text: &str,
-        level: CrisisLevel,
-        categories: &[&str],
-        verdicts: u16,
-    ) -> (f32, f32) {
+    fn probabilities(&self, text: &str, signals: model::Signals) -> (f32, f32) {
         FEATURES.with_borrow_mut(|f| {
-            let signals = (level, categories, verdicts);
             let config = &self.model.config;
             self.lexicon.model_features(text, config, signals, f);
             self.model.probabilities(&f.list)
@@ -208,9 +210,10 @@ impl Detector {
     }
 
     fn run(&self, text: &str, trace: impl FnMut(&str, Verdict)) -> Assessment {
-        let (lexicon, mut categories, verdicts) = self.lexicon_reading(text, trace);
-        let probabilities = self.probabilities(text, lexicon, &categories, verdicts);
-        let learned = self.model.level(probabilities);
+        let (lexicon, mut categories, verdicts, concepts) = self.lexicon_reading(text, trace);
+        let signals = (lexicon, categories.as_slice(), verdicts, concepts);
+        let probabilities = self.probabilities(text, signals);
+        let learned = self.model.level(probabilities, lexicon);
         let level = model::combine(self.model.combine, lexicon, verdicts, learned);
         if level > lexicon {
             categories.insert(0, "classifier");
@@ -227,9 +230,9 @@ impl Detector {
     #[cfg(feature = "crisis-train")]
     #[doc(hidden)]
     pub fn features(&self, text: &str, config: &train::FeatureConfig) -> TrainFeatures {
-        let (level, categories, verdicts) = self.lexicon_reading(text, |_, _| {});
+        let (level, categories, verdicts, concepts) = self.lexicon_reading(text, |_, _| {});
         let mut f = Features::default();
-        let signals = (level, categories.as_slice(), verdicts);
+        let signals = (level, categories.as_slice(), verdicts, concepts);
         self.lexicon.model_features(text, config, signals, &mut f);
         (level, verdicts, f.list)
     }

@@ -1,14 +1,18 @@
 //! The learned layer: two logistic-regression heads (`level >= medium`, `level == high`)
 //! over hashed features of the normalised message, trained offline by
-//! `examples/train.rs` and stored in `lexicon/model.bin`. Features are word unigrams and
-//! bigrams, character n-grams of the normalised text (so that a new inflection, typo or
-//! euphemism still shares pieces with the training set), and the lexicon's own reading of
-//! the message (its level, categories and what it cancelled). No model call, no floats
-//! beyond a few hundred multiply-adds: the same message always gets the same level.
+//! `examples/crisis_train` and stored in `config/crisis/model.bin`. Features are word
+//! unigrams and bigrams, character n-grams of the normalised text (so that a new
+//! inflection, typo or euphemism still shares pieces with the training set), each group
+//! scaled to unit length; the lexicon's concepts (the kinds of net word, frame part and
+//! phrase category the message holds, and its person, negation and guard words), each alone
+//! and in pairs, so that "a means word with a time" generalises beyond the words seen; and
+//! optionally the lexicon's own reading (level, categories, verdicts). No model call, no
+//! floats beyond a few hundred multiply-adds: the same message always gets the same level.
 //!
 //! `model.bin` (little-endian): `PCM1`, dim_bits, char_min, char_max, flags (1 words,
-//! 2 bigrams, 4 lexicon signals), signal weight, medium and high thresholds (f32), combine
-//! mode and three padding bytes, bias and scale of each head (f32), then for each of the
+//! 2 bigrams, 4 lexicon signals, 8 concepts), signal weight, medium and high thresholds
+//! (f32), combine mode, the concept weight in hundredths, the medium and high thresholds
+//! with the lexicon's support in hundredths (0: none), bias and scale of each head (f32), then for each of the
 //! 2^dim_bits buckets its medium and high weights as i16 (weight = i16 × scale).
 
 use super::lexicon::Lexicon;
@@ -20,6 +24,16 @@ const HEADER: usize = 40;
 pub const WORDS: u8 = 1;
 pub const BIGRAMS: u8 = 2;
 pub const SIGNALS: u8 = 4;
+pub const CONCEPTS: u8 = 8;
+/// Word features (unigrams and bigrams) and character n-grams each scaled to unit length on
+/// their own, so that the many n-grams of a long message do not drown its words.
+pub const GROUPS: u8 = 16;
+/// Word pairs with one word between them ("take * pills"), with the word features.
+pub const SKIPS: u8 = 32;
+
+/// The lexicon's reading handed to the model: level, categories, verdict bits, concept
+/// bits.
+pub(crate) type Signals<'a> = (CrisisLevel, &'a [&'a str], u16, u64);
 
 /// Which features to extract; stored in the model file.
 #[derive(Clone, Copy, Debug)]
@@ -28,6 +42,8 @@ pub struct FeatureConfig {
     pub char_max: u8,
     pub flags: u8,
     pub signal_weight: f32,
+    /// Value of the concept features (each concept and each pair of concepts present).
+    pub concept_weight: f32,
 }
 
 /// How the model's level joins the lexicon's.
@@ -44,11 +60,20 @@ pub enum Combine {
     Guarded,
     /// The higher of the two, with the same veto as `Guarded`.
     MaxGuarded,
+    /// As `Gate`, with the lexicon's support lowering the model's thresholds, and a third
+    /// person at risk never more than `medium` (unless the lexicon saw the writer at high
+    /// risk too).
+    Support,
+    /// As `Support`, but a negation the lexicon saw ("i'm not going to kill myself") keeps
+    /// the model from raising a message the lexicon left at `low` or below.
+    SupportVeto,
 }
 
 /// Verdict bits (see `Verdict::bit`) that veto a raise by the model: an idiom, a phrase
 /// cancelled by one, a negation, a hedge, a reported mention.
 const VETO: u16 = 1 | 4 | 8 | 16 | 64;
+/// The verdict bit of a negated match.
+const NEGATED: u16 = 8;
 /// Set beside the verdict bits when the lexicon counted a third person at risk: the model
 /// may not make that more than `medium` in the guarded modes (SPEC 8).
 pub(crate) const THIRD_PARTY: u16 = 1 << 15;
@@ -65,7 +90,7 @@ pub(crate) struct Features {
 /// A loaded model: header values and the bucket weights.
 pub(crate) struct Model {
     pub(crate) config: FeatureConfig,
-    pub(crate) thresholds: (f32, f32),
+    pub(crate) thresholds: [f32; 4],
     pub(crate) combine: Combine,
     bias: [f32; 2],
     scale: [f32; 2],
@@ -114,6 +139,8 @@ impl Model {
             2 => Combine::GateKeepHigh,
             3 => Combine::Guarded,
             4 => Combine::MaxGuarded,
+            5 => Combine::Support,
+            6 => Combine::SupportVeto,
             other => return Err(format!("unknown combine mode {other}")),
         };
         let weights = bytes[HEADER..]
@@ -131,8 +158,19 @@ impl Model {
                 char_max: bytes[6],
                 flags: bytes[7],
                 signal_weight: f32_at(bytes, 8),
+                concept_weight: f32::from(bytes[21]) / 100.0,
             },
-            thresholds: (f32_at(bytes, 12), f32_at(bytes, 16)),
+            thresholds: {
+                let (medium, high) = (f32_at(bytes, 12), f32_at(bytes, 16));
+                // Hundredths; 0 (older files) means no lower threshold.
+                let support = |b: u8, t: f32| if b == 0 { t } else { f32::from(b) / 100.0 };
+                [
+                    medium,
+                    high,
+                    support(bytes[22], medium),
+                    support(bytes[23], high),
+                ]
+            },
             combine,
             bias: [f32_at(bytes, 24), f32_at(bytes, 28)],
             scale: [f32_at(bytes, 32), f32_at(bytes, 36)],
@@ -153,15 +191,23 @@ impl Model {
         (p(0), p(1))
     }
 
-    /// The model's own level from its probabilities.
-    pub(crate) fn level(&self, (medium, high): (f32, f32)) -> CrisisLevel {
-        if high >= self.thresholds.1 && medium >= self.thresholds.0.min(self.thresholds.1) {
-            CrisisLevel::High
-        } else if medium >= self.thresholds.0 {
-            CrisisLevel::Medium
-        } else {
-            CrisisLevel::None
-        }
+    /// The model's own level from its probabilities, beside the lexicon's level.
+    pub(crate) fn level(&self, probabilities: (f32, f32), lexicon: CrisisLevel) -> CrisisLevel {
+        model_level(probabilities, self.thresholds, lexicon)
+    }
+}
+
+/// The model's level from its probabilities and thresholds `[medium, high, medium with the
+/// lexicon's support, high with the lexicon's support]`: either head alone reaches its
+/// level (a message the `high` head is sure of is high even when the `>= medium` head
+/// hesitates), and where the lexicon itself saw that level the lower threshold applies.
+pub fn model_level((medium, high): (f32, f32), t: [f32; 4], lexicon: CrisisLevel) -> CrisisLevel {
+    if high >= t[1] || (lexicon == CrisisLevel::High && high >= t[3]) {
+        CrisisLevel::High
+    } else if medium >= t[0] || (lexicon >= CrisisLevel::Medium && medium >= t[2]) {
+        CrisisLevel::Medium
+    } else {
+        CrisisLevel::None
     }
 }
 
@@ -174,6 +220,14 @@ pub fn combine(
 ) -> CrisisLevel {
     let vetoed = verdicts & VETO != 0;
     let model = match mode {
+        Combine::SupportVeto if verdicts & NEGATED != 0 && lexicon <= CrisisLevel::Low => {
+            model.min(lexicon)
+        }
+        // A third person at risk stays medium, unless the lexicon saw the writer's own
+        // risk beside it (its level is then high).
+        Combine::Support | Combine::SupportVeto if verdicts & THIRD_PARTY != 0 => {
+            model.min(lexicon.max(CrisisLevel::Medium))
+        }
         Combine::Guarded | Combine::MaxGuarded if vetoed => model.min(lexicon),
         Combine::Guarded | Combine::MaxGuarded if verdicts & THIRD_PARTY != 0 => {
             model.min(CrisisLevel::Medium)
@@ -187,7 +241,7 @@ pub fn combine(
     };
     match mode {
         Combine::Max | Combine::MaxGuarded => lexicon.max(model),
-        Combine::Gate => gated,
+        Combine::Gate | Combine::Support | Combine::SupportVeto => gated,
         _ if lexicon == CrisisLevel::High => CrisisLevel::High,
         Combine::GateKeepHigh | Combine::Guarded => gated,
     }
@@ -201,7 +255,7 @@ impl Lexicon {
         &self,
         text: &str,
         config: &FeatureConfig,
-        signals: (CrisisLevel, &[&str], u16),
+        signals: Signals,
         f: &mut Features,
     ) {
         let Features {
@@ -222,23 +276,29 @@ impl Lexicon {
             }
         });
         let flags = config.flags;
-        if flags & (WORDS | BIGRAMS) != 0 {
-            let mut prev: Option<&str> = None;
+        if flags & (WORDS | BIGRAMS | SKIPS) != 0 {
+            // The two words before this one in its sentence (for bigrams and skip pairs).
+            let mut prev: [Option<&str>; 2] = [None, None];
             for w in norm.split(' ').filter(|w| !w.is_empty()) {
                 if w == "." {
-                    prev = None;
+                    prev = [None, None];
                     continue;
                 }
                 if flags & WORDS != 0 {
                     list.push((fnv(seeded(b'w'), w.as_bytes()), 1.0));
                 }
-                if let Some(p) = prev.filter(|_| flags & BIGRAMS != 0) {
+                if let Some(p) = prev[0].filter(|_| flags & BIGRAMS != 0) {
                     let h = fnv(fnv(seeded(b'b'), p.as_bytes()), b" ");
                     list.push((fnv(h, w.as_bytes()), 1.0));
                 }
-                prev = Some(w);
+                if let Some(p) = prev[1].filter(|_| flags & SKIPS != 0) {
+                    let h = fnv(fnv(seeded(b'p'), p.as_bytes()), b" ");
+                    list.push((fnv(h, w.as_bytes()), 1.0));
+                }
+                prev = [Some(w), prev[0]];
             }
         }
+        let word_features = list.len();
         let bytes = norm.as_bytes();
         let (lo, hi) = (usize::from(config.char_min), usize::from(config.char_max));
         if lo > 0 {
@@ -254,12 +314,34 @@ impl Lexicon {
             }
         }
         let text_features = list.len();
-        if text_features > 0 {
+        if flags & GROUPS != 0 {
+            let (words, chars) = list.split_at_mut(word_features);
+            for group in [words, chars] {
+                let v = 1.0 / (group.len().max(1) as f32).sqrt();
+                group.iter_mut().for_each(|f| f.1 = v);
+            }
+        } else if text_features > 0 {
             let v = 1.0 / (text_features as f32).sqrt();
             list.iter_mut().for_each(|f| f.1 = v);
         }
+        let (level, categories, verdicts, concepts) = signals;
+        if flags & CONCEPTS != 0 && concepts != 0 {
+            let v = config.concept_weight;
+            let s = seeded(b'k');
+            let mut rest = concepts;
+            while rest != 0 {
+                let i = rest.trailing_zeros();
+                rest &= rest - 1;
+                list.push((fnv(s, &[b'1', i as u8]), v));
+                let mut others = rest;
+                while others != 0 {
+                    let j = others.trailing_zeros();
+                    others &= others - 1;
+                    list.push((fnv(s, &[b'2', i as u8, j as u8]), v));
+                }
+            }
+        }
         if flags & SIGNALS != 0 {
-            let (level, categories, verdicts) = signals;
             let v = config.signal_weight;
             let s = seeded(b's');
             list.push((fnv(s, &[b'l', level as u8]), v));
@@ -269,7 +351,7 @@ impl Lexicon {
             for c in categories {
                 list.push((fnv(fnv(s, b"c"), c.as_bytes()), v));
             }
-            for bit in 0..16u8 {
+            for bit in (0..12u8).chain([15]) {
                 if verdicts & (1 << bit) != 0 {
                     list.push((fnv(s, &[b'v', bit]), v));
                 }

@@ -194,7 +194,9 @@ fn a_third_person_at_risk_is_medium_with_its_own_category() {
 
 #[test]
 fn means_weigh_more_than_the_word_suicide() {
-    assert_eq!(level("suicide"), CrisisLevel::Medium);
+    // The word alone is at least medium; the learned layer may read it as high (an
+    // ambiguous message goes to the higher level).
+    assert!(level("suicide") >= CrisisLevel::Medium);
     assert_eq!(level("i'm going to jump off the bridge"), CrisisLevel::High);
 }
 
@@ -284,11 +286,11 @@ fn reassurance_leaves_distress() {
 fn the_safety_net_catches_wordings_no_phrase_foresaw() {
     assert_level(
         CrisisLevel::Medium,
-        &[
-            "lagi di atap kosan sendirian",
-            "nobody would notice if i stopped existing",
-        ],
+        &["nobody would notice if i stopped existing"],
     );
+    // Alone at a height: at least medium (the learned layer reads it as high, as the
+    // labelled set does for a person at the place).
+    assert!(level("lagi di atap kosan sendirian") >= CrisisLevel::Medium);
     // Two kinds at once, a means with a time or a goodbye, are high.
     assert_level(
         CrisisLevel::High,
