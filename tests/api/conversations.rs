@@ -584,6 +584,15 @@ async fn search_ranks_windows_of_newest_matches_and_pages_through_them_all() {
     }
     assert_eq!(seen, order(&[5, 7, 6, 2, 4, 3, 1, 0]));
     assert!(!seen.contains(&late["id"].as_str().unwrap().to_owned()));
+    // A cursor that is not one of ours (or a list's) is refused, as lists refuse it.
+    for cursor in ["garbage", first["nextCursor"].as_str().unwrap()] {
+        let path = if cursor == "garbage" {
+            format!("{URL}/search?q=zephyr&cursor={cursor}")
+        } else {
+            format!("{URL}?cursor={cursor}")
+        };
+        assert_error(app.get(&path).await, StatusCode::BAD_REQUEST, "bad_request").await;
+    }
 
     // Both indexes, each scope: ana's private one joins `mine` and `all`, bob's never.
     let (all, _) = search_all(&app, Some(&ana), "q=zephyr&limit=4").await;
