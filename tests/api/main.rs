@@ -17,6 +17,7 @@ mod cli_data;
 mod connections;
 mod conversations;
 mod crisis;
+mod durability;
 mod errors;
 mod health;
 mod http_conventions;
