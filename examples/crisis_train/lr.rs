@@ -2,7 +2,9 @@
 //! confusion matrix of a combined level and the choice of thresholds.
 
 use persona::features::crisis::detector::CrisisLevel;
-use persona::features::crisis::detector::train::{Combine, FeatureConfig, combine, model_level};
+use persona::features::crisis::detector::train::{
+    Combine, FeatureConfig, Thresholds, combine, model_level,
+};
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Config {
@@ -102,14 +104,14 @@ pub(crate) fn predict(h: &Heads, row: &Row) -> (f32, f32) {
 
 pub(crate) type Matrix = [[usize; 4]; 4];
 
-pub(crate) fn matrix(rows: &[&Row], probs: &[(f32, f32)], t: [f32; 4], mode: Combine) -> Matrix {
+pub(crate) fn matrix(rows: &[&Row], probs: &[(f32, f32)], t: Thresholds, mode: Combine) -> Matrix {
     let mut m = [[0; 4]; 4];
     for (row, &p) in rows.iter().zip(probs) {
         let level = combine(
             mode,
             row.lexicon,
             row.verdicts,
-            model_level(p, t, row.lexicon),
+            model_level(p, t, row.lexicon, row.verdicts),
         );
         m[row.label as usize][level as usize] += 1;
     }
@@ -146,12 +148,12 @@ pub(crate) fn thresholds(
     probs: &[(f32, f32)],
     mode: Combine,
     target: f64,
-) -> [f32; 4] {
+) -> Thresholds {
     let grid: Vec<f32> = (1..50).map(|i| i as f32 / 50.0).collect();
-    let mut best = ([0.99; 4], (-1.0, -1.0));
+    let mut best = ([0.99; 5], (-1.0, -1.0));
     for &tm in &grid {
         for &th in &grid {
-            let t = [tm, th, tm, th];
+            let t = [tm, th, tm, th, tm];
             let m = matrix(rows, probs, t, mode);
             let (recall, alarms, exact) = rates(&m);
             let score = recall + MEDIUM_WEIGHT * medium_recall(&m);
@@ -163,10 +165,10 @@ pub(crate) fn thresholds(
     if matches!(mode, Combine::Support | Combine::SupportVeto) {
         let [tm, th, ..] = best.0;
         let cap = |t: f32| t.min(SUPPORT_CAP);
-        best = ([tm, th, cap(tm), cap(th)], (-1.0, -1.0));
+        best = ([tm, th, cap(tm), cap(th), tm], (-1.0, -1.0));
         for &sm in grid.iter().filter(|&&x| x <= cap(tm)) {
             for &sh in grid.iter().filter(|&&x| x <= cap(th)) {
-                let t = [tm, th, sm, sh];
+                let t = [tm, th, sm, sh, tm];
                 let m = matrix(rows, probs, t, mode);
                 let (recall, alarms, exact) = rates(&m);
                 let score = recall + MEDIUM_WEIGHT * medium_recall(&m);
@@ -179,12 +181,55 @@ pub(crate) fn thresholds(
     best.0
 }
 
+/// `t` with its `>= medium` thresholds (alone and with the lexicon's support) chosen anew on
+/// `rows` for the best recall within `target` false alarms; the `high` ones stay as they
+/// are (a few hundred messages decide the medium line, not where medium ends and high
+/// begins), and so does the one for messages whose risk words the lexicon explained away
+/// (negated, idiom, hedge, reported; unless the new medium one is stricter still).
+pub(crate) fn calibrate_medium(
+    rows: &[&Row],
+    probs: &[(f32, f32)],
+    mode: Combine,
+    target: f64,
+    t: Thresholds,
+) -> Thresholds {
+    let grid: Vec<f32> = (1..50).map(|i| i as f32 / 50.0).collect();
+    let mut best = (t, (-1.0, -1.0));
+    for &tm in &grid {
+        for &sm in grid.iter().filter(|&&x| x <= tm.min(SUPPORT_CAP)) {
+            let c = [tm, t[1], sm, t[3], t[4].max(tm)];
+            let m = matrix(rows, probs, c, mode);
+            let (recall, alarms, exact) = rates(&m);
+            let score = recall + MEDIUM_WEIGHT * medium_recall(&m);
+            // Ties go to the higher thresholds (fewer alarms on text not seen here).
+            if alarms <= target && (score, exact) >= best.1 {
+                best = (c, (score, exact));
+            }
+        }
+    }
+    // Where the lexicon explained the risk words away, as strict as these rows allow
+    // without losing a single `high` or `medium` message they catch.
+    let recall = |t: Thresholds| {
+        let m = matrix(rows, probs, t, mode);
+        (rates(&m).0, medium_recall(&m))
+    };
+    let (mut t, keep) = (best.0, recall(best.0));
+    for &strict in grid.iter().rev().filter(|&&x| x > t[4]) {
+        let c = [t[0], t[1], t[2], t[3], strict];
+        if recall(c) >= keep {
+            t = c;
+            break;
+        }
+    }
+    t
+}
+
 /// Recall of `high` at >= medium with the thresholds chosen on the test rows themselves
 /// (the best any thresholds could do) while false alarms stay within `fa`.
 pub(crate) fn oracle_recall(rows: &[&Row], probs: &[(f32, f32)], mode: Combine, fa: f64) -> f64 {
     (1..50)
         .flat_map(|tm| (1..50).map(move |th| [tm as f32 / 50.0, th as f32 / 50.0]))
-        .map(|[tm, th]| rates(&matrix(rows, probs, [tm, th, tm, th], mode)))
+        .map(|[tm, th]| rates(&matrix(rows, probs, [tm, th, tm, th, tm], mode)))
         .filter(|r| r.1 <= fa)
         .map(|r| r.0)
         .fold(0.0, f64::max)

@@ -2,7 +2,8 @@
 //! `cargo run --release --features crisis-train --example crisis_train [-- --config=N]
 //! [--write [--mode=support|supportveto|gate|guarded|keephigh|max|maxguarded]]`.
 //!
-//! Reads all six labelled files (tune, heldout, heldout2, heldout3, heldout4, train2).
+//! Reads the seven labelled training files (tune, heldout, heldout2, heldout3, heldout4,
+//! train2, train3).
 //! Messages whose word sets overlap (Jaccard > 0.4, same language) are grouped so that
 //! near-duplicates never straddle folds. For each candidate configuration (the first is the
 //! shipped one) it prints two estimates per combine mode: nested 5-fold cross-validation
@@ -11,8 +12,10 @@
 //! per language), with the best recall any thresholds could reach on each of them at
 //! <= 5 % false alarms. `CRISIS_FA` sets the false-alarm target of the threshold choice
 //! (default 0.05); `CRISIS_MISSES=1` prints the train2 lines missed in cross-validation.
-//! With `--write` the configuration is trained on all six files, its thresholds chosen by
-//! 5-fold cross-validation over them, and saved to `config/crisis/model.bin`.
+//! With `--write` the configuration is trained on all seven files and saved to
+//! `config/crisis/model.bin`; its thresholds are chosen on `heldout5.jsonl`, which it never
+//! trains on (false alarms there within `CRISIS_CAL_FA`, default 3 %), after printing the
+//! ones 5-fold cross-validation over the training files would choose.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -23,16 +26,31 @@ use persona::{domain::CrisisLevel, features::crisis::detector::Detector};
 
 mod lr;
 
-use lr::{Config, Matrix, Row, matrix, oracle_recall, predict, rates, thresholds, train};
+use lr::{
+    Config, Matrix, Row, calibrate_medium, matrix, oracle_recall, predict, rates, thresholds, train,
+};
 
-const FILES: [&str; 6] = [
+const FILES: [&str; 7] = [
     "tune.jsonl",
     "heldout.jsonl",
     "heldout2.jsonl",
     "heldout3.jsonl",
     "heldout4.jsonl",
     "train2.jsonl",
+    "train3.jsonl",
 ];
+/// Never trained on: the shipped thresholds are chosen on it (`--write`). Written by an
+/// author who never saw the detector, and measured on twice before it took this role.
+const CALIBRATION: &str = "heldout5.jsonl";
+
+/// False alarms allowed on the calibration file (`CRISIS_CAL_FA`, default 3 %: a margin
+/// under the 5 % target for text the thresholds were not chosen on).
+fn calibration_fa() -> f64 {
+    std::env::var("CRISIS_CAL_FA")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.03)
+}
 /// The files the lexicon was never tuned on: their leave-one-file-out rows are the honest
 /// measure of generalisation (the lexicon was tuned on the first three).
 const HONEST: [usize; 3] = [3, 4, 5];
@@ -46,11 +64,11 @@ struct Example {
     file: usize,
 }
 
-fn load() -> Result<Vec<Example>, Box<dyn std::error::Error>> {
+fn load(files: &[&str]) -> Result<Vec<Example>, Box<dyn std::error::Error>> {
     let dir = std::env::var("CRISIS_DATA_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/crisis").to_string());
     let mut out = Vec::new();
-    for (file, name) in FILES.iter().enumerate() {
+    for (file, name) in files.iter().enumerate() {
         for line in std::fs::read_to_string(format!("{dir}/{name}"))?.lines() {
             let v: serde_json::Value = serde_json::from_str(line)?;
             let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
@@ -189,7 +207,7 @@ fn outer_split(
                 if r.text.is_empty() {
                     continue;
                 }
-                let learned = model_level(*p, t, r.lexicon);
+                let learned = model_level(*p, t, r.lexicon, r.verdicts);
                 let level = combine(Combine::Gate, r.lexicon, r.verdicts, learned);
                 let wrong = (r.label == CrisisLevel::High && level < CrisisLevel::Medium)
                     || (r.label == CrisisLevel::None && level >= CrisisLevel::Medium);
@@ -316,22 +334,49 @@ fn evaluate(rows: &[Row], fold: &[usize], files: &[usize], cfg: &Config, verbose
     }
 }
 
-fn write(rows: &[Row], fold: &[usize], cfg: &Config, mode: Combine) -> std::io::Result<()> {
+fn write(
+    rows: &[Row],
+    fold: &[usize],
+    cfg: &Config,
+    mode: Combine,
+    calibration: &[Row],
+) -> std::io::Result<()> {
     let all: Vec<&Row> = rows.iter().collect();
     let oof = out_of_fold(&all, fold, K, cfg);
-    let t = thresholds(&all, &oof, mode, cfg.target_fa);
+    let mut t = thresholds(&all, &oof, mode, cfg.target_fa);
     println!(
         "thresholds on 5-fold out-of-fold: medium {:.2}, high {:.2}; with the lexicon's support {:.2}, {:.2}",
         t[0], t[1], t[2], t[3]
     );
     println!("5-fold out-of-fold: {}", show(&matrix(&all, &oof, t, mode)));
     let heads = train(&all, cfg);
+    if !calibration.is_empty() {
+        // Thresholds from text the model never saw, written by another author: the
+        // training files are dense with hard negatives, so thresholds chosen on them
+        // overstate false alarms on ordinary text and give away recall.
+        let cal: Vec<&Row> = calibration.iter().collect();
+        let probs: Vec<(f32, f32)> = cal.iter().map(|r| predict(&heads, r)).collect();
+        println!(
+            "calibration file with the cross-validated thresholds: {}",
+            show(&matrix(&cal, &probs, t, mode))
+        );
+        t = calibrate_medium(&cal, &probs, mode, calibration_fa(), t);
+        println!(
+            "thresholds on the calibration file: medium {:.2}, high {:.2}; with the lexicon's support {:.2}, {:.2}; negated {:.2}",
+            t[0], t[1], t[2], t[3], t[4]
+        );
+        println!("calibration file: {}", show(&matrix(&cal, &probs, t, mode)));
+        println!(
+            "5-fold out-of-fold with them: {}",
+            show(&matrix(&all, &oof, t, mode))
+        );
+    }
     let scale: Vec<f32> = heads
         .w
         .iter()
         .map(|w| w.iter().fold(1e-9f32, |a, x| a.max(x.abs())) / 32767.0)
         .collect();
-    let mut out = b"PCM1".to_vec();
+    let mut out = b"PCM2".to_vec();
     let f = cfg.features;
     out.extend([cfg.bits, f.char_min, f.char_max, f.flags]);
     for x in [f.signal_weight, t[0], t[1]] {
@@ -345,7 +390,7 @@ fn write(rows: &[Row], fold: &[usize], cfg: &Config, mode: Combine) -> std::io::
         hundredths(t[2]),
         hundredths(t[3]),
     ]);
-    for x in [heads.b[0], heads.b[1], scale[0], scale[1]] {
+    for x in [heads.b[0], heads.b[1], scale[0], scale[1], t[4]] {
         out.extend(x.to_le_bytes());
     }
     for j in 0..1usize << cfg.bits {
@@ -360,7 +405,7 @@ fn write(rows: &[Row], fold: &[usize], cfg: &Config, mode: Combine) -> std::io::
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let examples = load()?;
+    let examples = load(&FILES)?;
     let detector = Detector::builtin();
     let fold = folds(&examples, K);
     let files: Vec<usize> = examples.iter().map(|e| e.file).collect();
@@ -489,7 +534,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             examples.len()
         );
         let rows = rows_for(&detector, &examples, &cfg);
-        write(&rows, &fold, &cfg, mode)?;
+        let calibration = rows_for(&detector, &load(&[CALIBRATION])?, &cfg);
+        write(&rows, &fold, &cfg, mode, &calibration)?;
     }
     Ok(())
 }

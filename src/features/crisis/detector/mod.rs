@@ -34,6 +34,7 @@ mod model;
 mod net;
 mod normalize;
 mod pattern;
+pub mod quality;
 mod tokens;
 
 use std::cell::RefCell;
@@ -53,8 +54,8 @@ use tokens::Scratch;
 #[doc(hidden)]
 pub mod train {
     pub use super::model::{
-        BIGRAMS, CONCEPTS, Combine, FeatureConfig, GROUPS, SIGNALS, SKIPS, WORDS, combine,
-        model_level,
+        BIGRAMS, CONCEPTS, Combine, FeatureConfig, GROUPS, SIGNALS, SKIPS, Thresholds, WORDS,
+        combine, model_level,
     };
 }
 
@@ -174,7 +175,7 @@ impl Detector {
         let (lexicon, categories, verdicts, concepts) = self.lexicon_reading(text, |_, _| {});
         let signals = (lexicon, categories.as_slice(), verdicts, concepts);
         let (medium, high) = self.probabilities(text, signals);
-        let learned = self.model.level((medium, high), lexicon);
+        let learned = self.model.level((medium, high), lexicon, verdicts);
         format!(
             "{:?} {:?}\n  tokens: {tokens}\n{out}  lexicon {lexicon:?}, model {learned:?} \
              (p(>= medium) {medium:.3}, p(high) {high:.3}), combined by {:?}\n",
@@ -213,7 +214,7 @@ impl Detector {
         let (lexicon, mut categories, verdicts, concepts) = self.lexicon_reading(text, trace);
         let signals = (lexicon, categories.as_slice(), verdicts, concepts);
         let probabilities = self.probabilities(text, signals);
-        let learned = self.model.level(probabilities, lexicon);
+        let learned = self.model.level(probabilities, lexicon, verdicts);
         let level = model::combine(self.model.combine, lexicon, verdicts, learned);
         if level > lexicon {
             categories.insert(0, "classifier");

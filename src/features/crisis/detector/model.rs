@@ -12,15 +12,19 @@
 //! `model.bin` (little-endian): `PCM1`, dim_bits, char_min, char_max, flags (1 words,
 //! 2 bigrams, 4 lexicon signals, 8 concepts), signal weight, medium and high thresholds
 //! (f32), combine mode, the concept weight in hundredths, the medium and high thresholds
-//! with the lexicon's support in hundredths (0: none), bias and scale of each head (f32), then for each of the
-//! 2^dim_bits buckets its medium and high weights as i16 (weight = i16 × scale).
+//! with the lexicon's support in hundredths (0: none), bias and scale of each head (f32);
+//! `PCM2` adds the medium threshold where the lexicon explained its risk words away (f32; a
+//! `PCM1` file uses the medium one); then for each of the 2^dim_bits buckets its medium and
+//! high weights as i16 (weight = i16 × scale).
 
 use super::lexicon::Lexicon;
 use super::normalize::{Piece, collapse_runs, has_run, scan};
 use crate::domain::CrisisLevel;
 
-const MAGIC: &[u8; 4] = b"PCM1";
-const HEADER: usize = 40;
+const MAGIC_V1: &[u8; 4] = b"PCM1";
+const MAGIC: &[u8; 4] = b"PCM2";
+const HEADER_V1: usize = 40;
+const HEADER: usize = 44;
 pub const WORDS: u8 = 1;
 pub const BIGRAMS: u8 = 2;
 pub const SIGNALS: u8 = 4;
@@ -90,7 +94,7 @@ pub(crate) struct Features {
 /// A loaded model: header values and the bucket weights.
 pub(crate) struct Model {
     pub(crate) config: FeatureConfig,
-    pub(crate) thresholds: [f32; 4],
+    pub(crate) thresholds: Thresholds,
     pub(crate) combine: Combine,
     bias: [f32; 2],
     scale: [f32; 2],
@@ -122,16 +126,21 @@ fn f32_at(bytes: &[u8], at: usize) -> f32 {
 impl Model {
     /// Parses `model.bin`; `Err` says what is wrong with it.
     pub(crate) fn parse(bytes: &[u8]) -> Result<Model, String> {
-        if bytes.len() < HEADER || &bytes[..4] != MAGIC {
-            return Err("not a crisis model file (bad magic or too short)".into());
+        let header = match bytes.get(..4) {
+            Some(m) if m == MAGIC => HEADER,
+            Some(m) if m == MAGIC_V1 => HEADER_V1,
+            _ => return Err("not a crisis model file (bad magic)".into()),
+        };
+        if bytes.len() < header {
+            return Err("not a crisis model file (too short)".into());
         }
         let bits = u32::from(bytes[4]);
         if !(8..=22).contains(&bits) {
             return Err(format!("dim_bits {bits} out of range"));
         }
         let dim = 1usize << bits;
-        if bytes.len() != HEADER + dim * 4 {
-            return Err(format!("expected {} bytes", HEADER + dim * 4));
+        if bytes.len() != header + dim * 4 {
+            return Err(format!("expected {} bytes", header + dim * 4));
         }
         let combine = match bytes[20] {
             0 => Combine::Max,
@@ -143,7 +152,7 @@ impl Model {
             6 => Combine::SupportVeto,
             other => return Err(format!("unknown combine mode {other}")),
         };
-        let weights = bytes[HEADER..]
+        let weights = bytes[header..]
             .chunks_exact(4)
             .map(|c| {
                 [
@@ -164,11 +173,17 @@ impl Model {
                 let (medium, high) = (f32_at(bytes, 12), f32_at(bytes, 16));
                 // Hundredths; 0 (older files) means no lower threshold.
                 let support = |b: u8, t: f32| if b == 0 { t } else { f32::from(b) / 100.0 };
+                let negated = if header == HEADER {
+                    f32_at(bytes, 40)
+                } else {
+                    medium
+                };
                 [
                     medium,
                     high,
                     support(bytes[22], medium),
                     support(bytes[23], high),
+                    negated,
                 ]
             },
             combine,
@@ -192,19 +207,41 @@ impl Model {
     }
 
     /// The model's own level from its probabilities, beside the lexicon's level.
-    pub(crate) fn level(&self, probabilities: (f32, f32), lexicon: CrisisLevel) -> CrisisLevel {
-        model_level(probabilities, self.thresholds, lexicon)
+    pub(crate) fn level(
+        &self,
+        probabilities: (f32, f32),
+        lexicon: CrisisLevel,
+        verdicts: u16,
+    ) -> CrisisLevel {
+        model_level(probabilities, self.thresholds, lexicon, verdicts)
     }
 }
 
-/// The model's level from its probabilities and thresholds `[medium, high, medium with the
-/// lexicon's support, high with the lexicon's support]`: either head alone reaches its
+/// The model's thresholds: `[medium, high, medium with the lexicon's support, high with the
+/// lexicon's support, medium where the lexicon explained its risk words away]`.
+pub type Thresholds = [f32; 5];
+
+/// The model's level from its probabilities and thresholds: either head alone reaches its
 /// level (a message the `high` head is sure of is high even when the `>= medium` head
-/// hesitates), and where the lexicon itself saw that level the lower threshold applies.
-pub fn model_level((medium, high): (f32, f32), t: [f32; 4], lexicon: CrisisLevel) -> CrisisLevel {
+/// hesitates); where the lexicon itself saw that level the lower threshold applies, and
+/// where it explained its risk words away (negated, an idiom, a hedge, a reported or
+/// educational mention: "i never hoped to disappear", "for my psych class: how do people
+/// decide to end their life") and saw nothing above distress, the `>= medium` head needs
+/// the stricter one.
+pub fn model_level(
+    (medium, high): (f32, f32),
+    t: Thresholds,
+    lexicon: CrisisLevel,
+    verdicts: u16,
+) -> CrisisLevel {
+    let medium_alone = if verdicts & VETO != 0 && lexicon <= CrisisLevel::Low {
+        t[4]
+    } else {
+        t[0]
+    };
     if high >= t[1] || (lexicon == CrisisLevel::High && high >= t[3]) {
         CrisisLevel::High
-    } else if medium >= t[0] || (lexicon >= CrisisLevel::Medium && medium >= t[2]) {
+    } else if medium >= medium_alone || (lexicon >= CrisisLevel::Medium && medium >= t[2]) {
         CrisisLevel::Medium
     } else {
         CrisisLevel::None
