@@ -37,7 +37,13 @@ struct Tally {
     spent: i64,
     /// Held by calls in flight: their estimate until the real usage is known.
     reserved: i64,
+    /// When it last changed (unix seconds).
+    touched: i64,
 }
+
+/// A tally untouched this long, with nothing in flight, is forgotten: by then the usage rows
+/// behind it are committed, and the next call reads it again from `ai_usage`.
+const IDLE_SECS: i64 = 60;
 
 fn day_of(unix: i64) -> i64 {
     unix.div_euclid(86_400)
@@ -108,6 +114,7 @@ impl Limits {
         spent.by_user.entry(user_id.to_owned()).or_insert(Tally {
             spent: tokens,
             reserved: 0,
+            touched: now,
         });
     }
 
@@ -118,6 +125,7 @@ impl Limits {
             && let Some(tally) = spent.by_user.get_mut(user_id)
         {
             tally.spent += tokens;
+            tally.touched = Timestamp::now().unix();
         }
     }
 
@@ -126,6 +134,24 @@ impl Limits {
         let now = Timestamp::now().unix();
         self.cached(user_id, now)
             .map(|tally| (self.budget as i64 - tally.spent).max(0))
+    }
+
+    /// Forgets what idle users left behind: rate-limiter keys whose quota is whole again,
+    /// and the tallies of users with no call in flight that nothing touched for a minute (a
+    /// tally is loaded again from `ai_usage` by the next call), so memory follows the users
+    /// active now, not every user seen today.
+    pub fn forget_idle(&self) {
+        self.forget_idle_at(Timestamp::now().unix());
+    }
+
+    fn forget_idle_at(&self, now: i64) {
+        self.per_user.retain_recent();
+        self.per_user.shrink_to_fit();
+        let mut spent = self.lock();
+        spent
+            .by_user
+            .retain(|_, t| t.reserved != 0 || now - t.touched < IDLE_SECS);
+        spent.by_user.shrink_to_fit();
     }
 
     /// 429 `rate_limited` (with `Retry-After`) when the user is over the request rate.
@@ -174,7 +200,9 @@ impl Limits {
         let tally = spent.by_user.entry(user_id.to_owned()).or_insert(Tally {
             spent: 0,
             reserved: 0,
+            touched: now,
         });
+        tally.touched = now;
         let left = self.budget as i64 - tally.spent - tally.reserved;
         let room = left - ask.prompt.max(0);
         let (max_output, tokens) = match ask.max_output {
@@ -204,5 +232,60 @@ fn quota_exceeded(now: i64) -> ApiError {
         code: Code::QuotaExceeded,
         message: "Today's AI token budget is spent; it renews at midnight UTC.".into(),
         retry_after: std::time::Duration::from_secs(until_midnight as u64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn open_temp() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().join("data");
+        let (db, _) = Db::open(&config).unwrap();
+        (dir, db)
+    }
+
+    fn limits() -> Arc<Limits> {
+        Arc::new(Limits::new(&AiConfig {
+            daily_token_budget: 1_000,
+            ..AiConfig::default()
+        }))
+    }
+
+    fn ask() -> Ask {
+        Ask {
+            prompt: 10,
+            choices: 1,
+            max_output: Some(100),
+        }
+    }
+
+    #[tokio::test]
+    async fn idle_users_are_forgotten_and_their_tally_read_again() {
+        let (_dir, db) = open_temp();
+        let limits = limits();
+        for n in 0..50 {
+            let user = format!("user-{n}");
+            limits.check_rate(&user).unwrap();
+            let held = limits.reserve(&db, &user, ask()).await.unwrap();
+            limits.add_spent(&user, Timestamp::now().unix(), 30);
+            drop(held);
+        }
+        let busy = limits.reserve(&db, "busy", ask()).await.unwrap();
+        assert_eq!(limits.lock().by_user.len(), 51);
+
+        // A minute on: only the user with a call in flight keeps a tally.
+        limits.forget_idle_at(Timestamp::now().unix() + IDLE_SECS);
+        assert_eq!(limits.lock().by_user.len(), 1);
+        assert!(limits.lock().by_user.contains_key("busy"));
+        drop(busy);
+        // A forgotten user's budget is whole again only as far as `ai_usage` says (here
+        // nothing was recorded, so all of it).
+        assert_eq!(limits.remaining("user-0"), None);
+        limits.reserve(&db, "user-0", ask()).await.unwrap();
+        assert_eq!(limits.remaining("user-0"), Some(1_000));
     }
 }

@@ -81,6 +81,22 @@ impl Feature for AiProxy {
             let tasks = app.tasks.clone();
             app.tasks
                 .spawn(async move { writer.run(db, async move { tasks.cancelled().await }).await });
+            // The per-user limits forget users idle for a minute (the rate) or with nothing
+            // in flight since the day's tally was loaded (it is read again when needed).
+            let weak = std::sync::Arc::downgrade(app);
+            app.tasks.every(
+                "ai-limits",
+                std::time::Duration::from_secs(60),
+                std::time::Duration::from_secs(60),
+                move || {
+                    if let Some(app) = weak.upgrade()
+                        && let Ok(ai) = app.part::<Ai>()
+                    {
+                        ai.limits.forget_idle();
+                    }
+                    std::future::ready(())
+                },
+            );
         }
     }
 }
