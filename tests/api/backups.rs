@@ -1013,3 +1013,33 @@ async fn a_download_holds_its_transfer_slot_until_the_client_goes_away() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_download_follows_a_key_rotation_that_happens_midway() {
+    let app = TestApp::spawn().await;
+    let s = app.register("ana@example.com").await;
+    let data = sample(94, 24 * MIB);
+    upload_raw(&app, &s.access, data.clone(), &sha256(&data)).await;
+
+    let mut raw = download_raw(&app, &s.access, "/api/v1/sync/backup/latest").await;
+    assert_eq!(raw.status(), StatusCode::OK);
+    let first = raw.chunk().await.unwrap().unwrap();
+    let path = app.state.config.secrets_path();
+    let mut secrets = (*app.state.secrets()).clone();
+    secrets.backup_keys.push(persona::secrets::BackupKey {
+        version: 2,
+        created_at: time::OffsetDateTime::now_utc(),
+        key: persona::secrets::Key256::generate().unwrap(),
+    });
+    secrets.replace(&path).unwrap();
+    let resealed = persona::features::backups::reseal_all(&app.state, &secrets, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(resealed, 1);
+
+    // The chunks still to come are read under the new key and prefix: all bytes arrive.
+    let (rest, failed) = read_to_end(raw).await;
+    assert!(!failed);
+    assert_eq!(first.len() + rest.len(), data.len());
+    assert!(first[..] == data[..first.len()] && rest[..] == data[first.len()..]);
+}
