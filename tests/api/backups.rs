@@ -681,3 +681,365 @@ async fn concurrent_transfers_of_one_user_are_capped() {
         .await;
     assert_eq!(latest["size"], 5);
 }
+
+/// The user id of a registered session.
+fn user_id(session: &crate::helpers::Session) -> String {
+    session.user["id"].as_str().unwrap().to_owned()
+}
+
+/// `(format, key_version, chunk rows)` of backup `id`.
+async fn stored_as(app: &TestApp, id: &str) -> (i64, i64, i64) {
+    let id = id.to_owned();
+    app.state
+        .db
+        .read(move |conn| {
+            Ok(conn.query_row(
+                "SELECT format, key_version,
+                        (SELECT count(*) FROM backup_chunks WHERE backup_seq = seq)
+                 FROM backups WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?)
+        })
+        .await
+        .unwrap()
+}
+
+/// Reads the body chunk by chunk: the bytes received, and whether it ended in an error.
+async fn read_to_end(mut response: Response) -> (Vec<u8>, bool) {
+    let mut received = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => received.extend_from_slice(&chunk),
+            Ok(None) => return (received, false),
+            Err(_) => return (received, true),
+        }
+    }
+}
+
+const MIB: usize = 1024 * 1024;
+
+#[tokio::test]
+async fn a_multi_chunk_backup_streams_back_byte_identical_with_its_length() {
+    let app = TestApp::spawn().await;
+    let s = app.register("ana@example.com").await;
+    let data = sample(70, 5 * MIB + 12_345);
+    let response = upload_raw(&app, &s.access, data.clone(), &sha256(&data)).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    // Sealed in the chunked format: six chunks of at most 1 MiB of plaintext.
+    assert_eq!(stored_as(&app, &id).await, (2, 1, 6));
+
+    let raw = download_raw(&app, &s.access, &format!("/api/v1/sync/backup/{id}")).await;
+    assert_eq!(raw.status(), StatusCode::OK);
+    assert_eq!(
+        raw.headers()["content-length"],
+        data.len().to_string().as_str()
+    );
+    assert_eq!(raw.headers()["x-checksum-sha256"], sha256(&data).as_str());
+    assert_eq!(raw.headers()["content-type"], "application/octet-stream");
+    let (bytes, failed) = read_to_end(raw).await;
+    assert!(!failed);
+    assert!(bytes == data, "raw download differs from the upload");
+
+    let json = app.get_as(&s.access, "/api/v1/sync/backup/latest").await;
+    assert_eq!(json.status(), StatusCode::OK);
+    let length: usize = json.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let text = json.bytes().await.unwrap();
+    assert_eq!(text.len(), length);
+    let body: Value = serde_json::from_slice(&text).unwrap();
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(body["size"], data.len());
+    assert_eq!(body["deviceId"], "tablet");
+    assert!(STANDARD.decode(body["data"].as_str().unwrap()).unwrap() == data);
+
+    // Empty and exactly-one-chunk backups too.
+    for data in [Vec::new(), sample(71, MIB)] {
+        upload_raw(&app, &s.access, data.clone(), &sha256(&data)).await;
+        let raw = download_raw(&app, &s.access, "/api/v1/sync/backup/latest").await;
+        assert_eq!(
+            raw.headers()["content-length"],
+            data.len().to_string().as_str()
+        );
+        assert!(raw.bytes().await.unwrap() == data);
+        let body = app
+            .call(Method::GET, "/api/v1/sync/backup/latest")
+            .bearer(&s.access)
+            .expect(StatusCode::OK)
+            .await;
+        assert!(STANDARD.decode(body["data"].as_str().unwrap()).unwrap() == data);
+    }
+}
+
+/// Writes backup `id` of `owner` as the server did before V10 (format 1: one
+/// XChaCha20-Poly1305 message, associated data `persona-backup/v1\0owner\0id`, cut into 1 MiB
+/// rows), sealed with the server's current backup key.
+async fn insert_format_1(app: &TestApp, owner: &str, id: &str, data: &[u8]) {
+    use chacha20poly1305::{
+        XChaCha20Poly1305, XNonce,
+        aead::{Aead, KeyInit, Payload},
+    };
+    let key = app.state.secrets().current_backup_key().clone();
+    let nonce = [7u8; 24];
+    let aad = format!("persona-backup/v1\0{owner}\0{id}");
+    let sealed = XChaCha20Poly1305::new(&(*key.key.as_bytes()).into())
+        .encrypt(
+            &XNonce::from(nonce),
+            Payload {
+                msg: data,
+                aad: aad.as_bytes(),
+            },
+        )
+        .unwrap();
+    let (owner, id, size, checksum) = (
+        owner.to_owned(),
+        id.to_owned(),
+        data.len() as i64,
+        sha256(data),
+    );
+    app.state
+        .db
+        .write(move |tx| {
+            tx.execute(
+                "INSERT INTO backups (id, user_id, size, checksum, key_version, nonce, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1700000000)",
+                rusqlite::params![id, owner, size, checksum, key.version, nonce.as_slice()],
+            )?;
+            let seq = tx.last_insert_rowid();
+            for (idx, chunk) in sealed.chunks(MIB).enumerate() {
+                tx.execute(
+                    "INSERT INTO backup_chunks (backup_seq, idx, data) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![seq, idx as i64, chunk],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_old_format_backup_still_downloads_and_a_key_rotation_reseals_both_formats() {
+    let app = TestApp::spawn().await;
+    let s = app.register("ana@example.com").await;
+    let old_data = sample(80, 2 * MIB + 500);
+    let old_id = "00000000-0000-4000-8000-000000000001";
+    insert_format_1(&app, &user_id(&s), old_id, &old_data).await;
+    assert_eq!(stored_as(&app, old_id).await, (1, 1, 3));
+    let new_data = sample(81, 3 * MIB + 7);
+    let created: Value = upload_raw(&app, &s.access, new_data.clone(), &sha256(&new_data))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let new_id = created["id"].as_str().unwrap().to_owned();
+
+    let check = |id: String, data: Vec<u8>| {
+        let app = &app;
+        let token = s.access.clone();
+        async move {
+            let path = format!("/api/v1/sync/backup/{id}");
+            let raw = download_raw(app, &token, &path).await;
+            assert_eq!(raw.status(), StatusCode::OK);
+            assert_eq!(
+                raw.headers()["content-length"],
+                data.len().to_string().as_str()
+            );
+            assert_eq!(raw.headers()["x-checksum-sha256"], sha256(&data).as_str());
+            assert!(raw.bytes().await.unwrap() == data, "raw {id}");
+            let body = app
+                .call(Method::GET, &path)
+                .bearer(&token)
+                .expect(StatusCode::OK)
+                .await;
+            assert!(STANDARD.decode(body["data"].as_str().unwrap()).unwrap() == data);
+        }
+    };
+    check(old_id.to_owned(), old_data.clone()).await;
+    check(new_id.clone(), new_data.clone()).await;
+
+    // A rotation (what `persona admin secrets rotate backup-key` does): both are re-sealed
+    // under version 2, the old one into the chunked format, and still read the same.
+    let path = app.state.config.secrets_path();
+    let mut secrets = (*app.state.secrets()).clone();
+    secrets.backup_keys.push(persona::secrets::BackupKey {
+        version: 2,
+        created_at: time::OffsetDateTime::now_utc(),
+        key: persona::secrets::Key256::generate().unwrap(),
+    });
+    secrets.replace(&path).unwrap();
+    let mut seen = Vec::new();
+    let resealed =
+        persona::features::backups::reseal_all(&app.state, &secrets, |id| seen.push(id.to_owned()))
+            .await
+            .unwrap();
+    assert_eq!(resealed, 2);
+    assert_eq!(seen, [old_id.to_owned(), new_id.clone()]);
+    assert_eq!(stored_as(&app, old_id).await, (2, 2, 3));
+    assert_eq!(stored_as(&app, &new_id).await, (2, 2, 4));
+    check(old_id.to_owned(), old_data).await;
+    check(new_id, new_data).await;
+}
+
+async fn swap_chunks_1_and_2(app: &TestApp) {
+    app.state
+        .db
+        .write(|tx| {
+            for (from, to) in [(1, -1), (2, 1), (-1, 2)] {
+                tx.execute(
+                    "UPDATE backup_chunks SET idx = ?2 WHERE idx = ?1",
+                    [from, to],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_damaged_chunk_is_a_500_first_and_a_cut_transfer_later() {
+    let app = TestApp::spawn().await;
+    let s = app.register("ana@example.com").await;
+    let data = sample(90, 4 * MIB);
+    upload_raw(&app, &s.access, data.clone(), &sha256(&data)).await;
+    let latest = "/api/v1/sync/backup/latest";
+
+    // Chunks 1 and 2 swapped: the first chunk is sent, then the transfer breaks off.
+    swap_chunks_1_and_2(&app).await;
+    let raw = download_raw(&app, &s.access, latest).await;
+    assert_eq!(raw.status(), StatusCode::OK);
+    let (received, failed) = read_to_end(raw).await;
+    assert!(failed, "the body ends in an error");
+    assert!(received.len() < data.len());
+    assert!(received[..] == data[..received.len()], "only right bytes");
+    let json = app.get_as(&s.access, latest).await;
+    assert_eq!(json.status(), StatusCode::OK);
+    assert!(read_to_end(json).await.1);
+
+    // The last chunk dropped (a truncated backup): the same.
+    swap_chunks_1_and_2(&app).await;
+    app.sql(
+        "DELETE FROM backup_chunks WHERE idx = 3 AND ?1 IS NOT NULL",
+        "x",
+    )
+    .await;
+    let (received, failed) = read_to_end(download_raw(&app, &s.access, latest).await).await;
+    assert!(failed);
+    assert!(received.len() <= 3 * MIB);
+    assert!(received[..] == data[..received.len()]);
+
+    // A zeroed first chunk: nothing is sent but the error.
+    app.sql(
+        "UPDATE backup_chunks SET data = zeroblob(length(data)) WHERE idx = 0 AND ?1 IS NOT NULL",
+        "x",
+    )
+    .await;
+    assert_error(
+        download_raw(&app, &s.access, latest).await,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+    )
+    .await;
+    // And the transfer slots were all given back.
+    let empty = upload_json(&app, &s.access, b"").await;
+    assert_eq!(empty.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_backup_deleted_during_its_download_ends_the_transfer_short() {
+    let app = TestApp::spawn().await;
+    let s = app.register("ana@example.com").await;
+    let data = sample(91, 24 * MIB);
+    let created: Value = upload_raw(&app, &s.access, data.clone(), &sha256(&data))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/api/v1/sync/backup/{}", created["id"].as_str().unwrap());
+
+    let mut raw = download_raw(&app, &s.access, &path).await;
+    assert_eq!(raw.status(), StatusCode::OK);
+    let first = raw.chunk().await.unwrap().unwrap();
+    // Deleted, and its place taken by a newer backup: the rest of the download is refused,
+    // never served from the newcomer.
+    let deleted = app.delete_as(&s.access, &path).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let other = sample(92, 24 * MIB);
+    upload_raw(&app, &s.access, other.clone(), &sha256(&other)).await;
+
+    let (rest, failed) = read_to_end(raw).await;
+    assert!(failed, "the body ends in an error");
+    let received = first.len() + rest.len();
+    assert!(received < data.len(), "{received} bytes of {}", data.len());
+    assert!(first[..] == data[..first.len()]);
+    assert!(rest[..] == data[first.len()..received]);
+}
+
+#[tokio::test]
+async fn a_download_holds_its_transfer_slot_until_the_client_goes_away() {
+    let app = TestApp::spawn_with(|c| c.backups.max_transfers = 1).await;
+    let s = app.register("ana@example.com").await;
+    let data = sample(93, 24 * MIB);
+    upload_raw(&app, &s.access, data.clone(), &sha256(&data)).await;
+    let latest = "/api/v1/sync/backup/latest";
+
+    let mut first = download_raw(&app, &s.access, latest).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    first.chunk().await.unwrap().unwrap();
+    // Mid-download: the one slot is taken.
+    let busy = download_raw(&app, &s.access, latest).await;
+    assert_error(busy, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+
+    // The client drops the download: the server notices at its next write and frees it.
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let next = download_raw(&app, &s.access, latest).await;
+        if next.status() == StatusCode::OK {
+            assert!(next.bytes().await.unwrap() == data);
+            break;
+        }
+        assert_eq!(next.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot was not released"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_download_follows_a_key_rotation_that_happens_midway() {
+    let app = TestApp::spawn().await;
+    let s = app.register("ana@example.com").await;
+    let data = sample(94, 24 * MIB);
+    upload_raw(&app, &s.access, data.clone(), &sha256(&data)).await;
+
+    let mut raw = download_raw(&app, &s.access, "/api/v1/sync/backup/latest").await;
+    assert_eq!(raw.status(), StatusCode::OK);
+    let first = raw.chunk().await.unwrap().unwrap();
+    let path = app.state.config.secrets_path();
+    let mut secrets = (*app.state.secrets()).clone();
+    secrets.backup_keys.push(persona::secrets::BackupKey {
+        version: 2,
+        created_at: time::OffsetDateTime::now_utc(),
+        key: persona::secrets::Key256::generate().unwrap(),
+    });
+    secrets.replace(&path).unwrap();
+    let resealed = persona::features::backups::reseal_all(&app.state, &secrets, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(resealed, 1);
+
+    // The chunks still to come are read under the new key and prefix: all bytes arrive.
+    let (rest, failed) = read_to_end(raw).await;
+    assert!(!failed);
+    assert_eq!(first.len() + rest.len(), data.len());
+    assert!(first[..] == data[..first.len()] && rest[..] == data[first.len()..]);
+}

@@ -2,20 +2,20 @@
 //! in either form by content negotiation.
 
 use axum::{
-    body::Body,
     extract::{Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use base64::{
     Engine, alphabet,
-    engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig, general_purpose::STANDARD},
+    engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
 };
-use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 
 use super::{
-    service::{self, Upload, Which},
+    body,
+    download::{self, Which},
+    service::{self, Upload},
     transfers::Transfers,
     types::*,
 };
@@ -219,6 +219,9 @@ fn wants_raw(headers: &HeaderMap) -> bool {
         })
 }
 
+/// Streams the backup: the row and its first chunk are read before the answer (404, 500),
+/// the rest chunk by chunk while it is sent (see `download.rs`). The transfer slot is held
+/// until the body is sent or dropped.
 async fn download(
     state: &AppState,
     user: &AuthUser,
@@ -226,57 +229,26 @@ async fn download(
     headers: &HeaderMap,
 ) -> AppResult<Response> {
     let transfer = state.part::<Transfers>()?.begin(&user.user_id)?;
-    let response = download_body(state, user, which, headers).await?;
-    // The transfer lasts until the body is sent (or the client goes away).
-    Ok(response.map(|body| {
-        Body::new(body.map_frame(move |frame| {
-            let _ = &transfer;
-            frame
-        }))
-    }))
-}
-
-async fn download_body(
-    state: &AppState,
-    user: &AuthUser,
-    which: Which,
-    headers: &HeaderMap,
-) -> AppResult<Response> {
-    let (row, data) = service::fetch(state, &user.user_id, which).await?;
+    let (row, download) = download::start(state, &user.user_id, which).await?;
     let checksum = HeaderValue::from_str(&row.checksum).map_err(ApiError::internal)?;
-    if wants_raw(headers) {
-        let mut response = Body::from(data).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
-        headers.insert(CHECKSUM_HEADER, checksum);
-        return Ok(response);
-    }
-    // `{"data":"<base64>", ...info}` written straight into one buffer: the base64 of a large
-    // backup is not copied again by a serializer.
-    let body = run_blocking(move || {
+    let size = u64::try_from(row.size).map_err(ApiError::internal)?;
+    let (body, length, content_type) = if wants_raw(headers) {
+        let body = body::raw(download, size, transfer);
+        (body, size, "application/octet-stream")
+    } else {
         let info = serde_json::to_vec(&BackupInfo::from(&row)).map_err(ApiError::internal)?;
-        let encoded = base64::encoded_len(data.len(), true).ok_or(ApiError::PayloadTooLarge)?;
-        let mut out = Vec::with_capacity(encoded + info.len() + 16);
-        out.extend_from_slice(b"{\"data\":\"");
-        let start = out.len();
-        out.resize(start + encoded, 0);
-        STANDARD
-            .encode_slice(&data, &mut out[start..])
-            .map_err(ApiError::internal)?;
-        out.extend_from_slice(b"\",");
-        out.extend_from_slice(&info[1..]);
-        Ok(out)
-    })
-    .await?;
-    let mut response = Body::from(body).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response.headers_mut().insert(CHECKSUM_HEADER, checksum);
+        let (body, length) = body::json(download, size, &info, transfer)?;
+        (body, length, "application/json")
+    };
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // Said outright: layers around the body need not keep its size hint, and hyper frames
+    // an unknown-length body by this header.
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(CHECKSUM_HEADER, checksum);
+    // Base64 or an app's ciphertext gains nothing from compression (and the raw form is
+    // excluded by its content type anyway).
     response.extensions_mut().insert(NoCompression);
     Ok(response)
 }

@@ -3,10 +3,14 @@
 //! The app encrypts its backups; the server adds a layer at rest (XChaCha20-Poly1305 under a
 //! versioned key from `secrets.toml`, owner and id bound as associated data). An upload is
 //! received whole (hashed as it arrives, refused with 413 as soon as it is too large), sealed
-//! and inserted in one transaction with the retention applied: a failed or cut-off upload
-//! leaves nothing, and a reader never sees half a backup.
+//! chunk by chunk and inserted in one transaction with the retention applied: a failed or
+//! cut-off upload leaves nothing. A download streams: one chunk read, opened and sent at a
+//! time (`download.rs`, `body.rs`); a reader gets the whole backup or a cut connection,
+//! never wrong bytes.
 
+mod body;
 mod crypto;
+mod download;
 mod handlers;
 mod service;
 mod store;

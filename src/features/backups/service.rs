@@ -1,12 +1,12 @@
 //! Backups as plain operations: seal and store, open, re-seal under a new key. The handlers
-//! and the admin CLI share them.
+//! and the admin CLI share them (a download, chunk by chunk, is in `download.rs`).
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{
-    crypto,
-    store::{self, BackupRow, NewBackup},
+    crypto::{self, ChunkCipher, SealedChunks},
+    store::{self, BackupRow, Format, NewBackup},
 };
 use crate::{
     app::{App, AppState},
@@ -28,11 +28,11 @@ pub struct Upload {
     pub metadata: Option<String>,
 }
 
-/// Verifies the checksum, seals the bytes under the newest backup key and stores them with
-/// the retention applied, all or nothing.
+/// Verifies the checksum, seals the bytes chunk by chunk (format 2) under the newest backup
+/// key and stores them with the retention applied, all or nothing.
 pub async fn store(app: &App, user_id: &str, upload: Upload) -> AppResult<BackupRow> {
     let Upload {
-        mut data,
+        data,
         checksum,
         computed,
         device_id,
@@ -43,8 +43,9 @@ pub async fn store(app: &App, user_id: &str, upload: Upload) -> AppResult<Backup
     let id = Uuid::new_v4().to_string();
     let size = data.len() as i64;
     let (owner, backup_id, claimed) = (user_id.to_owned(), id.clone(), checksum.clone());
-    // Hashing and sealing 64 MiB take tens of milliseconds: off the async workers.
-    let (sealed, nonce) = run_blocking(move || {
+    // Hashing and sealing 64 MiB take tens of milliseconds: off the async workers. The
+    // sealing is in place, in the upload's own buffer.
+    let sealed = run_blocking(move || {
         let digest = computed.unwrap_or_else(|| Sha256::digest(&data).into());
         if hex::encode(digest) != claimed {
             return Err(ApiError::Unprocessable {
@@ -52,8 +53,8 @@ pub async fn store(app: &App, user_id: &str, upload: Upload) -> AppResult<Backup
                 message: "The SHA-256 of the data does not match `checksum`.".into(),
             });
         }
-        let nonce = crypto::seal(&key.key, &owner, &backup_id, &mut data)?;
-        Ok((data, nonce))
+        let cipher = ChunkCipher::new(&key.key, &owner, &backup_id)?;
+        Ok(SealedChunks::seal(&cipher, data)?)
     })
     .await?;
     let retain = app.config.backups.retain;
@@ -70,10 +71,11 @@ pub async fn store(app: &App, user_id: &str, upload: Upload) -> AppResult<Backup
                     checksum: &checksum,
                     metadata: metadata.as_deref(),
                     key_version,
-                    nonce: &nonce,
-                    sealed: &sealed,
+                    nonce: &sealed.prefix,
+                    format: Format::Chunked,
                     now: Timestamp::now(),
                 },
+                sealed.stored(),
             )?;
             store::apply_retention(tx, &owner, retain)?;
             store::by_id(tx, &owner, &backup_id)?.ok_or(ApiError::NotFound)
@@ -95,11 +97,61 @@ pub fn backup_key(app: &App, version: u32) -> AppResult<BackupKey> {
     })
 }
 
-/// Reads and decrypts the backup `row` (a blocking call: run it on the blocking pool).
+/// Reads and decrypts the whole backup `row`, of either format (a blocking call: run it on
+/// the blocking pool). Memory: the backup, plus one chunk for format 2.
 pub fn open(conn: &rusqlite::Connection, key: &BackupKey, row: &BackupRow) -> AppResult<Vec<u8>> {
-    let mut bytes = store::sealed(conn, row.seq, row.size)?;
-    crypto::open(&key.key, &row.user_id, &row.id, &row.nonce, &mut bytes)?;
-    Ok(bytes)
+    match row.format {
+        Format::Whole => {
+            let mut bytes = store::sealed(conn, row.seq, row.size)?;
+            crypto::open_whole(&key.key, &row.user_id, &row.id, &row.nonce, &mut bytes)?;
+            Ok(bytes)
+        }
+        Format::Chunked => {
+            let cipher = ChunkCipher::existing(&key.key, &row.user_id, &row.id, &row.nonce)?;
+            let size = plaintext_size(row)?;
+            let mut bytes = Vec::with_capacity(size as usize);
+            for index in 0..crypto::chunk_count(size) {
+                let stored = stored_chunk(conn, row, index)?;
+                bytes.extend_from_slice(&open_chunk(&cipher, size, index, stored)?);
+            }
+            Ok(bytes)
+        }
+    }
+}
+
+pub(super) fn plaintext_size(row: &BackupRow) -> AppResult<u64> {
+    u64::try_from(row.size)
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("backup {} has a negative size", row.id)))
+}
+
+/// Stored chunk `index` of `row`; a missing one is a damaged backup.
+fn stored_chunk(conn: &rusqlite::Connection, row: &BackupRow, index: u64) -> AppResult<Vec<u8>> {
+    store::chunk(conn, row.seq, index)?.ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!(
+            "chunk {index} of backup {} is missing",
+            row.id
+        ))
+    })
+}
+
+/// Opens stored chunk `index` of a format-2 backup of `size` bytes and checks its length, so
+/// a row whose `size` was changed cannot make a reader send more or fewer bytes than it
+/// announced.
+pub(super) fn open_chunk(
+    cipher: &ChunkCipher,
+    size: u64,
+    index: u64,
+    mut stored: Vec<u8>,
+) -> AppResult<Vec<u8>> {
+    let last = index + 1 == crypto::chunk_count(size);
+    cipher.open(index, last, &mut stored)?;
+    if Some(stored.len()) != crypto::chunk_len(size, index) {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "chunk {index} of a backup has {} bytes, not what its size says",
+            stored.len()
+        )));
+    }
+    Ok(stored)
 }
 
 /// A page of the user's backups, newest first: those before `before` (a `seq`), at most
@@ -150,31 +202,6 @@ pub async fn key_versions_in_use(app: &App) -> AppResult<Vec<u32>> {
     app.db.read(store::key_versions_in_use).await
 }
 
-/// Which backup to fetch.
-pub enum Which {
-    Latest,
-    Id(String),
-}
-
-/// The user's backup with its plaintext; 404 when the user has no such backup.
-pub async fn fetch(app: &AppState, user_id: &str, which: Which) -> AppResult<(BackupRow, Vec<u8>)> {
-    let (db, app, owner) = (app.db.clone(), app.clone(), user_id.to_owned());
-    db.read(move |conn| {
-        // One snapshot for the row and its bytes, whatever writers do meanwhile.
-        let tx = conn.unchecked_transaction()?;
-        let row = match which {
-            Which::Latest => store::latest(&tx, &owner)?,
-            Which::Id(id) => store::by_id(&tx, &owner, &id)?,
-        }
-        .ok_or(ApiError::NotFound)?;
-        // On the blocking pool: a key version not seen yet re-reads secrets.toml.
-        let key = backup_key(&app, row.key_version)?;
-        let data = open(&tx, &key, &row)?;
-        Ok((row, data))
-    })
-    .await
-}
-
 /// Re-encrypts, in batches, every backup sealed under another key than the newest of
 /// `secrets`, calling `on_each` per backup. Each batch is one transaction, and a row changed
 /// meanwhile (deleted, re-sealed) is left alone, so this is safe to interrupt and to run
@@ -214,10 +241,7 @@ pub async fn reseal_all(
             .write(move |tx| {
                 let mut changed = 0;
                 for (row, key) in rows.iter().zip(&keys) {
-                    let mut data = open(tx, key, row)?;
-                    data.reserve_exact(crypto::TAG_LEN);
-                    let nonce = crypto::seal(&new_key.key, &row.user_id, &row.id, &mut data)?;
-                    if store::reseal(tx, row.seq, &row.nonce, new_key.version, &nonce, &data)? {
+                    if reseal(tx, row, key, &new_key)? {
                         changed += 1;
                     }
                 }
@@ -227,4 +251,45 @@ pub async fn reseal_all(
         resealed += changed;
         ids.iter().for_each(|id| on_each(id));
     }
+}
+
+/// Re-seals `row` (sealed under `old`) under `new` in format 2, if nobody changed it since it
+/// was read. A format-2 backup is re-sealed chunk by chunk in place (memory: one chunk); a
+/// format-1 backup is opened whole, as it has to be, and written anew in format 2.
+fn reseal(
+    tx: &rusqlite::Connection,
+    row: &BackupRow,
+    old: &BackupKey,
+    new: &BackupKey,
+) -> AppResult<bool> {
+    let size = plaintext_size(row)?;
+    let sealer = ChunkCipher::new(&new.key, &row.user_id, &row.id)?;
+    // The row is claimed first: one deleted or re-sealed since it was read has no old bytes
+    // to open, and is left alone. Its chunks are still the old ones until rewritten below.
+    if !store::set_sealing(
+        tx,
+        row.seq,
+        &row.nonce,
+        new.version,
+        sealer.prefix(),
+        Format::Chunked,
+    )? {
+        return Ok(false);
+    }
+    match row.format {
+        Format::Whole => {
+            let sealed = SealedChunks::seal(&sealer, open(tx, old, row)?)?;
+            store::replace_chunks(tx, row.seq, sealed.stored())?;
+        }
+        Format::Chunked => {
+            let opener = ChunkCipher::existing(&old.key, &row.user_id, &row.id, &row.nonce)?;
+            let count = crypto::chunk_count(size);
+            for index in 0..count {
+                let mut chunk = open_chunk(&opener, size, index, stored_chunk(tx, row, index)?)?;
+                sealer.seal(index, index + 1 == count, &mut chunk)?;
+                store::update_chunk(tx, row.seq, index, &chunk)?;
+            }
+        }
+    }
+    Ok(true)
 }

@@ -1,6 +1,7 @@
-//! SQL of backups: plain functions over a connection. The sealed bytes are stored in 1 MiB
-//! chunks (`backup_chunks`): SQLite copies a bound value and then its record, so one 50 MB
-//! value would cost 100 MB of transient memory, while chunks cost 2 MiB.
+//! SQL of backups: plain functions over a connection. The sealed bytes are stored in chunks
+//! of about 1 MiB (`backup_chunks`): SQLite copies a bound value and then its record, so one
+//! 50 MB value would cost 100 MB of transient memory, while chunks cost 2 MiB. What a chunk
+//! holds depends on the row's [`Format`] (V10; see `crypto.rs`).
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -17,12 +18,39 @@ pub struct BackupRow {
     pub checksum: String,
     pub metadata: Option<String>,
     pub key_version: u32,
+    /// Format 1: the nonce; format 2: the nonce prefix.
     pub nonce: Vec<u8>,
+    pub format: Format,
     pub created_at: Timestamp,
 }
 
-const COLUMNS: &str =
-    "seq, id, user_id, device_id, size, checksum, metadata, key_version, nonce, created_at";
+/// How a backup's chunks are sealed (the `format` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One AEAD message cut into 1 MiB rows (rows written before V10).
+    Whole = 1,
+    /// Every row its own AEAD message of 1 MiB of plaintext, STREAM-style.
+    Chunked = 2,
+}
+
+impl rusqlite::types::FromSql for Format {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        match value.as_i64()? {
+            1 => Ok(Format::Whole),
+            2 => Ok(Format::Chunked),
+            other => Err(rusqlite::types::FromSqlError::OutOfRange(other)),
+        }
+    }
+}
+
+impl rusqlite::types::ToSql for Format {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok((*self as i64).into())
+    }
+}
+
+const COLUMNS: &str = "seq, id, user_id, device_id, size, checksum, metadata, key_version, nonce, \
+                       format, created_at";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<BackupRow> {
     Ok(BackupRow {
@@ -35,7 +63,8 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<BackupRow> {
         metadata: row.get(6)?,
         key_version: row.get(7)?,
         nonce: row.get(8)?,
-        created_at: row.get(9)?,
+        format: row.get(9)?,
+        created_at: row.get(10)?,
     })
 }
 
@@ -48,19 +77,20 @@ pub struct NewBackup<'a> {
     pub metadata: Option<&'a str>,
     pub key_version: u32,
     pub nonce: &'a [u8],
-    pub sealed: &'a [u8],
+    pub format: Format,
     pub now: Timestamp,
 }
 
-/// Bytes of sealed data per `backup_chunks` row.
-const CHUNK: usize = 1024 * 1024;
-
-/// Inserts a backup with its sealed bytes (inside the caller's transaction).
-pub fn insert(conn: &Connection, b: &NewBackup<'_>) -> AppResult<()> {
+/// Inserts a backup with its sealed chunks, in order (inside the caller's transaction).
+pub fn insert<C: AsRef<[u8]>>(
+    conn: &Connection,
+    b: &NewBackup<'_>,
+    chunks: impl IntoIterator<Item = C>,
+) -> AppResult<()> {
     conn.prepare_cached(
         "INSERT INTO backups (id, user_id, device_id, size, checksum, metadata, key_version,
-                              nonce, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                              nonce, format, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         b.id,
@@ -71,16 +101,21 @@ pub fn insert(conn: &Connection, b: &NewBackup<'_>) -> AppResult<()> {
         b.metadata,
         b.key_version,
         b.nonce,
+        b.format,
         b.now
     ])?;
-    write_chunks(conn, conn.last_insert_rowid(), b.sealed)
+    write_chunks(conn, conn.last_insert_rowid(), chunks)
 }
 
-fn write_chunks(conn: &Connection, seq: i64, sealed: &[u8]) -> AppResult<()> {
+fn write_chunks<C: AsRef<[u8]>>(
+    conn: &Connection,
+    seq: i64,
+    chunks: impl IntoIterator<Item = C>,
+) -> AppResult<()> {
     let mut stmt = conn
         .prepare_cached("INSERT INTO backup_chunks (backup_seq, idx, data) VALUES (?1, ?2, ?3)")?;
-    for (idx, chunk) in sealed.chunks(CHUNK).enumerate() {
-        stmt.execute(params![seq, idx as i64, chunk])?;
+    for (idx, chunk) in chunks.into_iter().enumerate() {
+        stmt.execute(params![seq, idx as i64, chunk.as_ref()])?;
     }
     Ok(())
 }
@@ -140,8 +175,8 @@ pub fn all(conn: &Connection, user_id: Option<&str>) -> AppResult<Vec<BackupRow>
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// The sealed bytes of backup `seq` (`size` is the plaintext size: the buffer is allocated
-/// once, with room to spare for the tag).
+/// The sealed bytes of format-1 backup `seq`, all chunks back to back (`size` is the
+/// plaintext size: the buffer is allocated once, with room to spare for the tag).
 pub fn sealed(conn: &Connection, seq: i64, size: i64) -> AppResult<Vec<u8>> {
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0) + 16);
     let mut stmt =
@@ -152,6 +187,47 @@ pub fn sealed(conn: &Connection, seq: i64, size: i64) -> AppResult<Vec<u8>> {
         bytes.extend_from_slice(chunk);
     }
     Ok(bytes)
+}
+
+/// Stored chunk `idx` of backup `seq`.
+pub fn chunk(conn: &Connection, seq: i64, idx: u64) -> AppResult<Option<Vec<u8>>> {
+    Ok(conn
+        .prepare_cached("SELECT data FROM backup_chunks WHERE backup_seq = ?1 AND idx = ?2")?
+        .query_row(params![seq, idx as i64], |r| r.get(0))
+        .optional()?)
+}
+
+/// A chunk as a download reads it: with the sealing it belongs to, read together.
+pub struct SealedChunk {
+    pub key_version: u32,
+    pub nonce: Vec<u8>,
+    pub data: Vec<u8>,
+}
+
+/// Stored chunk `idx` of backup `seq`, if that row still is backup `id` of `user_id` in
+/// format 2, with the row's current key version and nonce prefix (a key rotation may have
+/// re-sealed it since the last chunk); `None` once the backup is gone.
+pub fn current_chunk(
+    conn: &Connection,
+    seq: i64,
+    id: &str,
+    user_id: &str,
+    idx: u64,
+) -> AppResult<Option<SealedChunk>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT b.key_version, b.nonce, c.data
+             FROM backups b JOIN backup_chunks c ON c.backup_seq = b.seq
+             WHERE b.seq = ?1 AND b.id = ?2 AND b.user_id = ?3 AND b.format = 2 AND c.idx = ?4",
+        )?
+        .query_row(params![seq, id, user_id, idx as i64], |r| {
+            Ok(SealedChunk {
+                key_version: r.get(0)?,
+                nonce: r.get(1)?,
+                data: r.get(2)?,
+            })
+        })
+        .optional()?)
 }
 
 pub fn delete(conn: &Connection, user_id: &str, id: &str) -> AppResult<bool> {
@@ -174,28 +250,42 @@ pub fn sealed_with_other_key(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Replaces a row's sealing (after re-encryption under `key_version`), only if the row is
-/// still sealed the way it was read (`old_nonce`): a concurrent change wins.
-pub fn reseal(
+/// Records a row's new sealing (under `key_version`, `nonce`, `format`), only if the row is
+/// still sealed the way it was read (`old_nonce`): a concurrent change wins. The caller then
+/// writes the chunks of the new sealing, in the same transaction.
+pub fn set_sealing(
     conn: &Connection,
     seq: i64,
     old_nonce: &[u8],
     key_version: u32,
     nonce: &[u8],
-    sealed: &[u8],
+    format: Format,
 ) -> AppResult<bool> {
-    let changed = conn
+    Ok(conn
         .prepare_cached(
-            "UPDATE backups SET key_version = ?3, nonce = ?4 WHERE seq = ?1 AND nonce = ?2",
+            "UPDATE backups SET key_version = ?3, nonce = ?4, format = ?5
+             WHERE seq = ?1 AND nonce = ?2",
         )?
-        .execute(params![seq, old_nonce, key_version, nonce])?;
-    if changed == 0 {
-        return Ok(false);
-    }
+        .execute(params![seq, old_nonce, key_version, nonce, format])?
+        > 0)
+}
+
+/// Replaces every chunk of backup `seq` with `chunks`, in order.
+pub fn replace_chunks<C: AsRef<[u8]>>(
+    conn: &Connection,
+    seq: i64,
+    chunks: impl IntoIterator<Item = C>,
+) -> AppResult<()> {
     conn.prepare_cached("DELETE FROM backup_chunks WHERE backup_seq = ?1")?
         .execute([seq])?;
-    write_chunks(conn, seq, sealed)?;
-    Ok(true)
+    write_chunks(conn, seq, chunks)
+}
+
+/// Replaces chunk `idx` of backup `seq`.
+pub fn update_chunk(conn: &Connection, seq: i64, idx: u64, data: &[u8]) -> AppResult<()> {
+    conn.prepare_cached("UPDATE backup_chunks SET data = ?3 WHERE backup_seq = ?1 AND idx = ?2")?
+        .execute(params![seq, idx as i64, data])?;
+    Ok(())
 }
 
 /// The key versions backups are sealed with.
@@ -209,6 +299,9 @@ pub fn key_versions_in_use(conn: &Connection) -> AppResult<Vec<u32>> {
 mod tests {
     use super::*;
     use crate::db::testing::TempDb;
+
+    /// Bytes per stored chunk in these tests (as format 1 cuts its sealing).
+    const CHUNK: usize = 1024 * 1024;
 
     /// Inserts backup `id` of `user` with a small sealing and `key_version` 1.
     fn add(db: &TempDb, user: &str, id: &str, at: i64) {
@@ -235,9 +328,10 @@ mod tests {
                 metadata: None,
                 key_version,
                 nonce,
-                sealed,
+                format: Format::Whole,
                 now: Timestamp::from_unix(at),
             },
+            sealed.chunks(CHUNK),
         )
         .unwrap();
     }
@@ -267,9 +361,10 @@ mod tests {
                 metadata: Some(r#"{"k":1}"#),
                 key_version: 3,
                 nonce: &nonce,
-                sealed: b"ciphertext",
+                format: Format::Chunked,
                 now: Timestamp::from_unix(1_700_000_000),
             },
+            [b"cipher".as_slice(), b"text"],
         )
         .unwrap();
 
@@ -282,8 +377,11 @@ mod tests {
         assert_eq!(row.metadata.as_deref(), Some(r#"{"k":1}"#));
         assert_eq!(row.key_version, 3);
         assert_eq!(row.nonce, nonce.to_vec());
+        assert_eq!(row.format, Format::Chunked);
         assert_eq!(row.created_at, Timestamp::from_unix(1_700_000_000));
         assert_eq!(sealed(&db, row.seq, row.size).unwrap(), b"ciphertext");
+        assert_eq!(chunk(&db, row.seq, 1).unwrap().unwrap(), b"text");
+        assert!(chunk(&db, row.seq, 2).unwrap().is_none());
 
         let newest = latest(&db, "u1").unwrap().unwrap();
         assert_eq!(newest.seq, row.seq);
@@ -425,33 +523,111 @@ mod tests {
     }
 
     #[test]
-    fn reseal_replaces_the_sealing_only_while_the_nonce_is_unchanged() {
+    fn set_sealing_changes_the_row_only_while_the_nonce_is_unchanged() {
         let db = TempDb::new();
         db.user("u1");
         let old = vec![0xAAu8; CHUNK + 10];
         add_sealed(&db, "u1", "b", 1, 1, &[1; 24], &old);
         let row = by_id(&db, "u1", "b").unwrap().unwrap();
+        assert_eq!(row.format, Format::Whole);
         assert_eq!(chunk_count(&db), 2);
 
-        let new = vec![0xBBu8; 100];
-        assert!(reseal(&db, row.seq, &[1; 24], 2, &[2; 24], &new).unwrap());
+        assert!(set_sealing(&db, row.seq, &[1; 24], 2, &[2; 19], Format::Chunked).unwrap());
+        replace_chunks(&db, row.seq, [vec![0xBBu8; 100]]).unwrap();
         let after = by_id(&db, "u1", "b").unwrap().unwrap();
         assert_eq!(after.key_version, 2);
-        assert_eq!(after.nonce, vec![2u8; 24]);
-        assert_eq!(sealed(&db, after.seq, after.size).unwrap(), new);
+        assert_eq!(after.nonce, vec![2u8; 19]);
+        assert_eq!(after.format, Format::Chunked);
+        assert_eq!(sealed(&db, after.seq, after.size).unwrap(), vec![0xBB; 100]);
         // The old chunks are gone, not left behind the new one.
         assert_eq!(chunk_count(&db), 1);
 
-        // A second reseal from the stale nonce loses: nothing changes.
-        let other = vec![0xCCu8; 50];
-        assert!(!reseal(&db, row.seq, &[1; 24], 3, &[3; 24], &other).unwrap());
+        // A second change from the stale nonce loses: nothing changes.
+        assert!(!set_sealing(&db, row.seq, &[1; 24], 3, &[3; 19], Format::Chunked).unwrap());
         let unchanged = by_id(&db, "u1", "b").unwrap().unwrap();
         assert_eq!(unchanged.key_version, 2);
-        assert_eq!(unchanged.nonce, vec![2u8; 24]);
-        assert_eq!(sealed(&db, row.seq, row.size).unwrap(), new);
+        assert_eq!(unchanged.nonce, vec![2u8; 19]);
 
-        // An unknown row is not resealed either.
-        assert!(!reseal(&db, row.seq + 100, &[2; 24], 3, &[3; 24], &other).unwrap());
+        // An unknown row is not changed either.
+        assert!(!set_sealing(&db, row.seq + 100, &[2; 19], 3, &[3; 19], Format::Chunked).unwrap());
+
+        update_chunk(&db, row.seq, 0, b"new").unwrap();
+        assert_eq!(chunk(&db, row.seq, 0).unwrap().unwrap(), b"new");
+    }
+
+    #[test]
+    fn current_chunk_reads_only_a_chunked_backup_of_that_id_and_owner() {
+        let db = TempDb::new();
+        db.user("u1").user("u2");
+        add(&db, "u1", "old", 1);
+        let old = by_id(&db, "u1", "old").unwrap().unwrap();
+        // Format 1 rows are opened whole, never chunk by chunk.
+        assert!(
+            current_chunk(&db, old.seq, "old", "u1", 0)
+                .unwrap()
+                .is_none()
+        );
+
+        let add_chunked = |id: &str| {
+            insert(
+                &db,
+                &NewBackup {
+                    id,
+                    user_id: "u1",
+                    device_id: None,
+                    size: 10,
+                    checksum: "c",
+                    metadata: None,
+                    key_version: 4,
+                    nonce: &[4; 19],
+                    format: Format::Chunked,
+                    now: Timestamp::from_unix(2),
+                },
+                [b"zero".as_slice(), b"one"],
+            )
+            .unwrap();
+        };
+        add_chunked("new");
+        let row = by_id(&db, "u1", "new").unwrap().unwrap();
+        let first = current_chunk(&db, row.seq, "new", "u1", 0)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (first.key_version, first.nonce, first.data),
+            (4, vec![4; 19], b"zero".to_vec())
+        );
+        assert!(
+            current_chunk(&db, row.seq, "new", "u1", 2)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            current_chunk(&db, row.seq, "new", "u2", 0)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            current_chunk(&db, row.seq, "other", "u1", 0)
+                .unwrap()
+                .is_none()
+        );
+
+        // Re-sealed meanwhile: the chunk comes with its new sealing.
+        assert!(set_sealing(&db, row.seq, &[4; 19], 5, &[5; 19], Format::Chunked).unwrap());
+        let second = current_chunk(&db, row.seq, "new", "u1", 1)
+            .unwrap()
+            .unwrap();
+        assert_eq!((second.key_version, second.nonce), (5, vec![5; 19]));
+
+        // Deleted (and its seq reused by a newer backup): gone, not someone else's bytes.
+        assert!(delete(&db, "u1", "new").unwrap());
+        add_chunked("newer");
+        assert_eq!(by_id(&db, "u1", "newer").unwrap().unwrap().seq, row.seq);
+        assert!(
+            current_chunk(&db, row.seq, "new", "u1", 1)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! At most `backups.max_transfers` uploads and downloads of one user at a time (429 beyond):
-//! each holds up to a backup's size in memory, so one user's parallel transfers cannot take
-//! the server's. The map holds only users with a transfer in flight.
+//! an upload holds up to a backup's size in memory, a download a chunk (and a format-1
+//! download the whole backup), so one user's parallel transfers cannot take the server's. A
+//! download's place is held by its body until sent or dropped. The map holds only users with
+//! a transfer in flight.
 
 use std::{
     collections::HashMap,

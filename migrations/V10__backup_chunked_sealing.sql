@@ -1,0 +1,12 @@
+-- Backups sealed chunk by chunk (issue 14: downloads streamed from the chunks).
+--
+-- format 1: the whole backup is one XChaCha20-Poly1305 message; `nonce` is its 24-byte
+--           nonce and `backup_chunks` holds the ciphertext (tag at the end) cut into 1 MiB
+--           rows. Reading any byte means reading and opening all of it. Rows written before
+--           this migration are format 1, and keep working.
+-- format 2: every `backup_chunks` row is a message of its own: 1 MiB of plaintext (the last
+--           row less, an empty backup one empty row) plus its 16-byte tag, sealed STREAM-style
+--           (see src/features/backups/crypto.rs); `nonce` is the 19-byte per-backup nonce
+--           prefix. A download opens one row at a time. New uploads are format 2, and a key
+--           rotation re-seals format 1 rows as format 2.
+ALTER TABLE backups ADD COLUMN format INTEGER NOT NULL DEFAULT 1 CHECK (format IN (1, 2));
