@@ -13,8 +13,12 @@
 
 use serde_json::Value;
 use utoipa::openapi::{
-    OpenApi, PathItem, Ref, RefOr, ResponseBuilder, content::Content, path::Operation,
-    path::ParameterIn, request_body::RequestBody,
+    OpenApi, PathItem, Ref, RefOr, ResponseBuilder,
+    content::Content,
+    header::HeaderBuilder,
+    path::{Operation, ParameterIn},
+    request_body::RequestBody,
+    schema::{ObjectBuilder, Type},
 };
 
 /// How an operation authenticates, from its `security` list.
@@ -252,31 +256,37 @@ fn auth(operation: &Operation) -> Auth {
 }
 
 fn add(operation: &mut Operation, status: u16, description: &str) {
-    let error_body = || Content::new(Some(Ref::from_schema_name("ErrorBody")));
-    let responses = &mut operation.responses.responses;
-    match responses.get_mut(&status.to_string()) {
-        Some(RefOr::T(response)) => {
-            if response.description.is_empty() {
-                response.description = description.to_owned();
-            } else if !response.description.contains(description) {
-                response.description = format!("{}; {description}", response.description);
-            }
-            if response.content.is_empty() {
-                response
-                    .content
-                    .insert("application/json".to_owned(), error_body().into());
-            }
-        }
-        Some(RefOr::Ref(_)) => {}
-        None => {
-            responses.insert(
-                status.to_string(),
-                ResponseBuilder::new()
-                    .description(description)
-                    .content("application/json", error_body())
-                    .into(),
-            );
-        }
+    let response = operation
+        .responses
+        .responses
+        .entry(status.to_string())
+        .or_insert_with(|| ResponseBuilder::new().into());
+    let RefOr::T(response) = response else {
+        return;
+    };
+    if response.description.is_empty() {
+        response.description = description.to_owned();
+    } else if !response.description.contains(description) {
+        response.description = format!("{}; {description}", response.description);
+    }
+    if response.content.is_empty() {
+        response.content.insert(
+            "application/json".to_owned(),
+            Content::new(Some(Ref::from_schema_name("ErrorBody"))).into(),
+        );
+    }
+    // Every 429 is an `ApiError::TooManyRequests`, which always says when to come back.
+    if status == 429 {
+        response
+            .headers
+            .entry("Retry-After".to_owned())
+            .or_insert_with(|| {
+                HeaderBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+                    .description(Some("Seconds to wait before trying again"))
+                    .build()
+                    .into()
+            });
     }
 }
 
@@ -329,6 +339,10 @@ mod tests {
             "#/components/schemas/ErrorBody"
         );
         assert_eq!(described("409"), "`already_exists`");
+        assert_eq!(
+            responses["429"]["headers"]["Retry-After"]["schema"]["type"],
+            "integer"
+        );
     }
 
     #[test]
