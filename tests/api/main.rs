@@ -7,6 +7,7 @@ mod helpers;
 
 mod ai;
 mod ai_limits;
+mod api_docs;
 mod auth;
 mod auth_abuse;
 mod auth_limits;

@@ -21,7 +21,7 @@ use crate::{
     responses(
         (status = 201, body = AuthResponse),
         (status = 409, description = "`email_taken`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: over `rate_limit.login_per_ip_per_minute`", body = ErrorBody),
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -56,7 +56,7 @@ pub async fn register(
         (status = 401, description = "`invalid_credentials`", body = ErrorBody),
         (status = 403, description = "`account_disabled`", body = ErrorBody),
         (status = 422, description = "`validation_failed`: a malformed or over-long email", body = ErrorBody),
-        (status = 429, description = "`rate_limited`, with Retry-After", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: over `rate_limit.login_per_ip_per_minute`, or repeated failures for this account (backoff)", body = ErrorBody),
     ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -89,7 +89,7 @@ pub async fn refresh(
 
 /// End the current session; its access tokens stop working at once.
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
-    responses((status = 204), (status = 401, body = ErrorBody)))]
+    responses((status = 204)))]
 pub async fn logout(State(state): State<AppState>, user: AuthUser) -> AppResult<StatusCode> {
     service::end_session(&state, &user.session_id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -97,7 +97,7 @@ pub async fn logout(State(state): State<AppState>, user: AuthUser) -> AppResult<
 
 /// End every session of the user.
 #[utoipa::path(post, path = "/auth/logout-all", tag = "auth", security(("bearer" = [])),
-    responses((status = 204), (status = 401, body = ErrorBody)))]
+    responses((status = 204)))]
 pub async fn logout_all(State(state): State<AppState>, user: AuthUser) -> AppResult<StatusCode> {
     service::end_all_sessions(&state, &user.user_id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -105,7 +105,7 @@ pub async fn logout_all(State(state): State<AppState>, user: AuthUser) -> AppRes
 
 /// The signed-in user.
 #[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = UserResponse), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = UserResponse)))]
 pub async fn me(State(state): State<AppState>, user: AuthUser) -> AppResult<AppJson<UserResponse>> {
     let row = service::current_user(&state, &user.user_id).await?;
     Ok(AppJson(UserResponse {
@@ -115,7 +115,7 @@ pub async fn me(State(state): State<AppState>, user: AuthUser) -> AppResult<AppJ
 
 /// The signed-in user (same as `/auth/me`).
 #[utoipa::path(get, path = "/auth/profile", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = UserResponse), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = UserResponse)))]
 pub async fn profile(state: State<AppState>, user: AuthUser) -> AppResult<AppJson<UserResponse>> {
     me(state, user).await
 }
@@ -128,7 +128,6 @@ pub async fn profile(state: State<AppState>, user: AuthUser) -> AppResult<AppJso
         (status = 200, body = UserResponse),
         (status = 401, description = "`invalid_credentials` for a wrong currentPassword", body = ErrorBody),
         (status = 409, description = "`email_taken`", body = ErrorBody),
-        (status = 422, body = ErrorBody),
     ))]
 pub async fn update_profile(
     State(state): State<AppState>,
@@ -159,7 +158,7 @@ pub async fn update_profile(
 
 /// Check an access token: `{valid, user, expiresAt}`.
 #[utoipa::path(post, path = "/auth/verify", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = VerifyResponse), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = VerifyResponse)))]
 pub async fn verify(
     State(state): State<AppState>,
     user: AuthUser,
@@ -178,7 +177,6 @@ pub async fn verify(
     responses(
         (status = 204),
         (status = 401, description = "`invalid_credentials` for a wrong currentPassword", body = ErrorBody),
-        (status = 422, body = ErrorBody),
     ))]
 pub async fn change_password(
     State(state): State<AppState>,
@@ -193,7 +191,10 @@ pub async fn change_password(
 /// Ask for a password reset. Always 202, whether or not the account exists; with SMTP
 /// configured, a single-use token (30 minutes) is mailed.
 #[utoipa::path(post, path = "/auth/forgot-password", tag = "auth", request_body = ForgotPasswordRequest,
-    responses((status = 202), (status = 422, body = ErrorBody)))]
+    responses(
+        (status = 202),
+        (status = 429, description = "`rate_limited`: over `rate_limit.login_per_ip_per_minute`", body = ErrorBody),
+    ))]
 pub async fn forgot_password(
     State(state): State<AppState>,
     AppJson(req): AppJson<ForgotPasswordRequest>,
@@ -214,7 +215,7 @@ pub async fn forgot_password(
     responses(
         (status = 204),
         (status = 401, description = "`invalid_token`: unknown, used or expired", body = ErrorBody),
-        (status = 422, body = ErrorBody),
+        (status = 429, description = "`rate_limited`: over `rate_limit.login_per_ip_per_minute`", body = ErrorBody),
     ))]
 pub async fn reset_password(
     State(state): State<AppState>,
@@ -227,7 +228,11 @@ pub async fn reset_password(
 
 /// Confirm the email address with the mailed token.
 #[utoipa::path(post, path = "/auth/verify-email", tag = "auth", request_body = VerifyEmailRequest,
-    responses((status = 200, body = UserResponse), (status = 401, body = ErrorBody)))]
+    responses(
+        (status = 200, body = UserResponse),
+        (status = 401, description = "`invalid_token`: unknown, used or expired", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: over `rate_limit.login_per_ip_per_minute`", body = ErrorBody),
+    ))]
 pub async fn verify_email(
     State(state): State<AppState>,
     AppJson(req): AppJson<VerifyEmailRequest>,
@@ -240,7 +245,7 @@ pub async fn verify_email(
 
 /// Mail a new verification token (SMTP only). 202 whether or not a mail went out.
 #[utoipa::path(post, path = "/auth/resend-verification", tag = "auth", security(("bearer" = [])),
-    responses((status = 202), (status = 401, body = ErrorBody)))]
+    responses((status = 202)))]
 pub async fn resend_verification(
     State(state): State<AppState>,
     user: AuthUser,
@@ -254,7 +259,7 @@ pub async fn resend_verification(
 
 /// The user's live sessions, newest first; `current` marks this one.
 #[utoipa::path(get, path = "/auth/sessions", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = SessionList), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = SessionList)))]
 pub async fn sessions(
     State(state): State<AppState>,
     user: AuthUser,
@@ -271,7 +276,7 @@ pub async fn sessions(
 /// End one of the user's sessions (another user's session is 404).
 #[utoipa::path(delete, path = "/auth/sessions/{id}", tag = "auth", security(("bearer" = [])),
     params(("id" = String, Path, description = "Session id")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204)))]
 pub async fn revoke_session(
     State(state): State<AppState>,
     user: AuthUser,

@@ -29,8 +29,8 @@ use crate::{
     request_body = ChatRequest,
     responses(
         (status = 200, description = "the upstream's chat completion (or an SSE stream)", body = Object),
-        (status = 422, description = "`validation_failed` or `model_not_allowed`", body = ErrorBody),
-        (status = 429, description = "`rate_limited` or `quota_exceeded`, with Retry-After", body = ErrorBody),
+        (status = 422, description = "`model_not_allowed`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (`ai.requests_per_minute`) or `quota_exceeded` (`ai.daily_token_budget`)", body = ErrorBody),
         (status = 502, description = "`upstream_error`", body = ErrorBody),
         (status = 503, description = "`ai_not_configured`", body = ErrorBody),
         (status = 504, description = "`upstream_timeout`", body = ErrorBody),
@@ -49,8 +49,11 @@ pub async fn chat(
     request_body = ChatRequest,
     responses(
         (status = 200, description = "the upstream's chat completion (or an SSE stream)", body = Object),
-        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
-        (status = 502, body = ErrorBody), (status = 503, body = ErrorBody), (status = 504, body = ErrorBody),
+        (status = 422, description = "`model_not_allowed`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (`ai.requests_per_minute`) or `quota_exceeded` (`ai.daily_token_budget`)", body = ErrorBody),
+        (status = 502, description = "`upstream_error`", body = ErrorBody),
+        (status = 503, description = "`ai_not_configured`", body = ErrorBody),
+        (status = 504, description = "`upstream_timeout`", body = ErrorBody),
     ))]
 pub async fn chat_completions(
     State(state): State<AppState>,
@@ -67,9 +70,11 @@ pub async fn chat_completions(
     responses(
         (status = 200, description = "the upstream's embeddings, in OpenAI's shape", body = Object),
         (status = 404, description = "`not_found`: the server offers no embedding models", body = ErrorBody),
-        (status = 422, description = "`validation_failed` or `model_not_allowed`", body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 502, body = ErrorBody),
-        (status = 503, body = ErrorBody), (status = 504, body = ErrorBody),
+        (status = 422, description = "`model_not_allowed`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (`ai.requests_per_minute`) or `quota_exceeded` (`ai.daily_token_budget`)", body = ErrorBody),
+        (status = 502, description = "`upstream_error`", body = ErrorBody),
+        (status = 503, description = "`ai_not_configured`", body = ErrorBody),
+        (status = 504, description = "`upstream_timeout`", body = ErrorBody),
     ))]
 pub async fn embeddings(
     State(state): State<AppState>,
@@ -85,7 +90,11 @@ pub async fn embeddings(
     responses(
         (status = 200, body = ContentResponse),
         (status = 404, description = "no active script of that name", body = ErrorBody),
-        (status = 422, description = "a template variable is missing (`details.variables`)", body = ErrorBody),
+        (status = 422, description = "a template variable is missing (`details.variables`), or `model_not_allowed`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (`ai.requests_per_minute`) or `quota_exceeded` (`ai.daily_token_budget`)", body = ErrorBody),
+        (status = 502, description = "`upstream_error`", body = ErrorBody),
+        (status = 503, description = "`ai_not_configured`", body = ErrorBody),
+        (status = 504, description = "`upstream_timeout`", body = ErrorBody),
     ))]
 pub async fn content(
     State(state): State<AppState>,
@@ -137,8 +146,10 @@ pub async fn content(
     request_body = AnalyzeRequest,
     responses(
         (status = 200, body = AnalyzeResponse),
-        (status = 422, body = ErrorBody),
+        (status = 429, description = "`rate_limited` (`ai.requests_per_minute`) or `quota_exceeded` (`ai.daily_token_budget`)", body = ErrorBody),
         (status = 502, description = "`upstream_invalid_output` after one retry, or `upstream_error`", body = ErrorBody),
+        (status = 503, description = "`ai_not_configured`", body = ErrorBody),
+        (status = 504, description = "`upstream_timeout`", body = ErrorBody),
     ))]
 pub async fn analyze(
     State(state): State<AppState>,
@@ -157,7 +168,7 @@ pub async fn analyze(
 /// answers.
 #[utoipa::path(get, path = "/ai/models", tag = "ai", security(("bearer" = [])),
     responses((status = 200, description = "`{object: \"list\", data: [{id, object: \"model\", ...}]}`", body = Object),
-        (status = 503, body = ErrorBody)))]
+        (status = 503, description = "`ai_not_configured`", body = ErrorBody)))]
 pub async fn models(State(state): State<AppState>, _user: AuthUser) -> AppResult<AppJson<Value>> {
     let ai = configured(&state)?;
     let upstream = ai.upstream_models().await.unwrap_or_default();

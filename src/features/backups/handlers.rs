@@ -60,9 +60,10 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
     ),
     responses(
         (status = 201, body = BackupInfo),
-        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: over `backups.max_size`", body = ErrorBody),
         (status = 415, description = "neither JSON nor application/octet-stream", body = ErrorBody),
-        (status = 422, description = "`checksum_mismatch` or `validation_failed`", body = ErrorBody),
+        (status = 422, description = "`checksum_mismatch`, or a raw body without `X-Checksum-SHA256`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: `backups.max_transfers` uploads and downloads of this user are running", body = ErrorBody),
     ))]
 pub async fn upload(
     State(state): State<AppState>,
@@ -172,6 +173,7 @@ fn parse_json_upload(bytes: &[u8], max: usize) -> AppResult<Upload> {
             (Vec<u8> = "application/octet-stream"),
         )),
         (status = 404, description = "no backup yet", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: `backups.max_transfers` uploads and downloads of this user are running", body = ErrorBody),
     ))]
 pub async fn latest(
     State(state): State<AppState>,
@@ -189,7 +191,7 @@ pub async fn latest(
             (BackupDownload = "application/json"),
             (Vec<u8> = "application/octet-stream"),
         )),
-        (status = 404, body = ErrorBody),
+        (status = 429, description = "`rate_limited`: `backups.max_transfers` uploads and downloads of this user are running", body = ErrorBody),
     ))]
 pub async fn by_id(
     State(state): State<AppState>,
@@ -256,7 +258,7 @@ async fn download(
 /// The user's backups, newest first, without their data.
 #[utoipa::path(get, path = "/sync/backups", tag = "backups", security(("bearer" = [])),
     params(PageQuery),
-    responses((status = 200, body = BackupList), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = BackupList)))]
 pub async fn list(
     State(state): State<AppState>,
     user: AuthUser,
@@ -280,7 +282,7 @@ pub async fn list(
 /// Delete one of the user's backups.
 #[utoipa::path(delete, path = "/sync/backup/{id}", tag = "backups", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204)))]
 pub async fn delete(
     State(state): State<AppState>,
     user: AuthUser,

@@ -39,10 +39,11 @@ fn category(state: &Conversations, slug: Option<String>) -> AppResult<Option<Str
 /// Summaries (no messages), newest first: `scope=mine` (the default when signed in) or
 /// `public`, optionally one `category` or `tag`.
 #[utoipa::path(get, path = "/conversations", tag = "conversations", params(ListQuery),
+    security((), ("bearer" = [])),
     responses(
         (status = 200, body = SummaryList),
-        (status = 401, description = "`scope=mine` without a token, or a bad token", body = ErrorBody),
-        (status = 422, body = ErrorBody),
+        (status = 401, description = "`scope=mine` without a token", body = ErrorBody),
+        (status = 422, description = "an unknown `scope` or `category`, or a malformed `tag`", body = ErrorBody),
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -84,7 +85,7 @@ pub async fn list(
 
 /// Featured public conversations, newest first.
 #[utoipa::path(get, path = "/conversations/featured", tag = "conversations", params(PageQuery),
-    responses((status = 200, body = SummaryList), (status = 401, body = ErrorBody)))]
+    security((), ("bearer" = [])), responses((status = 200, body = SummaryList)))]
 pub async fn featured(
     State(state): State<AppState>,
     MaybeAuthUser(caller): MaybeAuthUser,
@@ -111,7 +112,7 @@ pub async fn featured(
 
 /// The categories, with how many public conversations each holds.
 #[utoipa::path(get, path = "/conversations/categories", tag = "conversations",
-    responses((status = 200, body = Vec<Category>)))]
+    security((), ("bearer" = [])), responses((status = 200, body = Vec<Category>)))]
 pub async fn categories(
     State(state): State<AppState>,
     MaybeAuthUser(_caller): MaybeAuthUser,
@@ -123,10 +124,11 @@ pub async fn categories(
 /// Full-text search over titles and messages, best first, each hit with an HTML snippet.
 /// `q` is words, never query syntax; the last word also matches as a prefix.
 #[utoipa::path(get, path = "/conversations/search", tag = "conversations", params(SearchQuery),
+    security((), ("bearer" = [])),
     responses(
         (status = 200, body = HitList),
-        (status = 401, body = ErrorBody),
-        (status = 422, description = "an empty `q`", body = ErrorBody),
+        (status = 401, description = "`scope=mine` without a token", body = ErrorBody),
+        (status = 422, description = "an empty `q`, an unknown `scope` or `category`", body = ErrorBody),
         (status = 429, description = "`rate_limited`: `rate_limit.search_per_minute`", body = ErrorBody),
     ))]
 pub async fn search(
@@ -164,7 +166,7 @@ pub async fn search(
 
 /// Counts: the caller's own (null without a token) and the public totals.
 #[utoipa::path(get, path = "/conversations/stats", tag = "conversations",
-    responses((status = 200, body = Stats), (status = 401, body = ErrorBody)))]
+    security((), ("bearer" = [])), responses((status = 200, body = Stats)))]
 pub async fn stats(
     State(state): State<AppState>,
     MaybeAuthUser(caller): MaybeAuthUser,
@@ -174,8 +176,8 @@ pub async fn stats(
 
 /// One conversation: its owner's, or anyone's when public; otherwise 404.
 #[utoipa::path(get, path = "/conversations/{id}", tag = "conversations",
-    params(("id" = String, Path, format = Uuid)),
-    responses((status = 200, body = Conversation), (status = 404, body = ErrorBody)))]
+    params(("id" = String, Path, format = Uuid)), security((), ("bearer" = [])),
+    responses((status = 200, body = Conversation)))]
 pub async fn get(
     State(state): State<AppState>,
     MaybeAuthUser(caller): MaybeAuthUser,
@@ -190,9 +192,6 @@ pub async fn get(
     request_body = ConversationInput,
     responses(
         (status = 201, body = Conversation),
-        (status = 401, body = ErrorBody),
-        (status = 413, body = ErrorBody),
-        (status = 422, body = ErrorBody),
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -208,7 +207,7 @@ pub async fn create(
 /// Change a conversation (owner): the fields given replace the stored ones.
 #[utoipa::path(put, path = "/conversations/{id}", tag = "conversations", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)), request_body = ConversationInput,
-    responses((status = 200, body = Conversation), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Conversation)))]
 pub async fn update(
     State(state): State<AppState>,
     user: AuthUser,
@@ -224,7 +223,7 @@ pub async fn update(
 /// Delete a conversation (its owner, or an admin).
 #[utoipa::path(delete, path = "/conversations/{id}", tag = "conversations", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204)))]
 pub async fn delete(
     State(state): State<AppState>,
     user: AuthUser,
@@ -237,12 +236,10 @@ pub async fn delete(
 
 /// Feature or unfeature a public conversation (admin).
 #[utoipa::path(patch, path = "/conversations/{id}/featured", tag = "conversations",
-    security(("bearer" = [])), params(("id" = String, Path, format = Uuid)),
+    security(("bearer" = ["admin"])), params(("id" = String, Path, format = Uuid)),
     request_body = FeatureRequest,
     responses(
         (status = 200, body = Summary),
-        (status = 403, description = "`forbidden`: not an admin", body = ErrorBody),
-        (status = 404, body = ErrorBody),
         (status = 422, description = "the conversation is private", body = ErrorBody),
     ))]
 pub async fn set_featured(

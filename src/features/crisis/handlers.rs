@@ -34,7 +34,6 @@ pub fn locales(locale: Option<&str>, headers: &HeaderMap) -> Vec<String> {
     request_body = CheckRequest,
     responses(
         (status = 200, body = CheckResponse),
-        (status = 401, body = ErrorBody),
         (status = 422, description = "empty text, or over 16 KiB", body = ErrorBody),
     ))]
 pub async fn check(
@@ -69,7 +68,7 @@ pub async fn resources(
 
 /// The user's emergency contacts.
 #[utoipa::path(get, path = "/crisis/contacts", tag = "crisis", security(("bearer" = [])),
-    responses((status = 200, body = ContactList), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = ContactList)))]
 pub async fn contacts(
     State(state): State<AppState>,
     user: AuthUser,
@@ -104,7 +103,7 @@ fn contact_id(id: &str) -> AppResult<String> {
 /// Replace an emergency contact.
 #[utoipa::path(put, path = "/crisis/contacts/{id}", tag = "crisis", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)), request_body = ContactRequest,
-    responses((status = 200, body = Contact), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Contact)))]
 pub async fn update_contact(
     State(state): State<AppState>,
     user: AuthUser,
@@ -121,7 +120,7 @@ pub async fn update_contact(
 /// Remove an emergency contact.
 #[utoipa::path(delete, path = "/crisis/contacts/{id}", tag = "crisis", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204)))]
 pub async fn delete_contact(
     State(state): State<AppState>,
     user: AuthUser,
@@ -136,7 +135,7 @@ pub async fn delete_contact(
 /// webhook, unless they were notified within `crisis.alert_cooldown` (`cooldown`).
 #[utoipa::path(post, path = "/crisis/alert", tag = "crisis", security(("bearer" = [])),
     request_body = AlertRequest,
-    responses((status = 200, body = AlertResponse), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = AlertResponse)))]
 pub async fn alert(
     State(state): State<AppState>,
     user: AuthUser,
@@ -160,7 +159,7 @@ pub async fn alert(
 /// The user's crisis events, newest first, with each notification's delivery status.
 #[utoipa::path(get, path = "/crisis/events", tag = "crisis", security(("bearer" = [])),
     params(PageQuery),
-    responses((status = 200, body = EventList), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = EventList)))]
 pub async fn events(
     State(state): State<AppState>,
     user: AuthUser,
@@ -178,7 +177,7 @@ pub async fn events(
 /// One of the user's crisis events.
 #[utoipa::path(get, path = "/crisis/events/{id}", tag = "crisis", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
-    responses((status = 200, body = Event), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Event)))]
 pub async fn event(
     State(state): State<AppState>,
     user: AuthUser,

@@ -63,7 +63,7 @@ pub async fn list(
 /// The active version of a script, or `?version=`.
 #[utoipa::path(get, path = "/ai/scripts/{name}", tag = "scripts", security(("bearer" = [])),
     params(("name" = String, Path), VersionQuery),
-    responses((status = 200, body = Script), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Script)))]
 pub async fn get(
     State(state): State<AppState>,
     _user: AuthUser,
@@ -80,13 +80,11 @@ pub async fn get(
 }
 
 /// Create a script version (admin).
-#[utoipa::path(post, path = "/ai/scripts", tag = "scripts", security(("bearer" = [])),
+#[utoipa::path(post, path = "/ai/scripts", tag = "scripts", security(("bearer" = ["admin"])),
     request_body = NewScript,
     responses(
         (status = 201, body = Script),
-        (status = 403, description = "`forbidden`: not an admin", body = ErrorBody),
         (status = 409, description = "`already_exists`", body = ErrorBody),
-        (status = 422, body = ErrorBody),
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -98,9 +96,9 @@ pub async fn create(
 }
 
 /// Make a version the active one (admin).
-#[utoipa::path(put, path = "/ai/scripts/{name}/active", tag = "scripts", security(("bearer" = [])),
+#[utoipa::path(put, path = "/ai/scripts/{name}/active", tag = "scripts", security(("bearer" = ["admin"])),
     params(("name" = String, Path)), request_body = ActivateRequest,
-    responses((status = 200, body = Script), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Script)))]
 pub async fn activate(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -113,9 +111,9 @@ pub async fn activate(
 }
 
 /// Deactivate a script: no version of it is active any more (admin).
-#[utoipa::path(delete, path = "/ai/scripts/{name}", tag = "scripts", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/ai/scripts/{name}", tag = "scripts", security(("bearer" = ["admin"])),
     params(("name" = String, Path)),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204)))]
 pub async fn deactivate(
     State(state): State<AppState>,
     _admin: AdminUser,

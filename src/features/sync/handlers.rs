@@ -24,7 +24,6 @@ use crate::{
     responses(
         (status = 200, body = DeviceResponse),
         (status = 409, description = "`sync_conflict`; `details` is the stored device state", body = ErrorBody),
-        (status = 422, description = "`validation_failed`", body = ErrorBody),
     ))]
 pub async fn report_status(
     State(state): State<AppState>,
@@ -54,7 +53,7 @@ pub async fn report_status(
 
 /// Every device of the signed-in user, with a summary.
 #[utoipa::path(get, path = "/sync/status", tag = "sync", security(("bearer" = [])),
-    responses((status = 200, body = StatusList), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = StatusList)))]
 pub async fn list_status(
     State(state): State<AppState>,
     user: AuthUser,
@@ -71,7 +70,7 @@ pub async fn list_status(
 /// One device's state; 404 when the user has no such device.
 #[utoipa::path(get, path = "/sync/status/{deviceId}", tag = "sync", security(("bearer" = [])),
     params(("deviceId" = String, Path)),
-    responses((status = 200, body = DeviceResponse), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = DeviceResponse)))]
 pub async fn device_status(
     State(state): State<AppState>,
     user: AuthUser,
@@ -89,7 +88,7 @@ pub async fn device_status(
 /// `ahead` (upload) or `diverged` (same version, other data).
 #[utoipa::path(post, path = "/sync/validate", tag = "sync", security(("bearer" = [])),
     request_body = ValidateRequest,
-    responses((status = 200, body = ValidateResponse), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ValidateResponse)))]
 pub async fn validate(
     State(state): State<AppState>,
     user: AuthUser,
@@ -112,7 +111,7 @@ pub async fn validate(
 /// reports again.
 #[utoipa::path(delete, path = "/sync/devices/{deviceId}", tag = "sync", security(("bearer" = [])),
     params(("deviceId" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204)))]
 pub async fn deactivate_device(
     State(state): State<AppState>,
     user: AuthUser,

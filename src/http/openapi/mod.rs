@@ -1,5 +1,9 @@
 //! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and
-//! served at `/api-docs/openapi.json` (Swagger UI at `/api-docs`).
+//! served at `/api-docs/openapi.json` (Swagger UI at `/api-docs`). The statuses common to a
+//! kind of operation (401 with a token, 415 with a body, 429 everywhere, …) are added by
+//! [`statuses`], not by the handlers.
+
+mod statuses;
 
 use axum::Router;
 use utoipa::{
@@ -58,7 +62,7 @@ impl Modify for BearerAuth {
 
 /// Merges the features' routes, each inside its request timeout, and splits them into the
 /// system router, the API router and one document in which the API appears under `/api/v1`
-/// (the `/api` mount is an alias and is not repeated).
+/// (the `/api` mount is an alias and is not repeated), with the common statuses added.
 pub fn split(
     config: &Config,
     features: &[std::sync::Arc<dyn Feature>],
@@ -84,6 +88,7 @@ pub fn split(
         .merge(system)
         .split_for_parts();
     let mut doc = doc.nest("/api/v1", api_doc);
+    statuses::add_common(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     (system, api, doc)
 }
