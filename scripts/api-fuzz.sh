@@ -30,6 +30,9 @@ fail() {
   exit 1
 }
 step() { echo "api-fuzz: $*"; }
+# The working directory is the repository (see the cd above).
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 command -v "$PYTHON" >/dev/null || fail "$PYTHON not found (set PYTHON)"
 command -v curl >/dev/null || fail "curl not found"
@@ -53,42 +56,14 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [[ -n ${PERSONA_BIN:-} ]]; then
-  persona_bin=$PERSONA_BIN
-else
-  step "building persona"
-  # The executable's path comes from cargo itself (honours CARGO_TARGET_DIR and the like).
-  cargo build --locked -p persona --bin persona --message-format=json-render-diagnostics \
-    >"$work/build.json" || fail "cargo build failed"
-  persona_bin=$("$PYTHON" - "$work/build.json" <<'EOF'
-import json, sys
-for line in open(sys.argv[1]):
-    try:
-        message = json.loads(line)
-    except ValueError:
-        continue
-    if message.get("reason") == "compiler-artifact" and message.get("executable") \
-            and message["target"]["name"] == "persona":
-        print(message["executable"])
-EOF
-)
-fi
-[[ -x $persona_bin ]] || fail "no persona binary at '$persona_bin'"
+persona_bin=$(persona_binary "$work")
 
 step "installing $SCHEMATHESIS_PACKAGE into a temporary venv"
-"$PYTHON" -m venv "$work/venv" || fail "python -m venv failed (is the venv module installed?)"
-"$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
-  --timeout 60 "$SCHEMATHESIS_PACKAGE" || fail "pip install $SCHEMATHESIS_PACKAGE failed"
+venv_install "$work/venv" "$SCHEMATHESIS_PACKAGE"
 schemathesis=$work/venv/bin/schemathesis
 
-free_port() {
-  "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # Only this script's settings reach the server (and the CLI, which reads the same ones).
-for name in $(compgen -e); do
-  [[ $name == PERSONA_* ]] && unset "$name"
-done
+clear_persona_env
 port=$(free_port)
 server="http://127.0.0.1:$port"
 mkdir -p "$work/run"

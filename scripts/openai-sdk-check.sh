@@ -22,6 +22,9 @@ fail() {
   exit 1
 }
 step() { echo "openai-sdk-check: $*"; }
+# The working directory is the repository (see the cd above).
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 command -v "$PYTHON" >/dev/null || fail "$PYTHON not found (set PYTHON)"
 command -v curl >/dev/null || fail "curl not found"
@@ -53,34 +56,14 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 step "building persona and fake-provider"
-# The executables' paths come from cargo itself (honours CARGO_TARGET_DIR and the like).
-cargo build --locked -p persona --bin persona -p persona-bench --bin fake-provider \
-  --message-format=json-render-diagnostics >"$work/build.json" ||
-  fail "cargo build failed"
-bins=$("$PYTHON" - "$work/build.json" <<'EOF'
-import json, sys
-for line in open(sys.argv[1]):
-    try:
-        message = json.loads(line)
-    except ValueError:
-        continue
-    if message.get("reason") == "compiler-artifact" and message.get("executable"):
-        print(message["target"]["name"], message["executable"])
-EOF
-)
+bins=$(build_binaries "$work" persona:persona persona-bench:fake-provider)
 persona_bin=$(awk '$1 == "persona" {print $2}' <<<"$bins")
 fake_bin=$(awk '$1 == "fake-provider" {print $2}' <<<"$bins")
 [[ -x $persona_bin && -x $fake_bin ]] || fail "could not find the built binaries in: $bins"
 
 step "installing $OPENAI_PACKAGE into a temporary venv"
-"$PYTHON" -m venv "$work/venv" || fail "python -m venv failed (is the venv module installed?)"
+venv_install "$work/venv" "$OPENAI_PACKAGE"
 venv_python="$work/venv/bin/python"
-"$venv_python" -m pip install --quiet --disable-pip-version-check --no-input --timeout 60 \
-  "$OPENAI_PACKAGE" || fail "pip install $OPENAI_PACKAGE failed"
-
-free_port() {
-  "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # Waits until URL answers 2xx while PID lives; $3 = seconds.
 wait_for() {
@@ -99,9 +82,7 @@ fake_pid=$!
 wait_for "http://127.0.0.1:$fake_port/v1/models" "$fake_pid" fake-provider 20
 
 # Only this script's settings reach the server.
-for name in $(compgen -e); do
-  [[ $name == PERSONA_* ]] && unset "$name"
-done
+clear_persona_env
 server_port=$(free_port)
 server="http://127.0.0.1:$server_port"
 mkdir -p "$work/run"
