@@ -6,9 +6,10 @@
 //! 5 % (the same check as the `cargo test` quality test, through `detector::quality`).
 //! The learned model is trained on tune, heldout, heldout2–4, train2 and train3, so those
 //! figures are not a measure of generalisation (`examples/crisis_train` prints the
-//! cross-validated ones); its thresholds are chosen on `heldout5.jsonl`, which it never
-//! trains on. `heldout6.jsonl` is the untouched measure: written by another author who never
-//! saw the detector, never trained or calibrated on, its lines and misses never printed
+//! cross-validated ones); its thresholds are chosen on `heldout5.jsonl` and
+//! `heldout6.jsonl`, which it never trains on. `heldout7.jsonl` is the untouched measure:
+//! written by another author who never saw the detector, never trained or calibrated on,
+//! its lines and misses never printed
 //! (nor those of `heldout4.jsonl`). Then the cost per message (`CRISIS_LEXICON_DIR`
 //! measures an admin's copy of the lexicon instead of the builtin one).
 

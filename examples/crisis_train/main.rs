@@ -13,9 +13,10 @@
 //! <= 5 % false alarms. `CRISIS_FA` sets the false-alarm target of the threshold choice
 //! (default 0.05); `CRISIS_MISSES=1` prints the train2 lines missed in cross-validation.
 //! With `--write` the configuration is trained on all seven files and saved to
-//! `config/crisis/model.bin`; its thresholds are chosen on `heldout5.jsonl`, which it never
-//! trains on (false alarms there within `CRISIS_CAL_FA`, default 3 %), after printing the
-//! ones 5-fold cross-validation over the training files would choose.
+//! `config/crisis/model.bin`; its `>= medium` thresholds are chosen on `heldout5.jsonl` and
+//! `heldout6.jsonl`, which it never trains on (false alarms there within `CRISIS_CAL_FA`,
+//! default 4 %), after printing the ones 5-fold cross-validation over the training files
+//! would choose. `heldout7.jsonl` is never read here.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -42,7 +43,7 @@ const FILES: [&str; 7] = [
 /// Never trained on: the shipped thresholds are chosen on them (`--write`;
 /// `CRISIS_CALIBRATE=a.jsonl,b.jsonl` names others). Written by authors who never saw the
 /// detector, each measured on before it took this role.
-const CALIBRATION: &str = "heldout5.jsonl";
+const CALIBRATION: &str = "heldout5.jsonl,heldout6.jsonl";
 
 /// The calibration files (`CRISIS_CALIBRATE`, comma-separated).
 fn calibration_files() -> Vec<String> {
@@ -53,13 +54,13 @@ fn calibration_files() -> Vec<String> {
         .collect()
 }
 
-/// False alarms allowed on the calibration file (`CRISIS_CAL_FA`, default 3 %: a margin
+/// False alarms allowed on the calibration files (`CRISIS_CAL_FA`, default 4 %: a margin
 /// under the 5 % target for text the thresholds were not chosen on).
 fn calibration_fa() -> f64 {
     std::env::var("CRISIS_CAL_FA")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0.03)
+        .unwrap_or(0.04)
 }
 /// The files the lexicon was never tuned on: their leave-one-file-out rows are the honest
 /// measure of generalisation (the lexicon was tuned on the first three).
@@ -456,7 +457,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     // The first is the shipped configuration (`--write` without `--config`).
     let candidates = [
-        ("groups, concepts 0.3, char 4-5", {
+        ("groups, concepts 0.3, char 2-5 (shipped since heldout7)", {
+            let mut c = grouped(0.3);
+            c.features.char_min = 2;
+            c
+        }),
+        ("groups, concepts 0.3, char 4-5 (shipped until heldout7)", {
             let mut c = grouped(0.3);
             c.features.char_min = 4;
             c
@@ -487,11 +493,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("groups, concepts 0.3, l2 3e-4", {
             let mut c = grouped(0.3);
             c.l2 = 3e-4;
-            c
-        }),
-        ("groups, concepts 0.3, char 2-5", {
-            let mut c = grouped(0.3);
-            c.features.char_min = 2;
             c
         }),
         ("groups, concepts 0.3, 17 bits", {

@@ -324,13 +324,16 @@ fn the_safety_net_keeps_out_of_games_kitchens_phones_and_idioms() {
 /// `none` at ≥ medium in at most 5 %. `cargo test quality -- --nocapture` prints the
 /// matrices.
 ///
-/// `heldout6.jsonl` is the untouched part (never trained or calibrated on, measured once):
-/// it meets the recall bar (95.0 %) but not the false-alarm one (9.0 %), so issue 11 stays
-/// open; until a detector meets it, that file is held to what it measured — a floor against
-/// regressions, not the target.
+/// Two files miss it and are held, until a detector meets the target, to what they measured
+/// — a floor against regressions, not the target (issue 11 stays open): `heldout7.jsonl`,
+/// the untouched part (never trained or calibrated on; 89.0 % and 6.0 % when measured),
+/// and `heldout6.jsonl`, a calibration file since (6.0 % of `none` at ≥ medium).
 #[test]
 fn quality_on_the_labelled_set_meets_the_thresholds() {
-    const SHORT_OF_TARGET: (&str, f64, f64) = ("heldout6.jsonl", 0.95, 0.09);
+    const BELOW_TARGET: [(&str, f64, f64); 2] = [
+        ("heldout6.jsonl", 0.96, 0.06),
+        ("heldout7.jsonl", 0.89, 0.06),
+    ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/crisis");
     let detector = Detector::builtin();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -339,7 +342,7 @@ fn quality_on_the_labelled_set_meets_the_thresholds() {
         .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
         .collect();
     files.sort();
-    assert!(files.len() >= 9, "the labelled files: {files:?}");
+    assert!(files.len() >= 10, "the labelled files: {files:?}");
     let mut overall = quality::Matrix::default();
     let mut failures = Vec::new();
     let mut total = 0;
@@ -349,8 +352,7 @@ fn quality_on_the_labelled_set_meets_the_thresholds() {
         total += examples.len();
         let (matrix, _) = quality::evaluate(&detector, &examples);
         println!("{}", matrix.render(&name));
-        if name == SHORT_OF_TARGET.0 {
-            let (_, recall, alarms) = SHORT_OF_TARGET;
+        if let Some(&(_, recall, alarms)) = BELOW_TARGET.iter().find(|f| f.0 == name) {
             let high = matrix.at_least_medium(CrisisLevel::High);
             let none = matrix.at_least_medium(CrisisLevel::None);
             if high < recall - 1e-9 || none > alarms + 1e-9 {
