@@ -331,18 +331,11 @@ pub fn server_epoch(conn: &Connection) -> AppResult<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn open_temp() -> (tempfile::TempDir, Db) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.storage.data_dir = dir.path().join("data");
-        let (db, _) = Db::open(&config).unwrap();
-        (dir, db)
-    }
+    use crate::db::testing::temp_db;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writes_queue_instead_of_failing() {
-        let (_dir, db) = open_temp();
+        let (_dir, db) = temp_db();
         db.write(|tx| {
             tx.execute_batch(
                 "CREATE TABLE counter (n INTEGER NOT NULL); INSERT INTO counter VALUES (0);",
@@ -375,7 +368,7 @@ mod tests {
 
     #[tokio::test]
     async fn readers_cannot_write() {
-        let (_dir, db) = open_temp();
+        let (_dir, db) = temp_db();
         let result = db
             .read(|conn| Ok(conn.execute("DELETE FROM server_meta", [])?))
             .await;
@@ -386,7 +379,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_write_rolls_back() {
-        let (_dir, db) = open_temp();
+        let (_dir, db) = temp_db();
         let result: AppResult<()> = db
             .write(|tx| {
                 tx.execute("DELETE FROM server_meta", [])?;
@@ -399,7 +392,7 @@ mod tests {
 
     #[tokio::test]
     async fn pragmas_are_set() {
-        let (_dir, db) = open_temp();
+        let (_dir, db) = temp_db();
         let (mode, fk, sync): (String, i64, i64) = db
             .read(|conn| {
                 Ok(conn.query_row(

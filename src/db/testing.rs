@@ -3,6 +3,9 @@
 
 use rusqlite::Connection;
 
+use super::Db;
+use crate::config::Config;
+
 /// A migrated database file that lives as long as this value.
 pub struct TempDb {
     pub conn: Connection,
@@ -43,4 +46,14 @@ impl std::ops::Deref for TempDb {
     fn deref(&self) -> &Connection {
         &self.conn
     }
+}
+
+/// The server's pooled [`Db`] over a fresh data dir (for tests of code that takes a `Db`);
+/// the directory lives as long as the returned guard.
+pub fn temp_db() -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().join("data");
+    let (db, _) = Db::open(&config).expect("open the database");
+    (dir, db)
 }

@@ -257,12 +257,7 @@ async fn plain_requests_by_a_signed_in_admin_answer_documented_statuses() {
     let mut found = Vec::new();
     for op in operations(&app).await {
         // A fresh session each time: logout and its kin end the one they are sent with.
-        let login = app
-            .post_json(
-                "/api/v1/auth/login",
-                &json!({"email": "docs-admin@example.com", "password": PASSWORD}),
-            )
-            .await;
+        let login = app.try_login("docs-admin@example.com", PASSWORD).await;
         let token = login.json::<Value>().await.unwrap()["accessToken"]
             .as_str()
             .unwrap()

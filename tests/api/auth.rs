@@ -75,19 +75,9 @@ async fn register_validates_and_refuses_a_taken_email() {
 async fn login_does_not_tell_unknown_emails_from_wrong_passwords() {
     let app = TestApp::spawn().await;
     app.register("ana@example.com").await;
-    let wrong = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({"email": "ana@example.com", "password": "wrong-password"}),
-        )
-        .await;
+    let wrong = app.try_login("ana@example.com", "wrong-password").await;
     let wrong = assert_error(wrong, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
-    let unknown = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({"email": "bob@example.com", "password": "wrong-password"}),
-        )
-        .await;
+    let unknown = app.try_login("bob@example.com", "wrong-password").await;
     let unknown = assert_error(unknown, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     assert_eq!(wrong["message"], unknown["message"]);
 
@@ -362,12 +352,7 @@ async fn change_password_keeps_this_session_and_ends_the_others() {
         app.get_as(&other.access, "/api/v1/auth/me").await.status(),
         StatusCode::UNAUTHORIZED
     );
-    let login = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({"email": "ana@example.com", "password": "brand-new-pass"}),
-        )
-        .await;
+    let login = app.try_login("ana@example.com", "brand-new-pass").await;
     assert_eq!(login.status(), StatusCode::OK);
 }
 
@@ -478,12 +463,7 @@ async fn forgot_password_is_always_202_and_reset_tokens_are_single_use() {
         )
         .await;
     assert_error(again, StatusCode::UNAUTHORIZED, "invalid_token").await;
-    let login = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({"email": "ana@example.com", "password": "after-reset-1"}),
-        )
-        .await;
+    let login = app.try_login("ana@example.com", "after-reset-1").await;
     assert_eq!(login.status(), StatusCode::OK);
 }
 
@@ -502,12 +482,7 @@ async fn a_disabled_account_cannot_sign_in_or_use_its_tokens() {
         "account_disabled",
     )
     .await;
-    let login = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({"email": "ana@example.com", "password": PASSWORD}),
-        )
-        .await;
+    let login = app.try_login("ana@example.com", PASSWORD).await;
     assert_error(login, StatusCode::FORBIDDEN, "account_disabled").await;
 }
 

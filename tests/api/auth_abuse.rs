@@ -9,19 +9,11 @@ use serde_json::{Value, json};
 
 use crate::helpers::{PASSWORD, TestApp, assert_error, expect_json};
 
-fn wrong_login(email: &str) -> Value {
-    json!({"email": email, "password": "wrong-pass"})
-}
-
 #[tokio::test]
 async fn parallel_wrong_guesses_are_counted_before_hashing() {
     let app = TestApp::spawn_with(|c| c.rate_limit.login_per_ip_per_minute = 1000).await;
     app.register("ana@example.com").await;
-    let guesses = (0..20).map(|_| {
-        app.call(Method::POST, "/api/v1/auth/login")
-            .json(&wrong_login("ana@example.com"))
-            .send()
-    });
+    let guesses = (0..20).map(|_| app.try_login("ana@example.com", "wrong-pass"));
     let answers = futures_util::future::join_all(guesses).await;
     let checked = answers
         .iter()
@@ -44,12 +36,7 @@ async fn parallel_wrong_guesses_are_counted_before_hashing() {
             .all(|r| r.headers().contains_key("retry-after"))
     );
     // Even the right password waits now.
-    let right = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({"email": "ana@example.com", "password": PASSWORD}),
-        )
-        .await;
+    let right = app.try_login("ana@example.com", PASSWORD).await;
     assert_error(right, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
 }
 
@@ -72,12 +59,7 @@ async fn junk_login_emails_are_422_and_leave_no_trace() {
     let started = Instant::now();
     for email in [huge.as_str(), long.as_str(), "not-an-email", "a@b"] {
         for _ in 0..10 {
-            let response = app
-                .post_json(
-                    "/api/v1/auth/login",
-                    &json!({"email": email, "password": "wrong-pass"}),
-                )
-                .await;
+            let response = app.try_login(email, "wrong-pass").await;
             let error = assert_error(
                 response,
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -93,9 +75,7 @@ async fn junk_login_emails_are_422_and_leave_no_trace() {
     // A well-formed unknown email is tracked once, whatever its length.
     let fine = format!("{}@example.com", "g".repeat(64));
     for _ in 0..3 {
-        let response = app
-            .post_json("/api/v1/auth/login", &wrong_login(&fine))
-            .await;
+        let response = app.try_login(&fine, "wrong-pass").await;
         assert_error(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     }
     assert_eq!(app.state.auth.throttle.tracked(), 1);

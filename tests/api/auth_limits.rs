@@ -15,20 +15,10 @@ use crate::helpers::{
 async fn logins_per_ip_are_limited_with_retry_after() {
     let app = TestApp::spawn_with(|c| c.rate_limit.login_per_ip_per_minute = 3).await;
     for _ in 0..3 {
-        let response = app
-            .post_json(
-                "/api/v1/auth/login",
-                &json!({"email": "x@example.com", "password": "whatever1"}),
-            )
-            .await;
+        let response = app.try_login("x@example.com", "whatever1").await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
-    let response = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({"email": "x@example.com", "password": "whatever1"}),
-        )
-        .await;
+    let response = app.try_login("x@example.com", "whatever1").await;
     let retry_after: u64 = response.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -56,37 +46,18 @@ async fn repeated_failures_for_one_account_back_off() {
     let app = TestApp::spawn_with(|c| c.rate_limit.login_per_ip_per_minute = 1000).await;
     app.register("ana@example.com").await;
     for _ in 0..5 {
-        let response = app
-            .post_json(
-                "/api/v1/auth/login",
-                &json!({"email": "ana@example.com", "password": "wrong-pass"}),
-            )
-            .await;
+        let response = app.try_login("ana@example.com", "wrong-pass").await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
     // Even the right password waits now.
-    let response = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({"email": "ana@example.com", "password": PASSWORD}),
-        )
-        .await;
+    let response = app.try_login("ana@example.com", PASSWORD).await;
     assert!(response.headers().contains_key("retry-after"));
     assert_error(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
     // Unknown emails are throttled the same way (no enumeration through 429s).
     for _ in 0..5 {
-        app.post_json(
-            "/api/v1/auth/login",
-            &json!({"email": "ghost@example.com", "password": "wrong-pass"}),
-        )
-        .await;
+        app.try_login("ghost@example.com", "wrong-pass").await;
     }
-    let ghost = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({"email": "ghost@example.com", "password": "wrong-pass"}),
-        )
-        .await;
+    let ghost = app.try_login("ghost@example.com", "wrong-pass").await;
     assert_eq!(ghost.status(), StatusCode::TOO_MANY_REQUESTS);
     // Another account is unaffected.
     app.register("bob@example.com").await;
@@ -180,12 +151,7 @@ async fn forgot_password_mails_a_single_use_reset_token() {
         )
         .await;
     assert_eq!(reset.status(), StatusCode::NO_CONTENT);
-    let login = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({"email": "ana@example.com", "password": "mailed-reset-1"}),
-        )
-        .await;
+    let login = app.try_login("ana@example.com", "mailed-reset-1").await;
     assert_eq!(login.status(), StatusCode::OK);
 
     // No mail for an unknown address, and still 202.

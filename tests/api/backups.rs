@@ -9,26 +9,8 @@ use std::{
 use base64::{Engine, engine::general_purpose::STANDARD};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-use crate::helpers::{TestApp, assert_error, expect_json};
-
-fn sha256(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
-
-/// Bytes that look like an app's encrypted backup and are unique to `seed`.
-fn sample(seed: u8, len: usize) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(seed);
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
+use crate::helpers::{TestApp, assert_error, expect_json, sample, sha256};
 
 async fn upload_json(app: &TestApp, token: &str, data: &[u8]) -> Response {
     app.post_as(

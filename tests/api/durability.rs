@@ -14,13 +14,13 @@ use std::{
     time::Duration,
 };
 
+use base64::{Engine, engine::general_purpose::STANDARD};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::{
     fake_ai::{FakeAi, KEY},
-    helpers::{PASSWORD, ServerProcess, http_client},
+    helpers::{PASSWORD, ServerProcess, http_client, sample, sha256},
 };
 
 const ROUNDS: usize = 12;
@@ -28,7 +28,7 @@ const CLIENTS: usize = 4;
 /// Contacts per user stay under the limit of 10 (SPEC 8).
 const MAX_CONTACTS: usize = 8;
 
-/// A small deterministic generator (xorshift64*): the kill schedule and the backup bytes.
+/// A small deterministic generator (xorshift64*): the kill schedule and the clients' seeds.
 struct Rng(u64);
 
 impl Rng {
@@ -41,10 +41,6 @@ impl Rng {
 
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
     }
 }
 
@@ -203,9 +199,9 @@ async fn client(base: String, tag: String, seed: u64, ledgers: Arc<Mutex<Vec<Led
             }
             2 => {
                 let len = 1_000 + rng.below(40_000) as usize;
-                let data = rng.bytes(len);
-                let checksum = hex(&Sha256::digest(&data));
-                let body = json!({"data": base64_encode(&data), "checksum": checksum});
+                let data = sample(rng.next() as u8, len);
+                let checksum = sha256(&data);
+                let body = json!({"data": STANDARD.encode(&data), "checksum": checksum});
                 let sent = send(
                     &http,
                     &base,
@@ -306,15 +302,6 @@ async fn client(base: String, tag: String, seed: u64, ledgers: Arc<Mutex<Vec<Led
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
 fn integrity_check(dir: &Path) {
     let conn = rusqlite::Connection::open(dir.join("data/persona.db")).unwrap();
     let result: String = conn
@@ -390,11 +377,7 @@ async fn check_user(http: &reqwest::Client, server: &ServerProcess, l: &Ledger) 
             l.email
         );
         let data = response.bytes().await.unwrap();
-        assert_eq!(
-            &hex(&Sha256::digest(&data)),
-            checksum,
-            "backup {id}'s bytes"
-        );
+        assert_eq!(&sha256(&data), checksum, "backup {id}'s bytes");
     }
     for (id, title) in &l.conversations {
         let (status, body) = get(format!("/api/v1/conversations/{id}")).await;

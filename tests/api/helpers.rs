@@ -196,14 +196,18 @@ impl TestApp {
         Session::from(response.json::<Value>().await.unwrap())
     }
 
+    /// `POST /auth/login` with these credentials, whatever it answers.
+    pub async fn try_login(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/api/v1/auth/login",
+            &serde_json::json!({"email": email, "password": password, "deviceName": "test"}),
+        )
+        .await
+    }
+
     /// Logs in with `PASSWORD` and returns the new session.
     pub async fn login(&self, email: &str) -> Session {
-        let response = self
-            .post_json(
-                "/api/v1/auth/login",
-                &serde_json::json!({"email": email, "password": PASSWORD, "deviceName": "test"}),
-            )
-            .await;
+        let response = self.try_login(email, PASSWORD).await;
         assert_eq!(response.status(), StatusCode::OK, "login {email}");
         Session::from(response.json::<Value>().await.unwrap())
     }
@@ -494,4 +498,23 @@ pub async fn slow_smtp_listener(
         }
     });
     (port, rx)
+}
+
+/// The SHA-256 of `data` in lower-case hex (what backups declare as their checksum).
+pub fn sha256(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(data))
+}
+
+/// Bytes that look like an app's encrypted backup and are unique to `seed`.
+pub fn sample(seed: u8, len: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(seed);
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
 }

@@ -238,15 +238,7 @@ fn quota_exceeded(now: i64) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-
-    fn open_temp() -> (tempfile::TempDir, Db) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.storage.data_dir = dir.path().join("data");
-        let (db, _) = Db::open(&config).unwrap();
-        (dir, db)
-    }
+    use crate::db::testing::temp_db;
 
     fn limits() -> Arc<Limits> {
         Arc::new(Limits::new(&AiConfig {
@@ -265,7 +257,7 @@ mod tests {
 
     #[tokio::test]
     async fn idle_users_are_forgotten_and_their_tally_read_again() {
-        let (_dir, db) = open_temp();
+        let (_dir, db) = temp_db();
         let limits = limits();
         for n in 0..50 {
             let user = format!("user-{n}");
