@@ -23,7 +23,10 @@ use std::collections::{BTreeSet, HashMap};
 use persona::features::crisis::detector::train::{
     BIGRAMS, CONCEPTS, Combine, FeatureConfig, GROUPS, SIGNALS, SKIPS, WORDS, combine, model_level,
 };
-use persona::{domain::CrisisLevel, features::crisis::detector::Detector};
+use persona::{
+    domain::CrisisLevel,
+    features::crisis::detector::{Detector, quality},
+};
 
 mod lr;
 
@@ -80,14 +83,11 @@ fn load(files: &[&str]) -> Result<Vec<Example>, Box<dyn std::error::Error>> {
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/crisis").to_string());
     let mut out = Vec::new();
     for (file, name) in files.iter().enumerate() {
-        for line in std::fs::read_to_string(format!("{dir}/{name}"))?.lines() {
-            let v: serde_json::Value = serde_json::from_str(line)?;
-            let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-            let level = serde_json::from_value(v["level"].clone())?;
+        for e in quality::load(&std::path::Path::new(&dir).join(name))? {
             out.push(Example {
-                text: s("text"),
-                lang: s("lang"),
-                level,
+                text: e.text,
+                lang: e.lang,
+                level: e.level,
                 file,
             });
         }
