@@ -19,6 +19,8 @@ pub struct Stats {
     pub requests: u64,
     /// Answers outside 2xx (and transport errors).
     pub errors: u64,
+    /// The errors by status (0: a transport error or a broken body).
+    pub error_statuses: std::collections::BTreeMap<u16, u64>,
     pub seconds: f64,
     /// Latencies in microseconds, sorted.
     latencies: Vec<u32>,
@@ -52,8 +54,17 @@ impl Stats {
 pub enum Until {
     /// The whole body was read.
     Body,
-    /// The first body bytes arrived (time to first byte of a stream); the rest is drained.
-    FirstByte,
+    /// The first SSE `data:` line arrived (what a user of a stream waits for: a provider's
+    /// keep-alive comment comes before it); the rest is drained.
+    FirstEvent,
+}
+
+/// Whether `seen` (a stream's bytes so far) holds a complete line that starts with `data:`.
+fn has_event(seen: &[u8]) -> bool {
+    seen.split(|&b| b == b'\n')
+        .rev()
+        .skip(1)
+        .any(|line| line.starts_with(b"data:"))
 }
 
 pub type MakeRequest = Arc<dyn Fn(u64) -> Request<Full<Bytes>> + Send + Sync>;
@@ -86,6 +97,9 @@ pub fn run(
             let stats = worker.await.unwrap_or_default();
             total.requests += stats.requests;
             total.errors += stats.errors;
+            for (status, n) in stats.error_statuses {
+                *total.error_statuses.entry(status).or_default() += n;
+            }
             total.latencies.extend(stats.latencies);
         }
         total.seconds = start.elapsed().as_secs_f64().max(1e-9);
@@ -131,14 +145,24 @@ async fn worker_loop(
         let started = Instant::now();
         let ok = match s.send_request(request).await {
             Ok(response) => {
+                let status = response.status().as_u16();
                 let good = response.status().is_success();
                 let mut body = response.into_body();
-                let mut first = None;
+                let mut event = None;
+                let mut seen = Vec::new();
                 let mut broken = false;
                 while let Some(frame) = body.frame().await {
                     match frame {
-                        Ok(_) if first.is_none() => first = Some(started.elapsed()),
-                        Ok(_) => {}
+                        Ok(frame) => {
+                            if until == Until::FirstEvent && event.is_none() {
+                                if let Some(data) = frame.data_ref() {
+                                    seen.extend_from_slice(data);
+                                }
+                                if has_event(&seen) {
+                                    event = Some(started.elapsed());
+                                }
+                            }
+                        }
                         Err(_) => {
                             broken = true;
                             break;
@@ -146,18 +170,24 @@ async fn worker_loop(
                     }
                 }
                 let elapsed = match until {
-                    Until::FirstByte => first.unwrap_or_else(|| started.elapsed()),
+                    Until::FirstEvent => event.unwrap_or_else(|| started.elapsed()),
                     Until::Body => started.elapsed(),
                 };
                 if good && !broken {
                     stats
                         .latencies
                         .push(elapsed.as_micros().min(u128::from(u32::MAX)) as u32);
+                } else {
+                    *stats
+                        .error_statuses
+                        .entry(if broken { 0 } else { status })
+                        .or_default() += 1;
                 }
                 good && !broken
             }
             Err(_) => {
                 sender = None;
+                *stats.error_statuses.entry(0).or_default() += 1;
                 false
             }
         };
@@ -189,4 +219,15 @@ pub fn request(
     builder
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .expect("a valid request")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_event_is_a_whole_data_line() {
+        assert!(!super::has_event(b": FAKE PROVIDER PROCESSING\n\n"));
+        assert!(!super::has_event(b": keep-alive\n\ndata: {\"a\""));
+        assert!(super::has_event(b": keep-alive\n\ndata: {}\n"));
+        assert!(super::has_event(b"data: [DONE]\n\n"));
+    }
 }

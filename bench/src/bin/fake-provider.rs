@@ -1,5 +1,8 @@
 //! A minimal OpenAI-compatible provider for measuring the AI proxy and for checking it with
-//! OpenAI clients (`scripts/openai-sdk-check.sh`). It answers at once:
+//! OpenAI clients (`scripts/openai-sdk-check.sh`). It behaves like a real provider in the
+//! ways that matter to a relay: a model "thinks" for `--latency-ms` (default 0) before the
+//! answer, and a stream is written the way OpenRouter writes one — the SSE comment at once,
+//! then, after the latency, every event in its own write (`--chunk-gap-ms` apart, default 1).
 //! - `POST /v1/chat/completions`: JSON, or with `stream: true` an SSE comment line, 5 content
 //!   chunks, a usage-only chunk when `stream_options.include_usage` is set, and `[DONE]`;
 //!   when the request offers `tools` (and `tool_choice` is not `"none"`) the answer is a call
@@ -8,8 +11,11 @@
 //!   `float` or `base64`), with usage;
 //! - `GET /v1/models`.
 //!
-//! Run: `cargo run --release -p persona-bench --bin fake-provider [ADDR]` (default
-//! 127.0.0.1:4000), then point `PERSONA_AI__BASE_URL` at `http://ADDR/v1`.
+//! Run: `cargo run --release -p persona-bench --bin fake-provider [ADDR] [--latency-ms N]
+//! [--chunk-gap-ms N]` (default 127.0.0.1:4000), then point `PERSONA_AI__BASE_URL` at
+//! `http://ADDR/v1`.
+
+use std::{sync::OnceLock, time::Duration};
 
 use axum::{
     Json, Router,
@@ -17,6 +23,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::{get, post},
+    serve::ListenerExt,
 };
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -41,11 +48,37 @@ fn tool_to_call(body: &Value) -> Option<String> {
     }
 }
 
-fn sse(text: String) -> Response {
+/// How long a model "thinks" before its answer, and the gap between two stream events.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    latency: Duration,
+    chunk_gap: Duration,
+}
+
+static TIMING: OnceLock<Timing> = OnceLock::new();
+
+fn timing() -> Timing {
+    *TIMING.get().expect("set in main")
+}
+
+/// An SSE answer: `comment` at once, then after the latency each event in its own write.
+fn sse(comment: String, events: Vec<String>) -> Response {
+    let Timing { latency, chunk_gap } = timing();
+    let frames = futures_util::stream::unfold(
+        (Some(comment), events.into_iter(), true),
+        move |(comment, mut events, first)| async move {
+            if let Some(comment) = comment {
+                return Some((Ok::<_, std::io::Error>(comment), (None, events, first)));
+            }
+            let event = events.next()?;
+            tokio::time::sleep(if first { latency } else { chunk_gap }).await;
+            Some((Ok(event), (None, events, false)))
+        },
+    );
     Response::builder()
         .header("content-type", "text/event-stream")
         .header("cache-control", "no-cache")
-        .body(Body::from(text))
+        .body(Body::from_stream(frames))
         .unwrap()
 }
 
@@ -59,22 +92,23 @@ async fn chat(Json(body): Json<Value>) -> Response {
             format!("data: {chunk}\n\n")
         };
         // Like OpenRouter's keep-alive: a comment line before the first event.
-        let mut text = String::from(": FAKE PROVIDER PROCESSING\n\n");
+        let comment = String::from(": FAKE PROVIDER PROCESSING\n\n");
+        let mut events = Vec::new();
         match &tool {
             Some(name) => {
-                text.push_str(&chunk(
+                events.push(chunk(
                     json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0,
                         "id": "call_fake_1", "type": "function",
                         "function": {"name": name, "arguments": ""}}]}),
                     Value::Null,
                 ));
                 for piece in TOOL_ARGUMENT_PIECES {
-                    text.push_str(&chunk(
+                    events.push(chunk(
                         json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
                         Value::Null,
                     ));
                 }
-                text.push_str(&chunk(json!({}), json!("tool_calls")));
+                events.push(chunk(json!({}), json!("tool_calls")));
             }
             None => {
                 let words = ["Hello", " from", " the", " fake", " provider"];
@@ -89,18 +123,19 @@ async fn chat(Json(body): Json<Value>) -> Response {
                     } else {
                         Value::Null
                     };
-                    text.push_str(&chunk(delta, finish));
+                    events.push(chunk(delta, finish));
                 }
             }
         }
         if body["stream_options"]["include_usage"].as_bool() == Some(true) {
             let usage = json!({"id": "gen", "object": "chat.completion.chunk", "created": 1,
                 "model": model, "choices": [], "usage": usage()});
-            text.push_str(&format!("data: {usage}\n\n"));
+            events.push(format!("data: {usage}\n\n"));
         }
-        text.push_str("data: [DONE]\n\n");
-        return sse(text);
+        events.push("data: [DONE]\n\n".to_owned());
+        return sse(comment, events);
     }
+    tokio::time::sleep(timing().latency).await;
     let (message, finish) = match &tool {
         Some(name) => (
             json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_fake_1",
@@ -194,14 +229,35 @@ async fn models() -> Json<Value> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:4000".into());
+    let mut addr = "127.0.0.1:4000".to_owned();
+    let mut timing = Timing {
+        latency: Duration::ZERO,
+        chunk_gap: Duration::from_millis(1),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut ms = |what: &str| -> anyhow::Result<Duration> {
+            let n: u64 = args
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("{what} N"))?
+                .parse()?;
+            Ok(Duration::from_millis(n))
+        };
+        match arg.as_str() {
+            "--latency-ms" => timing.latency = ms("--latency-ms")?,
+            "--chunk-gap-ms" => timing.chunk_gap = ms("--chunk-gap-ms")?,
+            _ => addr = arg,
+        }
+    }
+    TIMING.set(timing).expect("set once");
     let app = Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models));
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    // Like any server tuned for small writes (providers, and persona): no Nagle delay.
+    let listener = tokio::net::TcpListener::bind(&addr).await?.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     eprintln!("fake provider on http://{addr}/v1");
     axum::serve(listener, app).await?;
     Ok(())
