@@ -2,14 +2,18 @@
 //! status. The recorder is process-wide (the `metrics` facade has one global recorder), so
 //! several servers in one process (the tests) share it.
 
-use std::{sync::OnceLock, time::Instant};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{LazyLock, OnceLock, RwLock},
+    time::Duration,
+};
 
 use axum::{
-    extract::{MatchedPath, Request},
-    http::{Method, header},
-    middleware::Next,
+    extract::MatchedPath,
+    http::{Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -60,28 +64,74 @@ async fn render() -> Response {
         .into_response()
 }
 
-/// Counts every request and observes its latency, labelled by method, route template and
-/// status. Every label value comes from a fixed set, never from what the client typed: a
-/// method the API does not serve is `other`, a path is its route template (or `unmatched`),
-/// and a status is one of the codes the server answers. Each new value would be a new
-/// series kept for the life of the process.
-pub async fn track(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = method_label(req.method());
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let response = next.run(req).await;
-    let labels = [
-        ("method", method.to_owned()),
-        ("route", route),
-        ("status", response.status().as_u16().to_string()),
-    ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
-    response
+/// The labels of one request: every value from a fixed set, never from what the client
+/// typed. A method the API does not serve is `other`, a path is its route template (or
+/// `unmatched`), and a status is one of the codes the server answers. Each new value would be
+/// a new series kept for the life of the process.
+#[derive(Debug, Clone, Copy)]
+pub struct Labels {
+    method: &'static str,
+    route: &'static str,
+}
+
+impl Labels {
+    pub fn of(method: &Method, route: Option<&MatchedPath>) -> Labels {
+        Labels {
+            method: method_label(method),
+            route: route.map_or("unmatched", |p| intern(p.as_str())),
+        }
+    }
+
+    /// Counts the request and observes its latency. The counter and histogram of each
+    /// (method, route, status) are looked up once and kept: the per-request path neither
+    /// allocates label strings nor hashes them into the recorder's registry.
+    pub fn record(self, status: StatusCode, latency: Duration) {
+        type Key = (usize, usize, u16);
+        static HANDLES: LazyLock<RwLock<HashMap<Key, (Counter, Histogram)>>> =
+            LazyLock::new(RwLock::default);
+        // The labels are interned, so their addresses identify them.
+        let key = (
+            self.method.as_ptr() as usize,
+            self.route.as_ptr() as usize,
+            status.as_u16(),
+        );
+        let seconds = latency.as_secs_f64();
+        if let Some((counter, histogram)) = HANDLES.read().ok().as_ref().and_then(|h| h.get(&key)) {
+            counter.increment(1);
+            histogram.record(seconds);
+            return;
+        }
+        let labels = [
+            ("method", self.method),
+            ("route", self.route),
+            ("status", intern(status.as_str())),
+        ];
+        let counter = metrics::counter!("http_requests_total", &labels);
+        let histogram = metrics::histogram!("http_request_duration_seconds", &labels);
+        counter.increment(1);
+        histogram.record(seconds);
+        if let Ok(mut handles) = HANDLES.write() {
+            handles.insert(key, (counter, histogram));
+        }
+    }
+}
+
+/// A `&'static` copy of a label value. Only route templates and status codes come here, a
+/// fixed set, so the leaked strings are bounded by the routes the server has.
+fn intern(value: &str) -> &'static str {
+    static SEEN: LazyLock<RwLock<HashSet<&'static str>>> = LazyLock::new(RwLock::default);
+    if let Some(seen) = SEEN.read().ok().and_then(|seen| seen.get(value).copied()) {
+        return seen;
+    }
+    let Ok(mut seen) = SEEN.write() else {
+        return "unmatched";
+    };
+    if let Some(existing) = seen.get(value) {
+        return existing;
+    }
+    let leaked: &'static str = Box::leak(value.to_owned().into_boxed_str());
+    seen.insert(leaked);
+    leaked
 }
 
 /// The `method` label: the methods the API serves, else `other` (methods are

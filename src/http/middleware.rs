@@ -41,6 +41,44 @@ pub fn drop_unsafe_request_id<B>(mut req: axum::http::Request<B>) -> axum::http:
     req
 }
 
+/// Makes a request id: a random (version 4) UUID, drawn from a per-thread generator seeded
+/// from the OS. tower-http's `MakeRequestUuid` asks the OS for 16 bytes on every request (a
+/// system call); ids need to be unique, not secret.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MakeRequestId;
+
+impl tower_http::request_id::MakeRequestId for MakeRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        thread_local! {
+            static STATE: std::cell::Cell<u64> = std::cell::Cell::new({
+                let mut seed = [0u8; 8];
+                // Without OS randomness (never on Linux), the time still tells threads apart.
+                if getrandom::fill(&mut seed).is_err() {
+                    seed = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos() as u64)
+                        .to_le_bytes();
+                }
+                u64::from_le_bytes(seed)
+            });
+        }
+        // wyrand: two 64-bit outputs per id.
+        let next = || {
+            STATE.with(|state| {
+                let s = state.get().wrapping_add(0xa076_1d64_78bd_642f);
+                state.set(s);
+                let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+                ((t >> 64) ^ t) as u64
+            })
+        };
+        let bytes = ((u128::from(next()) << 64) | u128::from(next())).to_le_bytes();
+        let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let text = id.hyphenated().encode_lower(&mut text);
+        HeaderValue::from_str(text).ok().map(RequestId::new)
+    }
+}
+
 fn request_id_of<B>(req: &axum::http::Request<B>) -> &str {
     req.headers()
         .get(&REQUEST_ID)
@@ -84,17 +122,70 @@ impl<B> OnResponse<B> for LogResponse {
     }
 }
 
-/// Gives every error response SPEC section 2's envelope with the request id: the details an
+/// Ours around every route, in one service: the metrics of each request
+/// ([`super::metrics::Labels`]) and SPEC section 2's error envelope. (They were two `from_fn`
+/// layers, each boxing a future and cloning a service per request.)
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EnvelopeLayer;
+
+impl<S> tower::Layer<S> for EnvelopeLayer {
+    type Service = Envelope<S>;
+
+    fn layer(&self, inner: S) -> Envelope<S> {
+        Envelope { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Envelope<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for Envelope<S>
+where
+    S: tower::Service<Request, Response = axum::response::Response> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = axum::response::Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, S::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let start = std::time::Instant::now();
+        let labels = super::metrics::Labels::of(
+            req.method(),
+            req.extensions().get::<axum::extract::MatchedPath>(),
+        );
+        let request_id = req
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| id.header_value().clone())
+            .or_else(|| req.headers().get(&REQUEST_ID).cloned());
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let response = answer.await?;
+            labels.record(response.status(), start.elapsed());
+            Ok(error_envelope(response, request_id))
+        })
+    }
+}
+
+/// Gives an error response SPEC section 2's envelope with the request id: the details an
 /// [`crate::error::ApiError`] left in the extensions, or a generic one for error statuses set
-/// by axum or tower layers (405, 413, timeouts, panics).
-pub async fn error_envelope(req: Request, next: Next) -> axum::response::Response {
-    let request_id = req
-        .extensions()
-        .get::<RequestId>()
-        .and_then(|id| id.header_value().to_str().ok())
-        .unwrap_or_else(|| request_id_of(&req))
-        .to_owned();
-    let response = next.run(req).await;
+/// by axum or tower layers (405, 413, timeouts, panics). Other responses pass unchanged.
+fn error_envelope(
+    response: axum::response::Response,
+    request_id: Option<HeaderValue>,
+) -> axum::response::Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -104,6 +195,11 @@ pub async fn error_envelope(req: Request, next: Next) -> axum::response::Respons
         .get::<ErrorInfo>()
         .cloned()
         .unwrap_or_else(|| ErrorInfo::for_status(status));
+    let request_id = request_id
+        .as_ref()
+        .and_then(|id| id.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let body = match serde_json::to_vec(&ErrorBody::new(info, request_id)) {
         Ok(body) => body,
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -154,4 +250,25 @@ pub async fn server_epoch(
 /// started, is bounded by its own feature.
 pub fn timeout(limit: Duration) -> tower_http::timeout::TimeoutLayer {
     tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use tower_http::request_id::MakeRequestId as _;
+
+    #[test]
+    fn request_ids_are_distinct_version_4_uuids() {
+        let request = axum::http::Request::new(());
+        let mut make = super::MakeRequestId;
+        let ids: std::collections::HashSet<String> = (0..1000)
+            .map(|_| {
+                let id = make.make_request_id(&request).expect("an id");
+                let text = id.header_value().to_str().expect("ASCII").to_owned();
+                let uuid = uuid::Uuid::parse_str(&text).expect("a UUID");
+                assert_eq!(uuid.get_version_num(), 4, "{text}");
+                text
+            })
+            .collect();
+        assert_eq!(ids.len(), 1000);
+    }
 }

@@ -22,7 +22,7 @@ use tower_http::{
     compression::{CompressionLayer, DefaultPredicate, Predicate, predicate::NotForContentType},
     cors::{AllowOrigin, CorsLayer},
     map_response_body::MapResponseBodyLayer,
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    request_id::{PropagateRequestIdLayer, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
 };
 use utoipa_axum::router::OpenApiRouter;
@@ -82,8 +82,8 @@ pub fn routes(config: &Config, features: &[std::sync::Arc<dyn Feature>]) -> Rout
 }
 
 /// Wraps `routes` in the middleware every response goes through, outermost first: request
-/// id, tracing, compression, CORS, security headers, metrics, the error envelope, the
-/// per-IP limit, panic catching and the body limit. The app state also rides in the request
+/// id, tracing, compression, CORS, security headers, metrics and the error envelope (one
+/// layer), the per-IP limit, panic catching and the body limit. The app state also rides in the request
 /// extensions, for layers that features add to their own routes (built before any state
 /// exists). Request timeouts are per feature (see [`openapi::split`]).
 pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
@@ -91,7 +91,10 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let server = &config.server;
     let middleware = ServiceBuilder::new()
         .map_request(middleware::drop_unsafe_request_id)
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(
+            REQUEST_ID,
+            middleware::MakeRequestId,
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(middleware::trace_layer())
         .layer(
@@ -126,8 +129,7 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
                 HeaderValue::from_static("max-age=31536000; includeSubDomains"),
             )
         }))
-        .layer(axum::middleware::from_fn(metrics::track))
-        .layer(axum::middleware::from_fn(middleware::error_envelope))
+        .layer(middleware::EnvelopeLayer)
         .layer(axum::Extension(state.clone()))
         .layer(rate_limit::general_layer(config))
         // The limiter wants to answer with axum's body type; everything inside is boxed.
