@@ -1,10 +1,12 @@
 //! The one way to reach SQLite.
 //!
-//! Reads run on a pool of read-only connections (`PRAGMA query_only`); writes run on one
-//! writer connection, each in an `IMMEDIATE` transaction, so concurrent writes queue here
-//! instead of failing with "database is locked" (PocketBase does the same). Both wait for
-//! their connection on an async semaphore with a timeout, then run the closure on tokio's
-//! blocking pool inside the caller's tracing span: no SQLite call ever blocks a worker.
+//! Reads run on a pool of read-only connections (`PRAGMA query_only`): they wait for a
+//! connection on an async semaphore with a timeout, then run the closure on tokio's blocking
+//! pool inside the caller's tracing span. Writes run on one writer connection, owned by a
+//! thread of its own, so concurrent writes queue here instead of failing with "database is
+//! locked" (PocketBase does the same); writes that queue together commit together, each in
+//! a savepoint of the group's `IMMEDIATE` transaction ([`writer`]). No SQLite call ever
+//! blocks an async worker.
 //!
 //! Store code takes `&rusqlite::Connection` and knows nothing of pools or runtimes.
 
@@ -16,6 +18,7 @@ mod migrations;
 pub mod snapshots;
 #[cfg(test)]
 pub mod testing;
+mod writer;
 
 use std::{
     fs,
@@ -49,6 +52,9 @@ struct Inner {
     readers: r2d2::Pool<SqliteConnectionManager>,
     read_permits: Arc<Semaphore>,
     writer: Arc<Mutex<Connection>>,
+    /// The group-commit queue in front of `writer` (see [`writer`]).
+    queue: writer::Writer,
+    /// Taken by work on `writer` outside the queue (closing).
     write_permit: Arc<Semaphore>,
     wait_timeout: Duration,
     server_epoch: String,
@@ -111,12 +117,14 @@ impl Db {
             .build(manager)
             .context("cannot open the database read pool")?;
 
+        let writer = Arc::new(Mutex::new(writer));
         let db = Db {
             inner: Arc::new(Inner {
                 path,
                 readers: pool,
                 read_permits: Arc::new(Semaphore::new(readers as usize)),
-                writer: Arc::new(Mutex::new(writer)),
+                queue: writer::Writer::start(writer.clone(), busy),
+                writer,
                 write_permit: Arc::new(Semaphore::new(1)),
                 wait_timeout: busy,
                 server_epoch: epoch,
@@ -166,28 +174,17 @@ impl Db {
         .await
     }
 
-    /// Runs `f` in an `IMMEDIATE` transaction on the single writer connection, off the async
-    /// runtime. Commits when `f` returns `Ok`, rolls back otherwise. Writes queue in order.
+    /// Runs `f` on the single writer connection, off the async runtime, in an `IMMEDIATE`
+    /// transaction that other writes queued at the same moment may share (each in its own
+    /// savepoint). Returns once the transaction has committed, with `f`'s value; when `f`
+    /// returns an error, its writes are rolled back and the others' are not. Writes queue in
+    /// order; one that waits longer than `storage.busy_timeout` is 503 and never runs.
     pub async fn write<T, F>(&self, f: F) -> AppResult<T>
     where
         F: FnOnce(&Transaction<'_>) -> AppResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        let permit = self.acquire(&self.inner.write_permit).await?;
-        let writer = self.inner.writer.clone();
-        // The permit moves into the blocking closure: if the request is dropped, the next
-        // writer still waits until this transaction has finished.
-        run_blocking(move || {
-            let _permit = permit;
-            let mut conn = writer
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        })
-        .await
+        self.inner.queue.write(f).await
     }
 
     /// [`Db::write`] for start-up work that runs before the server serves (seeding): blocks

@@ -1,0 +1,352 @@
+//! The single writer, with group commit.
+//!
+//! Every [`super::Db::write`] becomes a job on one queue, served by one thread that owns the
+//! writer connection. The thread takes the job at the head and every job already waiting
+//! behind it (at most [`MAX_GROUP`]), runs them in one `IMMEDIATE` transaction, each inside a
+//! savepoint of its own, and commits once. A job whose closure fails (or panics) rolls back
+//! to its savepoint and gets its error at once: the others in the group are untouched. The
+//! rest hear back only after the commit, so an acknowledged write is a committed one, as
+//! before; what changes is that one commit (and one WAL append) serves many writes when
+//! they arrive together. Alone, a write is one transaction, as before.
+//!
+//! A job that waited longer than `storage.busy_timeout` for its turn is not run: the caller
+//! gets 503 `unavailable`, as it did when it could not take the writer within that time.
+
+use std::{
+    panic::AssertUnwindSafe,
+    sync::{Arc, Mutex, PoisonError},
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use anyhow::anyhow;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{ApiError, AppResult};
+
+/// Most writes committed together: bounds what one failed commit takes down with it.
+const MAX_GROUP: usize = 64;
+/// Jobs waiting beyond this make callers wait to enqueue (and time out as busy).
+const QUEUE: usize = 1024;
+
+/// What the writer thread does with a job: run it in the group's transaction, or tell its
+/// caller it waited too long.
+type Job = Box<dyn FnOnce(Turn<'_, '_>) -> Option<Finish> + Send>;
+
+/// A job and when it was queued.
+type Queued = (Instant, Job);
+
+enum Turn<'a, 'c> {
+    Run(&'a Transaction<'c>),
+    /// It waited longer than the busy timeout: 503.
+    Expired,
+    /// The group's transaction could not go on (the message says why): 500.
+    Failed(&'a str),
+}
+
+/// A job that ran: whether its closure succeeded, and how to answer its caller once the
+/// commit's outcome is known (`None`: committed; `Some(message)`: the group failed).
+struct Finish {
+    ok: bool,
+    answer: Answer,
+}
+
+/// Answers a job's caller, given the group's outcome.
+type Answer = Box<dyn FnOnce(Option<&str>) + Send>;
+
+pub(super) struct Writer {
+    queue: Option<mpsc::Sender<Queued>>,
+    thread: Option<JoinHandle<()>>,
+    wait_timeout: Duration,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`.
+    pub(super) fn start(conn: Arc<Mutex<Connection>>, wait_timeout: Duration) -> Writer {
+        let (queue, jobs) = mpsc::channel(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("persona-db-writer".into())
+            .spawn(move || serve(&conn, jobs, wait_timeout))
+            .ok();
+        Writer {
+            queue: thread.is_some().then_some(queue),
+            thread,
+            wait_timeout,
+        }
+    }
+
+    /// Runs `f` in the next group (see the module docs).
+    pub(super) async fn write<T, F>(&self, f: F) -> AppResult<T>
+    where
+        F: FnOnce(&Transaction<'_>) -> AppResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(queue) = &self.queue else {
+            return Err(ApiError::unavailable("The database writer is not running."));
+        };
+        let (reply, answer) = oneshot::channel::<AppResult<T>>();
+        let span = tracing::Span::current();
+        let job: Job = Box::new(move |turn| match turn {
+            Turn::Expired => {
+                let _ = reply.send(Err(busy()));
+                None
+            }
+            Turn::Failed(message) => {
+                let _ = reply.send(Err(failed(message)));
+                None
+            }
+            Turn::Run(tx) => {
+                let result = span.in_scope(|| f(tx));
+                Some(Finish {
+                    ok: result.is_ok(),
+                    answer: Box::new(move |failed: Option<&str>| {
+                        let result = match (result, failed) {
+                            (Ok(_), Some(message)) => Err(self::failed(message)),
+                            (result, _) => result,
+                        };
+                        let _ = reply.send(result);
+                    }),
+                })
+            }
+        });
+        match tokio::time::timeout(self.wait_timeout, queue.send((Instant::now(), job))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_closed)) => {
+                return Err(ApiError::unavailable("The database is shutting down."));
+            }
+            Err(_elapsed) => return Err(busy()),
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(ApiError::internal(anyhow!(
+                "database error: the write ended without an answer (it panicked)"
+            )))
+        })
+    }
+}
+
+impl Drop for Writer {
+    /// Closes the queue and waits for the thread, so the connection is closed (and the WAL
+    /// checkpointed) by the time the `Db` is gone.
+    fn drop(&mut self) {
+        self.queue = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn failed(message: &str) -> ApiError {
+    ApiError::internal(anyhow!(
+        "database error: the write's transaction failed: {message}"
+    ))
+}
+
+fn busy() -> ApiError {
+    ApiError::unavailable("The database is busy; try again.")
+}
+
+fn serve(conn: &Mutex<Connection>, mut jobs: mpsc::Receiver<Queued>, wait_timeout: Duration) {
+    while let Some(first) = jobs.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let mut group = group.into_iter().filter_map(|(queued, job)| {
+            if now.duration_since(queued) > wait_timeout {
+                job(Turn::Expired);
+                None
+            } else {
+                Some(job)
+            }
+        });
+        // Normally one pass; another only when SQLite rolled a transaction back under us.
+        loop {
+            let mut rest = group.by_ref().peekable();
+            if rest.peek().is_none() {
+                break;
+            }
+            commit_group(&mut conn, &mut rest);
+        }
+    }
+}
+
+/// Runs jobs from `jobs` in one transaction and commits; stops early (leaving the rest in
+/// `jobs`) if SQLite ends the transaction itself (an I/O error, a full disk).
+fn commit_group(conn: &mut Connection, jobs: &mut dyn Iterator<Item = Job>) {
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(err) => {
+            let message = err.to_string();
+            for job in jobs {
+                job(Turn::Failed(&message));
+            }
+            return;
+        }
+    };
+    let mut done = Vec::new();
+    let mut aborted = None;
+    for job in &mut *jobs {
+        if let Err(err) = tx.execute_batch("SAVEPOINT job") {
+            let message = err.to_string();
+            job(Turn::Failed(&message));
+            aborted = Some(message);
+            break;
+        }
+        match std::panic::catch_unwind(AssertUnwindSafe(|| job(Turn::Run(&tx)))) {
+            Ok(Some(finish)) if finish.ok => {
+                let _ = tx.execute_batch("RELEASE job");
+                done.push(finish.answer);
+            }
+            Ok(finish) => {
+                // Failed (or expired, which never reaches here): undo its writes, answer now.
+                let _ = tx.execute_batch("ROLLBACK TO job; RELEASE job");
+                if let Some(finish) = finish {
+                    (finish.answer)(None);
+                }
+            }
+            Err(_panic) => {
+                // The panic was printed by the hook; its caller hears "no answer" (500).
+                let _ = tx.execute_batch("ROLLBACK TO job; RELEASE job");
+            }
+        }
+        if tx.is_autocommit() {
+            aborted = Some("SQLite rolled the transaction back".to_owned());
+            break;
+        }
+    }
+    let outcome = match aborted {
+        Some(message) => Err(message),
+        None => tx.commit().map_err(|e| e.to_string()),
+    };
+    let failed = outcome.as_ref().err().map(String::as_str);
+    for answer in done {
+        answer(failed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{
+        config::Config,
+        db::{Db, testing::temp_db},
+        error::{ApiError, Code},
+    };
+
+    async fn setup(db: &Db) {
+        db.write(|tx| {
+            tx.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+
+    async fn rows(db: &Db) -> Vec<i64> {
+        db.read(|conn| {
+            let mut stmt = conn.prepare("SELECT n FROM t ORDER BY n")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<Result<Vec<i64>, _>>()?)
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn writes_queued_together_commit_together_and_a_failure_is_its_own() {
+        let (_dir, db) = temp_db();
+        setup(&db).await;
+        // A slow write holds the writer while the others queue behind it: they form groups.
+        let slow = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.write(|tx| {
+                    std::thread::sleep(Duration::from_millis(100));
+                    tx.execute("INSERT INTO t VALUES (0)", [])?;
+                    Ok(())
+                })
+                .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let writes: Vec<_> = (1..=200i64)
+            .map(|n| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write(move |tx| {
+                        tx.execute("INSERT INTO t VALUES (?1)", [n])?;
+                        match n % 50 {
+                            // Wrote, then failed: its row must go, the group's must stay.
+                            7 => Err(ApiError::conflict(Code::AlreadyExists, "refused")),
+                            // Panicked after writing: the same, and the writer lives on.
+                            13 => panic!("a write that panics"),
+                            _ => Ok(n),
+                        }
+                    })
+                    .await
+                })
+            })
+            .collect();
+        slow.await.unwrap().unwrap();
+        let mut refused = 0;
+        let mut panicked = 0;
+        for (i, write) in writes.into_iter().enumerate() {
+            let n = i as i64 + 1;
+            match (n % 50, write.await.unwrap()) {
+                (7, Err(ApiError::Conflict { .. })) => refused += 1,
+                (13, Err(ApiError::Internal(_))) => panicked += 1,
+                (_, Ok(v)) => assert_eq!(v, n),
+                (_, other) => panic!("write {n}: {other:?}"),
+            }
+        }
+        assert_eq!((refused, panicked), (4, 4));
+        let expected: Vec<i64> = (0..=200).filter(|n| !matches!(n % 50, 7 | 13)).collect();
+        assert_eq!(rows(&db).await, expected);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_that_waits_past_the_busy_timeout_is_refused_and_never_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().join("data");
+        config.storage.busy_timeout = Duration::from_millis(100);
+        let (db, _) = Db::open(&config).unwrap();
+        setup(&db).await;
+        let slow = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.write(|_| {
+                    std::thread::sleep(Duration::from_millis(400));
+                    Ok(())
+                })
+                .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let late = db
+            .write(|tx| {
+                tx.execute("INSERT INTO t VALUES (1)", [])?;
+                Ok(())
+            })
+            .await;
+        assert!(
+            matches!(
+                &late,
+                Err(ApiError::Service {
+                    code: Code::Unavailable,
+                    ..
+                })
+            ),
+            "{late:?}"
+        );
+        slow.await.unwrap().unwrap();
+        assert_eq!(rows(&db).await, Vec::<i64>::new());
+    }
+}
