@@ -48,6 +48,25 @@ pub unsafe fn tune_allocator() {
     }
 }
 
+/// Hands the heap memory freed since the last call back to the system (`malloc_trim`).
+///
+/// glibc keeps freed memory in its arenas (one per thread that ever allocated, up to eight per
+/// core) and returns only the top of each heap on its own: after a burst of load the server
+/// stayed 25–35 MB above its idle size for good. Trimming walks the arenas and releases
+/// their free pages; `App` calls it every 20 seconds from the blocking pool.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub fn trim_allocator() {
+    // SAFETY: malloc_trim only releases free memory; it locks each arena while it works.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Other allocators return memory on their own.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn trim_allocator() {}
+
 /// See the glibc version; other allocators need nothing.
 ///
 /// # Safety

@@ -150,11 +150,24 @@ impl App {
         );
         self.prune_every("sessions", crate::auth::sessions::prune);
         self.snapshot_every();
+        // What a burst of load allocated and freed goes back to the system (see
+        // `crate::trim_allocator`), so the server returns near its idle size after it.
+        self.tasks.every(
+            "allocator trim",
+            ALLOCATOR_TRIM_INTERVAL,
+            ALLOCATOR_TRIM_INTERVAL,
+            || async {
+                let _ = tokio::task::spawn_blocking(crate::trim_allocator).await;
+            },
+        );
         for feature in &self.features {
             feature.start(self);
         }
     }
 }
+
+/// How often freed heap memory is handed back to the system.
+const ALLOCATOR_TRIM_INTERVAL: Duration = Duration::from_secs(20);
 
 impl App {
     /// Deletes what can no longer be used, with `prune` (a store function answering how many
