@@ -3,7 +3,9 @@
 //! [--write [--mode=support|supportveto|gate|guarded|keephigh|max|maxguarded]]`.
 //!
 //! Reads the seven labelled training files (tune, heldout, heldout2, heldout3, heldout4,
-//! train2, train3).
+//! train2, train3). `train4.jsonl` and `train5.jsonl` are not in the shipped model yet: a
+//! model trained with them read "i'm going to jump off the bridge" as medium (see the data
+//! README), so the shipped one stays until the combine rule is fixed.
 //! Messages whose word sets overlap (Jaccard > 0.4, same language) are grouped so that
 //! near-duplicates never straddle folds. For each candidate configuration (the first is the
 //! shipped one) it prints two estimates per combine mode: nested 5-fold cross-validation
@@ -16,7 +18,7 @@
 //! `config/crisis/model.bin`; its `>= medium` thresholds are chosen on `heldout5.jsonl` and
 //! `heldout6.jsonl`, which it never trains on (false alarms there within `CRISIS_CAL_FA`,
 //! default 4 %), after printing the ones 5-fold cross-validation over the training files
-//! would choose. `heldout7.jsonl` is never read here.
+//! would choose. `heldout7.jsonl` and `heldout8.jsonl` are never read here.
 
 use std::collections::{BTreeSet, HashMap};
 
