@@ -131,7 +131,11 @@ impl Drop for Writer {
     fn drop(&mut self) {
         self.queue = None;
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            // A job holding the last `Db` is dropped on the writer thread itself: that
+            // thread ends on its own once the queue is closed.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
         }
     }
 }
