@@ -187,6 +187,31 @@ async fn responses_are_compressed_when_the_client_accepts_it() {
     assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
 }
 
+/// Deflating a few hundred bytes saves a few hundred bytes and costs a compressor's state
+/// (hundreds of KiB allocated and zeroed per response): small answers go as they are, even
+/// to the clients that always ask for gzip (browsers, aiohttp, httpx, Dart's `http`).
+#[tokio::test]
+async fn small_responses_are_not_compressed() {
+    let app = TestApp::spawn().await;
+    let session = app.register("small@example.com").await;
+    let response = app
+        .client
+        .get(app.url("/api/v1/auth/me"))
+        .bearer_auth(&session.access)
+        .header(header::ACCEPT_ENCODING, "gzip, deflate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers().get(header::CONTENT_ENCODING).is_none(),
+        "{:?}",
+        response.headers()
+    );
+    let body = response.bytes().await.unwrap();
+    assert!(body.len() < 1024, "{} bytes", body.len());
+}
+
 #[tokio::test]
 async fn the_api_is_mounted_at_both_prefixes() {
     let app = TestApp::spawn().await;
