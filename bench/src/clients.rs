@@ -24,17 +24,12 @@ impl Run {
     }
 
     pub fn line(&self) -> String {
-        format!(
-            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms{}",
-            self.rps(),
-            self.p50,
-            self.p99,
-            if self.errors > 0 {
-                format!(", {} errors", self.errors)
-            } else {
-                String::new()
-            }
-        )
+        let errors = if self.errors > 0 {
+            format!(", {} errors", self.errors)
+        } else {
+            String::new()
+        };
+        crate::latency_line(self.rps(), self.p50, self.p99, &errors)
     }
 }
 

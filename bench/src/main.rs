@@ -236,32 +236,26 @@ impl Report {
     }
 }
 
+/// A load run's figures in one line: throughput, p50 and p99 (ms), then the errors if any.
+fn latency_line(rps: f64, p50: f64, p99: f64, errors: &str) -> String {
+    format!("{rps:.0} req/s, p50 {p50:.2} ms, p99 {p99:.2} ms{errors}")
+}
+
 fn rps_line(s: &Stats) -> String {
-    format!(
-        "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms{}",
-        s.rps(),
-        s.p50(),
-        s.p99(),
-        if s.errors > 0 {
-            let by_status: Vec<String> = s
-                .error_statuses
-                .iter()
-                .map(|(status, n)| {
-                    format!(
-                        "{n} × {}",
-                        if *status == 0 {
-                            "transport".to_owned()
-                        } else {
-                            status.to_string()
-                        }
-                    )
-                })
-                .collect();
-            format!(", {} errors ({})", s.errors, by_status.join(", "))
-        } else {
-            String::new()
-        }
-    )
+    let errors = if s.errors > 0 {
+        let by_status: Vec<String> = s
+            .error_statuses
+            .iter()
+            .map(|(status, n)| match status {
+                0 => format!("{n} × transport"),
+                _ => format!("{n} × {status}"),
+            })
+            .collect();
+        format!(", {} errors ({})", s.errors, by_status.join(", "))
+    } else {
+        String::new()
+    };
+    latency_line(s.rps(), s.p50(), s.p99(), &errors)
 }
 
 fn fixed(req: impl Fn() -> hyper::Request<Full<Bytes>> + Send + Sync + 'static) -> MakeRequest {
@@ -795,7 +789,9 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn persona_command(bins: &Path, data: &Path, addr: SocketAddr, fake: SocketAddr) -> Command {
+/// `persona SUBCOMMAND` on the data dir `data/data`, with none of the caller's `PERSONA_*`
+/// settings, warnings only, and its output discarded.
+fn persona(bins: &Path, data: &Path, subcommand: &str) -> Command {
     let mut command = Command::new(bins.join("persona"));
     for (key, _) in std::env::vars() {
         if key.starts_with("PERSONA_") {
@@ -803,12 +799,20 @@ fn persona_command(bins: &Path, data: &Path, addr: SocketAddr, fake: SocketAddr)
         }
     }
     command
-        .arg("serve")
+        .arg(subcommand)
         .current_dir(data)
         .env("PERSONA_STORAGE__DATA_DIR", data.join("data"))
-        .env("PERSONA_SERVER__BIND", addr.to_string())
         .env("PERSONA_LOG__LEVEL", "warn")
         .env("PERSONA_LOG__FORMAT", "json")
+        .stderr(Stdio::null())
+        .stdout(Stdio::null());
+    command
+}
+
+fn persona_command(bins: &Path, data: &Path, addr: SocketAddr, fake: SocketAddr) -> Command {
+    let mut command = persona(bins, data, "serve");
+    command
+        .env("PERSONA_SERVER__BIND", addr.to_string())
         .env("PERSONA_AUTH__ACCESS_TTL", "1h")
         // Load from one loopback address: the per-IP limits would measure themselves.
         .env("PERSONA_RATE_LIMIT__PER_IP_PER_MINUTE", "1000000000")
@@ -816,8 +820,6 @@ fn persona_command(bins: &Path, data: &Path, addr: SocketAddr, fake: SocketAddr)
         .env("PERSONA_AI__BASE_URL", format!("http://{fake}/v1"))
         .env("PERSONA_AI__API_KEY", "sk-bench")
         .env("PERSONA_AI__REQUESTS_PER_MINUTE", "1000000000")
-        .env("PERSONA_AI__DAILY_TOKEN_BUDGET", "1000000000000")
-        .stderr(Stdio::null())
-        .stdout(Stdio::null());
+        .env("PERSONA_AI__DAILY_TOKEN_BUDGET", "1000000000000");
     command
 }

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use crate::{
     Report, call, free_addr, json_call,
     load::{self, Stats, Until, request},
-    persona_command, rps_line, wait_ready,
+    persona, persona_command, rps_line, wait_ready,
 };
 
 /// Bump when the corpus or the schema changes: a new version builds a new corpus.
@@ -695,13 +695,9 @@ fn first_start(bins: &Path, dir: &Path) -> anyhow::Result<()> {
 /// new migration is applied once, not on every run's copy). Nothing to do takes a moment.
 fn migrate(bins: &Path, dir: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
-    let status = std::process::Command::new(bins.join("persona"))
-        .arg("migrate")
-        .current_dir(dir)
-        .env_remove("PERSONA_CONFIG")
-        .env("PERSONA_STORAGE__DATA_DIR", dir.join("data"))
-        .env("PERSONA_LOG__LEVEL", "warn")
-        .stdout(std::process::Stdio::null())
+    let status = persona(bins, dir, "migrate")
+        // Why a migration failed is worth seeing.
+        .stderr(std::process::Stdio::inherit())
         .status()
         .context("run persona migrate on the corpus")?;
     anyhow::ensure!(status.success(), "persona migrate on the corpus: {status}");

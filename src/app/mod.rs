@@ -157,7 +157,11 @@ impl App {
             ALLOCATOR_TRIM_INTERVAL,
             ALLOCATOR_TRIM_INTERVAL,
             || async {
-                let _ = tokio::task::spawn_blocking(crate::trim_allocator).await;
+                let _ = crate::db::run_blocking(|| {
+                    crate::trim_allocator();
+                    Ok(())
+                })
+                .await;
             },
         );
         for feature in &self.features {

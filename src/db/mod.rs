@@ -123,7 +123,8 @@ impl Db {
                 path,
                 readers: pool,
                 read_permits: Arc::new(Semaphore::new(readers as usize)),
-                queue: writer::Writer::start(writer.clone(), busy),
+                queue: writer::Writer::start(writer.clone(), busy)
+                    .context("cannot start the database writer thread")?,
                 writer,
                 write_permit: Arc::new(Semaphore::new(1)),
                 wait_timeout: busy,

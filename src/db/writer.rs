@@ -63,17 +63,19 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Starts the writer thread on `conn`.
-    pub(super) fn start(conn: Arc<Mutex<Connection>>, wait_timeout: Duration) -> Writer {
+    pub(super) fn start(
+        conn: Arc<Mutex<Connection>>,
+        wait_timeout: Duration,
+    ) -> std::io::Result<Writer> {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("persona-db-writer".into())
-            .spawn(move || serve(&conn, jobs, wait_timeout))
-            .ok();
-        Writer {
-            queue: thread.is_some().then_some(queue),
-            thread,
+            .spawn(move || serve(&conn, jobs, wait_timeout))?;
+        Ok(Writer {
+            queue: Some(queue),
+            thread: Some(thread),
             wait_timeout,
-        }
+        })
     }
 
     /// Runs `f` in the next group (see the module docs).
@@ -83,7 +85,7 @@ impl Writer {
         T: Send + 'static,
     {
         let Some(queue) = &self.queue else {
-            return Err(ApiError::unavailable("The database writer is not running."));
+            return Err(ApiError::unavailable("The database is shutting down."));
         };
         let (reply, answer) = oneshot::channel::<AppResult<T>>();
         let span = tracing::Span::current();
@@ -161,28 +163,28 @@ fn serve(conn: &Mutex<Connection>, mut jobs: mpsc::Receiver<Queued>, wait_timeou
         }
         let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
-        let mut group = group.into_iter().filter_map(|(queued, job)| {
-            if now.duration_since(queued) > wait_timeout {
-                job(Turn::Expired);
-                None
-            } else {
-                Some(job)
-            }
-        });
+        let mut group = group
+            .into_iter()
+            .filter_map(|(queued, job)| {
+                if now.duration_since(queued) > wait_timeout {
+                    job(Turn::Expired);
+                    None
+                } else {
+                    Some(job)
+                }
+            })
+            .collect::<Vec<_>>()
+            .into_iter();
         // Normally one pass; another only when SQLite rolled a transaction back under us.
-        loop {
-            let mut rest = group.by_ref().peekable();
-            if rest.peek().is_none() {
-                break;
-            }
-            commit_group(&mut conn, &mut rest);
+        while !group.as_slice().is_empty() {
+            commit_group(&mut conn, &mut group);
         }
     }
 }
 
 /// Runs jobs from `jobs` in one transaction and commits; stops early (leaving the rest in
 /// `jobs`) if SQLite ends the transaction itself (an I/O error, a full disk).
-fn commit_group(conn: &mut Connection, jobs: &mut dyn Iterator<Item = Job>) {
+fn commit_group(conn: &mut Connection, jobs: &mut std::vec::IntoIter<Job>) {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(err) => {
@@ -195,7 +197,7 @@ fn commit_group(conn: &mut Connection, jobs: &mut dyn Iterator<Item = Job>) {
     };
     let mut done = Vec::new();
     let mut aborted = None;
-    for job in &mut *jobs {
+    for job in jobs.by_ref() {
         if let Err(err) = tx.execute_batch("SAVEPOINT job") {
             let message = err.to_string();
             job(Turn::Failed(&message));
