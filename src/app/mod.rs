@@ -294,21 +294,26 @@ pub async fn serve_router(
 /// How often the server looks for a rotated `secrets.toml`.
 pub const SECRETS_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
+/// Completes on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is called,
+/// not when the future is first polled: the accept loop may serve its first connections
+/// before it polls the shutdown branch, and a SIGTERM in that window used to kill the
+/// process outright instead of stopping it gracefully. Call it before binding.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let terminate = signal(SignalKind::terminate()).ok();
+    let interrupt = signal(SignalKind::interrupt()).ok();
+    let received = |signal: Option<Signal>| async move {
+        match signal {
+            Some(mut signal) => {
                 signal.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            None => std::future::pending::<()>().await,
         }
     };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    async move {
+        tokio::select! {
+            () = received(terminate) => {},
+            () = received(interrupt) => {},
+        }
     }
 }

@@ -31,6 +31,8 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
     let _lock = DataDirLock::acquire(&config.storage.data_dir)?;
     let state = App::init(config, crate::features::all())?;
     app::raise_fd_limit();
+    // Before the socket exists: whoever can reach the server can stop it gracefully.
+    let shutdown = app::shutdown_signal();
     let listener = TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
@@ -41,6 +43,6 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
         version = env!("CARGO_PKG_VERSION"),
         "persona is listening; API docs at http://{local}/api-docs"
     );
-    app::serve(state, listener, app::shutdown_signal()).await?;
+    app::serve(state, listener, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
