@@ -12,6 +12,7 @@
 
 mod checkpoint;
 mod constraint;
+pub mod fts;
 mod inspect;
 pub mod maintenance;
 mod migrations;
@@ -284,6 +285,7 @@ fn configure(conn: &Connection, busy: Duration) -> rusqlite::Result<()> {
     // Deleted rows are overwritten with zeros, not left in free pages: a deleted
     // conversation's words (or a deleted backup's bytes) cannot be read back from the file.
     conn.pragma_update(None, "secure_delete", true)?;
+    fts::register(conn)?;
     Ok(())
 }
 

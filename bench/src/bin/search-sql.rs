@@ -20,6 +20,15 @@ const WINDOW: i64 = 2000;
 /// store::newest_matches's SQL.
 fn newest_sql(table: &str) -> String {
     format!(
+        "SELECT rowid, bm25_sampled({table}, (SELECT max(seq) FROM conversations), 10.0, 1.0, 0.0)
+         FROM {table} WHERE {table} MATCH ?1 AND rowid BETWEEN ?2 AND ?3
+         ORDER BY rowid DESC LIMIT ?4"
+    )
+}
+
+/// The newest window ranked by FTS5's own bm25 (before `bm25_sampled`), to compare orders.
+fn exact_sql(table: &str) -> String {
+    format!(
         "SELECT rowid, rank FROM {table} WHERE {table} MATCH ?1 AND rowid BETWEEN ?2 AND ?3
          ORDER BY rowid DESC LIMIT ?4"
     )
@@ -55,8 +64,9 @@ fn time<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<(f64,
     Ok((times[1], last.expect("three runs")))
 }
 
-/// One part's steps: (window ms, window floor, snippets ms, rank-all ms, matches).
-fn steps(c: &Connection, table: &str, expr: &str) -> rusqlite::Result<[f64; 5]> {
+/// One part's steps: (window ms, window floor, snippets ms, rank-all ms, matches, exact
+/// bm25's window ms, how many of the best 21 exact bm25 puts in the same places).
+fn steps(c: &Connection, table: &str, expr: &str) -> rusqlite::Result<[f64; 7]> {
     let newest: i64 = c.query_row("SELECT max(seq) FROM conversations", [], |r| r.get(0))?;
     let (window_ms, mut ranked) = time(|| {
         let mut stmt = c.prepare_cached(&newest_sql(table))?;
@@ -70,8 +80,25 @@ fn steps(c: &Connection, table: &str, expr: &str) -> rusqlite::Result<[f64; 5]> 
     } else {
         0
     };
-    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
-    ranked.truncate(21);
+    let best = |mut ranked: Vec<(f64, i64)>| {
+        ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+        ranked.truncate(21);
+        ranked
+    };
+    let (exact_ms, exact) = time(|| {
+        let mut stmt = c.prepare_cached(&exact_sql(table))?;
+        let rows = stmt.query_map(rusqlite::params![expr, 0, newest, WINDOW], |r| {
+            Ok((r.get::<_, f64>(1)?, r.get::<_, i64>(0)?))
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()
+    })?;
+    ranked = best(ranked);
+    let exact = best(exact);
+    let same = ranked
+        .iter()
+        .zip(&exact)
+        .filter(|(a, b)| a.1 == b.1)
+        .count();
     let seqs: Vec<i64> = ranked.iter().map(|r| r.1).collect();
     let (low, high) = (
         seqs.iter().min().copied().unwrap_or(0),
@@ -95,7 +122,15 @@ fn steps(c: &Connection, table: &str, expr: &str) -> rusqlite::Result<[f64; 5]> 
         [expr],
         |r| r.get(0),
     )?;
-    Ok([window_ms, floor as f64, hits_ms, all_ms, matches as f64])
+    Ok([
+        window_ms,
+        floor as f64,
+        hits_ms,
+        all_ms,
+        matches as f64,
+        exact_ms,
+        same as f64,
+    ])
 }
 
 fn main() -> anyhow::Result<()> {
@@ -123,14 +158,29 @@ fn main() -> anyhow::Result<()> {
     let owner = format!("zo{}", owner.replace('-', ""));
 
     println!(
-        "| term | scope | index | matches | window floor | newest window, ranked | snippets of 21 | total | rank every match (V6) |"
+        "| term | scope | index | matches | window floor | newest window, ranked | snippets of 21 | total | rank every match (V6) | window by FTS5's bm25 | best 21 in bm25's places |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let term = |class: &str, i: usize| info["terms"][class][i][0].as_str().unwrap_or("").to_owned();
+    // (class, the words as typed, the FTS5 words: the last also a prefix)
+    let mut queries = Vec::new();
     for class in ["rare", "common", "prefix"] {
-        let terms = info["terms"][class].as_array().cloned().unwrap_or_default();
-        for t in terms.iter().take(2) {
-            let word = t[0].as_str().unwrap_or("").to_owned();
-            let words = format!("{{title body}} : (\"{word}\"*)");
+        for i in 0..2 {
+            let word = term(class, i);
+            queries.push((class, word.clone(), format!("\"{word}\"*")));
+        }
+    }
+    // Two words, where each phrase's weight (its IDF) decides the order.
+    for (a, b) in [
+        (term("common", 0), term("prefix", 2)),
+        (term("common", 1), term("common", 5)),
+        (term("rare", 0), term("common", 2)),
+    ] {
+        queries.push(("two words", format!("{a} {b}"), format!("\"{a}\" \"{b}\"*")));
+    }
+    for (class, word, fts) in queries {
+        {
+            let words = format!("{{title body}} : ({fts})");
             let mine = format!("{words} AND scope : {owner}");
             for (scope, parts) in [
                 (
@@ -144,11 +194,11 @@ fn main() -> anyhow::Result<()> {
                 ),
             ] {
                 for (table, expr) in parts {
-                    let [window_ms, floor, hits_ms, all_ms, matches] = runtime
+                    let [window_ms, floor, hits_ms, all_ms, matches, exact_ms, same] = runtime
                         .block_on(db.read(move |c| Ok(steps(c, table, &expr)?)))
                         .map_err(|e| anyhow!("{e:?}"))?;
                     println!(
-                        "| {class} \"{word}\" | {scope} | {table} | {matches} | {floor} | {window_ms:.1} ms | {hits_ms:.1} ms | {:.1} ms | {all_ms:.1} ms |",
+                        "| {class} \"{word}\" | {scope} | {table} | {matches} | {floor} | {window_ms:.1} ms | {hits_ms:.1} ms | {:.1} ms | {all_ms:.1} ms | {exact_ms:.1} ms | {same} |",
                         window_ms + hits_ms
                     );
                 }

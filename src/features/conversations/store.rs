@@ -294,8 +294,13 @@ pub fn newest_matches(
     size: i64,
 ) -> AppResult<Vec<Ranked>> {
     let table = parts[part].index.table();
+    // The rank: bm25 with the title weighing ten times a message and the scope tokens
+    // nothing, its document frequencies sampled (`db::fts`): FTS5's own `bm25()` walks every
+    // posting of each phrase once per query to count them, 10–20 ms for a 2-letter prefix
+    // at 1 M conversations, however few rows the window then ranks.
     let sql = format!(
-        "SELECT rowid, rank FROM {table} WHERE {table} MATCH ?1 AND rowid BETWEEN ?2 AND ?3
+        "SELECT rowid, bm25_sampled({table}, (SELECT max(seq) FROM conversations), 10.0, 1.0, 0.0)
+         FROM {table} WHERE {table} MATCH ?1 AND rowid BETWEEN ?2 AND ?3
          ORDER BY rowid DESC LIMIT ?4"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
