@@ -6,16 +6,18 @@
 //! a third of a million conversations that walk alone is 10–20 ms, however few rows the query
 //! then ranks (a search ranks a window of the newest 2,000 matches). This function is the
 //! same formula (k1 = 1.2, b = 0.75, the same IDF floor, column weights as trailing
-//! arguments), except that it stops counting a phrase at [`SAMPLE`] documents and
-//! extrapolates: the count walks rowids upwards, so `SAMPLE` hits by rowid `r` in a table
-//! whose rowids run up to `span` are about `SAMPLE × span / r` in all. Rowids are
+//! arguments), except that it stops counting a phrase past [`SAMPLE`] documents and
+//! extrapolates: the count walks rowids upwards, so the density of its first `SAMPLE` hits
+//! (from the first hit's rowid to the `SAMPLE`th's) is carried on to `span`. Rowids are
 //! conversation `seq`s, handed out in time order, so this assumes a word about as frequent in
-//! old conversations as in new ones; a phrase in fewer than `SAMPLE` documents is counted
-//! exactly, as bm25 does.
+//! the newer conversations as in the older ones since it first appeared; a phrase in at most
+//! `SAMPLE` documents is counted exactly, as bm25 does.
 //!
 //! `bm25_sampled(table, span, w0, w1, …)` — `span` is the largest rowid the table can hold
 //! (for conversations, `max(seq)`), `w0…` the column weights (default 1.0), lower is better
-//! as with `bm25()`.
+//! as with `bm25()`. Without a `span` above the sampled rowids the counts are exact, as
+//! bm25's. Like bm25's, the counts are made on the first row a query ranks: `span` is read
+//! there, once per execution.
 //!
 //! The function is registered through FTS5's C API (`fts5_api.xCreateFunction`), which
 //! rusqlite does not wrap: this file is the only place it is called.
@@ -58,8 +60,14 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             c"fts5_api_ptr".as_ptr(),
             None,
         );
-        ffi::sqlite3_step(stmt);
+        let rc = ffi::sqlite3_step(stmt);
         ffi::sqlite3_finalize(stmt);
+        if rc != ffi::SQLITE_ROW {
+            let message = std::ffi::CStr::from_ptr(ffi::sqlite3_errmsg(db))
+                .to_string_lossy()
+                .into_owned();
+            return Err(ffi_error(rc, &format!("SELECT fts5(?1): {message}")));
+        }
         let Some(create) = api.as_ref().and_then(|a| a.xCreateFunction) else {
             return Err(ffi_error(ffi::SQLITE_ERROR, "FTS5 is not available"));
         };
@@ -88,10 +96,28 @@ struct QueryData {
     freq: Vec<f64>,
 }
 
-/// The count of one phrase's documents, stopped at `SAMPLE`.
+/// The count of one phrase's documents, stopped one past `SAMPLE` when `span` allows an
+/// estimate.
 struct Count {
+    span: i64,
     hits: i64,
-    last_rowid: i64,
+    /// The rowids of the first and the `SAMPLE`th hit.
+    first: i64,
+    sampled: i64,
+}
+
+impl Count {
+    /// The phrase's document count: exact when the walk ended, else extrapolated from the
+    /// density of its first `SAMPLE` hits (between the first hit and the `SAMPLE`th) over the
+    /// rest of the span, so a word that appeared only lately is not thinned by the years
+    /// before it.
+    fn documents(&self) -> f64 {
+        if self.hits <= SAMPLE || self.sampled <= self.first {
+            return self.hits as f64;
+        }
+        let per_rowid = (SAMPLE - 1) as f64 / (self.sampled - self.first) as f64;
+        (1.0 + per_rowid * (self.span - self.first) as f64).max(self.hits as f64)
+    }
 }
 
 unsafe extern "C" fn count_hit(
@@ -104,11 +130,14 @@ unsafe extern "C" fn count_hit(
     unsafe {
         let count = &mut *data.cast::<Count>();
         count.hits += 1;
-        if count.hits >= SAMPLE {
-            if let Some(rowid) = (*api).xRowid {
-                count.last_rowid = rowid(fts);
-            }
-            // Ends xQueryPhrase early with SQLITE_OK.
+        let rowid = || (*api).xRowid.map_or(0, |rowid| rowid(fts));
+        if count.hits == 1 {
+            count.first = rowid();
+        } else if count.hits == SAMPLE {
+            count.sampled = rowid();
+        } else if count.hits > SAMPLE && count.span > count.sampled {
+            // More than `SAMPLE`, and a span to extrapolate over: ends xQueryPhrase early
+            // with SQLITE_OK. Without a usable span the walk goes on to the exact count.
             return ffi::SQLITE_DONE;
         }
     }
@@ -157,8 +186,10 @@ unsafe fn query_data(
         let mut idfs = Vec::with_capacity(phrases as usize);
         for phrase in 0..phrases {
             let mut count = Count {
+                span,
                 hits: 0,
-                last_rowid: 0,
+                first: 0,
+                sampled: 0,
             };
             check(query_phrase(
                 fts,
@@ -166,12 +197,7 @@ unsafe fn query_data(
                 (&raw mut count).cast::<c_void>(),
                 Some(count_hit),
             ))?;
-            let hits = if count.hits >= SAMPLE && count.last_rowid > 0 && span > count.last_rowid {
-                (count.hits as f64 * span as f64 / count.last_rowid as f64).min(rows as f64)
-            } else {
-                count.hits as f64
-            };
-            idfs.push(idf(rows, hits));
+            idfs.push(idf(rows, count.documents().min(rows as f64)));
         }
         let data = Box::into_raw(Box::new(QueryData {
             avgdl: tokens as f64 / rows as f64,
@@ -263,12 +289,17 @@ unsafe fn score(
         let mut length = 0;
         check(column_size(fts, -1, &mut length))?;
         let length = f64::from(length);
-        Ok(data
+        // Grouped as FTS5's C is, so that below the sample the scores are bm25's to the bit.
+        let score: f64 = data
             .idf
             .iter()
             .zip(&data.freq)
-            .map(|(idf, f)| idf * (f * (K1 + 1.0)) / (f + K1 * (1.0 - B + B * length / data.avgdl)))
-            .sum())
+            .map(|(idf, f)| {
+                idf * ((f * (K1 + 1.0)) / (f + K1 * (1.0 - B + B * length / data.avgdl)))
+            })
+            .sum();
+        // SQLite would store NaN as NULL, which the caller cannot read as a number.
+        Ok(if score.is_finite() { score } else { 0.0 })
     }
 }
 
@@ -294,6 +325,9 @@ mod tests {
             }
             if i % 3 == 0 {
                 body.push_str(" common again");
+            }
+            if i > 30_000 && i % 2 == 0 {
+                body.push_str(" late");
             }
             if [5, 500, n - 1].contains(&i) {
                 body.push_str(" rare");
@@ -355,10 +389,61 @@ mod tests {
         let theirs = ranks(&conn, "title", "bm25(t, 10.0, 1.0)");
         let ratio = ours[0].1 / theirs[0].1;
         assert!(exact > 1.0 && (ratio - 1.0).abs() < 0.03, "ratio {ratio}");
+        // A word only in the newest quarter (5,000 rows from rowid 30,002): its density is
+        // taken from where it starts, not from rowid 0.
+        let ours = ranks(&conn, "late", &format!("bm25_sampled(t, {n})"));
+        let theirs = ranks(&conn, "late", "bm25(t)");
+        let ratio = ours[0].1 / theirs[0].1;
+        assert!((ratio - 1.0).abs() < 0.03, "ratio {ratio}");
         assert_eq!(
             ours.iter().map(|r| r.0).collect::<Vec<_>>(),
             theirs.iter().map(|r| r.0).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn without_a_span_the_counts_are_exact() {
+        // Past the sample, a missing, text or negative span counts to the end: bm25 exactly.
+        let n = 40_000;
+        let conn = table(n);
+        let theirs = ranks(&conn, "common rare", "bm25(t)");
+        for call in [
+            "bm25_sampled(t)",
+            "bm25_sampled(t, 'x', 1.0, 1.0)",
+            "bm25_sampled(t, -5)",
+            "bm25_sampled(t, 0, NULL)",
+        ] {
+            let ours = ranks(&conn, "common rare", call);
+            let ours: Vec<(i64, f64)> = if call.contains("NULL") {
+                // A NULL weight is 0 for the title (bm25 does the same).
+                let expected = ranks(&conn, "common rare", "bm25(t, NULL)");
+                assert_eq!(ours, expected, "{call}");
+                continue;
+            } else {
+                ours
+            };
+            assert_eq!(ours, theirs, "{call}");
+        }
+    }
+
+    #[test]
+    fn one_statement_counts_again_for_each_query() {
+        let conn = table(3000);
+        let mut stmt = conn
+            .prepare(
+                "SELECT rowid, bm25_sampled(t, 3000) FROM t WHERE t MATCH ?1 ORDER BY 2, rowid",
+            )
+            .unwrap();
+        let mut run = |query: &str| -> Vec<(i64, f64)> {
+            stmt.query_map([query], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let common = run("common");
+        let rare = run("rare");
+        assert_eq!(common, ranks(&conn, "common", "bm25(t)"));
+        assert_eq!(rare, ranks(&conn, "rare", "bm25(t)"));
     }
 
     #[test]
