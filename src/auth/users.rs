@@ -98,6 +98,38 @@ pub fn list_users(conn: &Connection) -> AppResult<Vec<UserRow>> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Accounts whose email or display name contains `query` (any case; all when empty), by
+/// email, the page after `after` (an email), at most `limit`.
+pub fn search_users(
+    conn: &Connection,
+    query: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> AppResult<Vec<UserRow>> {
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM users
+         WHERE (?1 = '' OR instr(lower(email), ?1) > 0
+                OR instr(lower(coalesce(display_name, '')), ?1) > 0)
+           AND email > ?2
+         ORDER BY email LIMIT ?3"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(
+        params![query.to_lowercase(), after.unwrap_or(""), limit],
+        user_from_row,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// How many accounts there are: `(all, administrators, disabled)`.
+pub fn user_counts(conn: &Connection) -> AppResult<(i64, i64, i64)> {
+    Ok(conn.query_row(
+        "SELECT count(*), coalesce(sum(role = 'admin'), 0), coalesce(sum(disabled), 0) FROM users",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?)
+}
+
 pub fn set_password(conn: &Connection, user_id: &str, hash: &str, now: Timestamp) -> AppResult<()> {
     conn.execute(
         "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
@@ -193,6 +225,38 @@ mod tests {
             role: Role::User,
             now: Timestamp::from_unix(5),
         }
+    }
+
+    #[test]
+    fn search_finds_by_email_or_name_and_pages_by_email() {
+        let db = TempDb::new();
+        let conn = &db.conn;
+        for (id, email) in [("1", "b@x.org"), ("2", "a@x.org"), ("3", "c@other.org")] {
+            insert_user(conn, &new_user(id, email)).unwrap();
+        }
+        set_display_name(conn, "3", Some("Xavier"), Timestamp::from_unix(6)).unwrap();
+        let emails = |rows: Vec<UserRow>| rows.into_iter().map(|u| u.email).collect::<Vec<_>>();
+        assert_eq!(
+            emails(search_users(conn, "X.ORG", None, 10).unwrap()),
+            ["a@x.org", "b@x.org"]
+        );
+        assert_eq!(
+            emails(search_users(conn, "xav", None, 10).unwrap()),
+            ["c@other.org"]
+        );
+        assert_eq!(
+            emails(search_users(conn, "", None, 2).unwrap()),
+            ["a@x.org", "b@x.org"]
+        );
+        assert_eq!(
+            emails(search_users(conn, "", Some("b@x.org"), 2).unwrap()),
+            ["c@other.org"]
+        );
+        // LIKE wildcards are plain characters here.
+        assert!(search_users(conn, "%", None, 10).unwrap().is_empty());
+        set_disabled(conn, "1", true, Timestamp::from_unix(7)).unwrap();
+        set_role(conn, "2", Role::Admin, Timestamp::from_unix(7)).unwrap();
+        assert_eq!(user_counts(conn).unwrap(), (3, 1, 1));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! is the one place that names them; adding a feature is a folder and a line here.
 
 pub mod accounts;
+pub mod admin;
 pub mod ai;
 pub mod backups;
 pub mod conversations;
@@ -26,5 +27,6 @@ pub fn all() -> Vec<Arc<dyn Feature>> {
         Arc::new(crisis::CrisisSupport),
         Arc::new(ai::AiProxy),
         Arc::new(conversations::ConversationsFeature),
+        Arc::new(admin::Admin),
     ]
 }

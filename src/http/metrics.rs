@@ -4,7 +4,10 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{LazyLock, OnceLock, RwLock},
+    sync::{
+        LazyLock, OnceLock, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -86,6 +89,7 @@ impl Labels {
     /// (method, route, status) are looked up once and kept: the per-request path neither
     /// allocates label strings nor hashes them into the recorder's registry.
     pub fn record(self, status: StatusCode, latency: Duration) {
+        LAST_MINUTE.count();
         type Key = (usize, usize, u16);
         static HANDLES: LazyLock<RwLock<HashMap<Key, (Counter, Histogram)>>> =
             LazyLock::new(RwLock::default);
@@ -113,6 +117,62 @@ impl Labels {
         if let Ok(mut handles) = HANDLES.write() {
             handles.insert(key, (counter, histogram));
         }
+    }
+}
+
+/// Requests answered in the last minute, by second: the console's "requests per minute".
+static LAST_MINUTE: PerSecond = PerSecond::new();
+
+/// The requests this process answered in the last 60 seconds (all routes, every status).
+pub fn requests_last_minute() -> u64 {
+    LAST_MINUTE.sum(now_secs())
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Counts per second over a ring of 60 seconds. A bucket is reset by the first count of a
+/// new second; counts racing with that reset may be lost, which a rate shown to a person
+/// can afford (no lock on the request path).
+struct PerSecond {
+    buckets: [(AtomicU64, AtomicU64); 60],
+}
+
+impl PerSecond {
+    const fn new() -> PerSecond {
+        PerSecond {
+            buckets: [const { (AtomicU64::new(0), AtomicU64::new(0)) }; 60],
+        }
+    }
+
+    fn count(&self) {
+        self.count_at(now_secs());
+    }
+
+    fn count_at(&self, second: u64) {
+        let (at, count) = &self.buckets[(second % 60) as usize];
+        let seen = at.load(Ordering::Relaxed);
+        if seen != second
+            && at
+                .compare_exchange(seen, second, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            count.store(1, Ordering::Relaxed);
+            return;
+        }
+        count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts of the 60 seconds up to `now`.
+    fn sum(&self, now: u64) -> u64 {
+        self.buckets
+            .iter()
+            .filter(|(at, _)| now.saturating_sub(at.load(Ordering::Relaxed)) < 60)
+            .map(|(_, count)| count.load(Ordering::Relaxed))
+            .sum()
     }
 }
 
@@ -152,6 +212,19 @@ fn method_label(method: &Method) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_minute_is_counted_by_second() {
+        let ring = PerSecond::new();
+        for second in [1000, 1000, 1001, 1059] {
+            ring.count_at(second);
+        }
+        assert_eq!(ring.sum(1059), 4);
+        // A minute later the first second's bucket is reused, and its old count dropped.
+        ring.count_at(1060);
+        assert_eq!(ring.sum(1060), 3);
+        assert_eq!(ring.sum(1200), 0);
+    }
 
     #[test]
     fn unknown_methods_are_other() {

@@ -11,6 +11,8 @@ pub mod middleware;
 pub mod openapi;
 pub mod rate_limit;
 
+pub use metrics::requests_last_minute;
+
 use axum::{
     Router,
     extract::DefaultBodyLimit,

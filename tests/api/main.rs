@@ -5,6 +5,7 @@
 mod fake_ai;
 mod helpers;
 
+mod admin;
 mod ai;
 mod ai_limits;
 mod api_docs;

@@ -7,14 +7,10 @@ use clap::Subcommand;
 
 use crate::{
     app::AppState,
-    auth::{
-        self, Role, UserRow,
-        users::{self, list_users, set_disabled, set_role},
-    },
+    auth::{self, Role, UserRow, users::list_users},
     cli::Cli,
-    domain::{Email, Secret, Timestamp},
-    error::AppResult,
-    features::accounts::{self, Password, Purpose},
+    domain::{Email, Secret},
+    features::accounts::{self, AdminChange, Password},
 };
 
 #[derive(Debug, clap::Args)]
@@ -103,29 +99,26 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
             }
         }
         UserCommand::Disable { email } => {
-            let user = update(&app, email, |tx, id, now| set_disabled(tx, id, true, now)).await?;
+            let user = change(&app, email, AdminChange::Disable).await?;
             println!("disabled {}; its sessions have ended", user.email);
         }
         UserCommand::Enable { email } => {
-            let user = update(&app, email, |tx, id, now| set_disabled(tx, id, false, now)).await?;
+            let user = change(&app, email, AdminChange::Enable).await?;
             println!("enabled {}", user.email);
         }
         UserCommand::Promote { email } => {
-            let user = update(&app, email, |tx, id, now| {
-                set_role(tx, id, Role::Admin, now)
-            })
-            .await?;
+            let user = change(&app, email, AdminChange::Promote).await?;
             println!("{} is now an administrator", user.email);
         }
         UserCommand::ResetPassword { email } => {
             let user = find(&app, email).await?;
-            let token = accounts::issue_user_token(&app, &user.id, Purpose::ResetPassword).await?;
+            let reset = accounts::issue_reset(&app, &user.id).await?;
             println!(
                 "reset token for {} (single use, valid 30 minutes):",
                 user.email
             );
-            println!("{token}");
-            if let Some(link) = app.notify.link("/reset-password", &token) {
+            println!("{}", reset.token);
+            if let Some(link) = reset.link {
                 println!("{link}");
             }
             println!(
@@ -137,32 +130,16 @@ pub async fn run(cli: &Cli, opts: &Opts) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Finds the account of `email` and applies `change` to it in one write.
-async fn update(
-    app: &AppState,
-    email: &str,
-    change: impl FnOnce(&rusqlite::Connection, &str, Timestamp) -> AppResult<()> + Send + 'static,
-) -> anyhow::Result<UserRow> {
+/// Applies `change` to the account of `email` (the console's service function).
+async fn change(app: &AppState, email: &str, change: AdminChange) -> anyhow::Result<UserRow> {
     let user = find(app, email).await?;
-    let id = user.id.clone();
-    app.db
-        .write(move |tx| change(tx, &id, Timestamp::now()))
-        .await?;
-    Ok(user)
+    Ok(accounts::change_account(app, &user.id, change).await?)
 }
 
 async fn find(app: &AppState, email: &str) -> anyhow::Result<UserRow> {
-    // Normalised as accounts are stored (NFC, lower case).
-    let normalized = Email::parse(email)
-        .map_err(|m| anyhow::anyhow!("{email:?} {m}"))?
-        .to_string();
-    let lookup = normalized.clone();
-    let user = app
-        .db
-        .read(move |conn| users::user_by_email(conn, &lookup))
-        .await?;
-    match user {
+    let email = Email::parse(email).map_err(|m| anyhow::anyhow!("{email:?} {m}"))?;
+    match accounts::find_by_email(app, &email).await? {
         Some(user) => Ok(user),
-        None => bail!("no account with the email {normalized}"),
+        None => bail!("no account with the email {email}"),
     }
 }

@@ -13,7 +13,10 @@ mod types;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub use service::{create_user, start_session};
+pub use service::{
+    AdminChange, IssuedReset, change_account, create_user, find_by_email, issue_reset,
+    start_session,
+};
 pub use store::Purpose;
 pub use tokens::issue_user_token;
 pub use types::Password;

@@ -87,6 +87,70 @@ pub async fn create_user(
         .await
 }
 
+/// What an administrator may change about an account (the CLI and the console).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminChange {
+    /// Disabled accounts cannot sign in, and their sessions end at once.
+    Disable,
+    Enable,
+    /// Makes the account an administrator.
+    Promote,
+}
+
+/// Applies `change` to account `user_id` and forgets what this process cached of it, so a
+/// disabled user's next request is refused at once; 404 when there is no such account.
+/// Another process (the CLI beside a running server) is seen within `SESSION_CACHE_TTL`.
+pub async fn change_account(app: &App, user_id: &str, change: AdminChange) -> AppResult<UserRow> {
+    let id = user_id.to_owned();
+    let user = app
+        .db
+        .write(move |tx| {
+            let now = Timestamp::now();
+            users::user_by_id(tx, &id)?.ok_or(ApiError::NotFound)?;
+            match change {
+                AdminChange::Disable => users::set_disabled(tx, &id, true, now)?,
+                AdminChange::Enable => users::set_disabled(tx, &id, false, now)?,
+                AdminChange::Promote => users::set_role(tx, &id, Role::Admin, now)?,
+            }
+            users::user_by_id(tx, &id)?.ok_or(ApiError::NotFound)
+        })
+        .await?;
+    app.auth.forget_user_sessions(user_id);
+    Ok(user)
+}
+
+/// A password reset token an administrator hands over (servers without mail).
+#[derive(Debug, Clone)]
+pub struct IssuedReset {
+    pub token: String,
+    pub expires_at: Timestamp,
+    /// The reset page with the token, when `server.public_url` is set.
+    pub link: Option<String>,
+}
+
+/// Issues a single-use password reset token for account `user_id` (404 when there is none).
+pub async fn issue_reset(app: &App, user_id: &str) -> AppResult<IssuedReset> {
+    let id = user_id.to_owned();
+    app.db
+        .read(move |conn| users::user_by_id(conn, &id))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let token = super::tokens::issue_user_token(app, user_id, Purpose::ResetPassword).await?;
+    Ok(IssuedReset {
+        link: app.notify.link("/reset-password", &token),
+        expires_at: Timestamp::now().plus_secs(super::tokens::USER_TOKEN_TTL_SECS),
+        token,
+    })
+}
+
+/// The account with `email` (normalised as accounts are stored), if any.
+pub async fn find_by_email(app: &App, email: &Email) -> AppResult<Option<UserRow>> {
+    let email = email.to_string();
+    app.db
+        .read(move |conn| users::user_by_email(conn, &email))
+        .await
+}
+
 /// Opens a session for `user` and returns the token pair.
 pub async fn start_session(
     app: &App,

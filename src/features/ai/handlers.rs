@@ -234,13 +234,5 @@ pub async fn usage(
 /// Whether the AI proxy is configured and its upstream answers (no sign-in needed).
 #[utoipa::path(get, path = "/ai/health", tag = "ai", responses((status = 200, body = AiHealth)))]
 pub async fn health(State(state): State<AppState>) -> AppJson<AiHealth> {
-    match state.part::<super::Ai>() {
-        Ok(ai) => AppJson(ai.health().await),
-        Err(_) => AppJson(AiHealth {
-            configured: false,
-            upstream: "unconfigured",
-            latency_ms: None,
-            checked_at: Timestamp::now(),
-        }),
-    }
+    AppJson(super::upstream_health(&state).await)
 }

@@ -22,7 +22,8 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub use store::{UsageSum, usage_by_user};
+pub use store::{UsageSum, usage_by_day, usage_by_user};
+pub use types::AiHealth;
 pub use upstream::{ProbeError, Upstream};
 
 use crate::{
@@ -163,7 +164,8 @@ impl Ai {
         models
     }
 
-    async fn health(&self) -> types::AiHealth {
+    /// The upstream's health, from a probe at most every `HEALTH_TTL`.
+    pub async fn health(&self) -> types::AiHealth {
         let mut cache = self.health.lock().await;
         if let Some((at, health)) = cache.as_ref()
             && at.elapsed() < HEALTH_TTL
@@ -188,5 +190,19 @@ impl Ai {
         };
         *cache = Some((Instant::now(), health.clone()));
         health
+    }
+}
+
+/// The AI upstream's health (`GET /ai/health`, the console's overview): the proxy's cached
+/// probe, or `unconfigured` when the app runs without the proxy.
+pub async fn upstream_health(app: &crate::app::App) -> AiHealth {
+    match app.part::<Ai>() {
+        Ok(ai) => ai.health().await,
+        Err(_) => AiHealth {
+            configured: false,
+            upstream: "unconfigured",
+            latency_ms: None,
+            checked_at: crate::domain::Timestamp::now(),
+        },
     }
 }

@@ -104,6 +104,19 @@ pub fn usage_by_user(conn: &Connection, since: i64) -> AppResult<Vec<UsageSum>> 
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Every user's usage per day and model since `since`, oldest day first (the console's
+/// chart): `key` is the day.
+pub fn usage_by_day(conn: &Connection, since: i64) -> AppResult<Vec<UsageSum>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT day, model, count(*), sum(prompt_tokens), sum(completion_tokens),
+                sum(total_tokens), sum(estimated_tokens)
+         FROM ai_usage WHERE created_at >= ?1
+         GROUP BY day, model ORDER BY day, model",
+    )?;
+    let rows = stmt.query_map([since], sum_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,5 +308,22 @@ mod tests {
             "a call exactly at `since` is counted"
         );
         assert!(usage_by_user(&db, DAY1 + 2 * DAY).unwrap().is_empty());
+    }
+
+    #[test]
+    fn usage_by_day_sums_every_user_per_day_and_model() {
+        let db = TempDb::new();
+        db.user("u1").user("u2");
+        rec(&db, call("u1", "m1", 1, 1, DAY1));
+        rec(&db, call("u2", "m1", 2, 2, DAY1 + 60));
+        rec(&db, call("u2", "m2", 3, 0, DAY1 + DAY));
+        rec(&db, call("u1", "m1", 9, 9, DAY1 - 1)); // before `since`
+        assert_eq!(
+            flat(&usage_by_day(&db, DAY1).unwrap()),
+            [
+                ("2024-01-01", "m1", 2, 3, 3, 6),
+                ("2024-01-02", "m2", 1, 3, 0, 3),
+            ]
+        );
     }
 }

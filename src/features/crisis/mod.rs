@@ -23,6 +23,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub use handlers::locales;
 pub use resources::{Resource, accept_language};
 pub use service::{assess, screen, screen_analysis};
+pub use store::FailedDelivery;
 pub use types::{CrisisFlag, Source};
 
 use crate::{
@@ -91,6 +92,26 @@ pub async fn event_counts(
     since: Timestamp,
 ) -> AppResult<Vec<(String, String, i64)>> {
     app.db.read(move |conn| store::counts(conn, since)).await
+}
+
+/// Events since `since` per UTC day, level and source (the console's crisis page).
+pub async fn event_counts_by_day(
+    app: &crate::app::App,
+    since: Timestamp,
+) -> AppResult<Vec<(String, String, String, i64)>> {
+    app.db
+        .read(move |conn| store::counts_by_day(conn, since))
+        .await
+}
+
+/// The latest notifications that failed or are retrying after a failure (no text).
+pub async fn failed_deliveries(
+    app: &crate::app::App,
+    limit: u32,
+) -> AppResult<Vec<FailedDelivery>> {
+    app.db
+        .read(move |conn| store::failed_deliveries(conn, limit))
+        .await
 }
 
 /// Sends a signed test event to `crisis.webhook_url` now (for `persona admin crisis

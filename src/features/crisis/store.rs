@@ -366,3 +366,58 @@ pub fn counts(conn: &Connection, since: Timestamp) -> AppResult<Vec<(String, Str
     let rows = stmt.query_map([since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// Events since `since` per UTC day, level and source, oldest day first (the console).
+pub fn counts_by_day(
+    conn: &Connection,
+    since: Timestamp,
+) -> AppResult<Vec<(String, String, String, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT date(created_at, 'unixepoch'), level, source, count(*) FROM crisis_events
+         WHERE created_at >= ?1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    )?;
+    let rows = stmt.query_map([since], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A notification that failed for good, or failed and waits for another attempt.
+#[derive(Debug, Clone)]
+pub struct FailedDelivery {
+    pub id: i64,
+    pub event_id: String,
+    pub level: String,
+    pub channel: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_attempt_at: Option<Timestamp>,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+}
+
+/// The latest `limit` deliveries that failed (or are retrying after a failure), newest
+/// attempt first. Never the message: only what happened to it.
+pub fn failed_deliveries(conn: &Connection, limit: u32) -> AppResult<Vec<FailedDelivery>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT n.id, n.event_id, e.level, n.channel, n.status, n.attempts, n.last_attempt_at,
+                n.next_attempt_at, n.last_error
+         FROM crisis_notifications n JOIN crisis_events e ON e.id = n.event_id
+         WHERE n.status = 'failed' OR (n.status = 'pending' AND n.attempts > 0)
+         ORDER BY n.last_attempt_at DESC, n.id DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit], |r| {
+        Ok(FailedDelivery {
+            id: r.get(0)?,
+            event_id: r.get(1)?,
+            level: r.get(2)?,
+            channel: r.get(3)?,
+            status: r.get(4)?,
+            attempts: r.get(5)?,
+            last_attempt_at: r.get(6)?,
+            next_attempt_at: r.get(7)?,
+            last_error: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -38,6 +38,7 @@ use crate::{
         (name = "ai", description = "The AI proxy: OpenAI-compatible, with the server's key"),
         (name = "crisis", description = "Crisis support: the detector, hotlines, contacts, SOS"),
         (name = "conversations", description = "Saved AI conversations, public or private, with search"),
+        (name = "admin", description = "The admin console's data and account actions (administrators only)"),
     )
 )]
 struct ApiDoc;
