@@ -349,8 +349,8 @@ async function scripts() {
           onclick: async () => {
             try {
               await api("PUT", `/ai/scripts/${encodeURIComponent(script.name)}/active`, { version: v.version });
-              say(`${script.name} ${v.version} is now active.`);
               await route();
+              say(`${script.name} ${v.version} is now active.`);
             } catch (e) { if (e.status !== 401) say(e.message); }
           },
         }, "Activate")]))));
@@ -364,8 +364,8 @@ async function scripts() {
     if (f.version.value.trim()) body.version = f.version.value.trim();
     try {
       const created = await api("POST", "/ai/scripts", body);
-      say(`Created ${created.name} ${created.version}.`);
       await route();
+      say(`Created ${created.name} ${created.version}.`);
     } catch (err) {
       if (err.status !== 401) error.textContent = err.message;
     }

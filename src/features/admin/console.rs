@@ -19,7 +19,7 @@ use crate::{app::AppState, error::ApiError};
 
 /// The console's CSP: same-origin script, style and API calls; nothing inline, nothing
 /// evaluated, no plugins, no forms to elsewhere, never in a frame.
-pub const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
 
@@ -71,13 +71,6 @@ static FILES: LazyLock<[(&str, Asset); 3]> = LazyLock::new(|| {
         ),
     ]
 });
-
-/// The embedded files and their sizes in bytes (the page first).
-pub fn sizes() -> Vec<(&'static str, usize)> {
-    std::iter::once(("index.html", INDEX.body.len()))
-        .chain(FILES.iter().map(|(name, a)| (*name, a.body.len())))
-        .collect()
-}
 
 fn serve(asset: &Asset, headers: &HeaderMap) -> Response {
     let cached = headers

@@ -15,8 +15,6 @@ mod types;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub use console::{CONSOLE_CSP, sizes};
-
 use crate::{app::Feature, config::Config, http::ApiRouter};
 
 pub struct Admin;
