@@ -43,6 +43,9 @@ pub use constraint::{Violation, on_unique, violation};
 pub use inspect::{Inspection, inspect};
 pub use migrations::{MigrationReport, pending_migrations};
 
+/// How long a read connection beyond the first may sit unused before it is closed.
+const READER_IDLE: Duration = Duration::from_secs(20);
+
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<Inner>,
@@ -114,6 +117,9 @@ impl Db {
         let pool = r2d2::Pool::builder()
             .max_size(readers)
             .min_idle(Some(1))
+            // A reader idle this long is closed (r2d2 looks every 30 s), and its page cache
+            // (up to 2 MB) with it: after a burst the server returns near its idle size.
+            .idle_timeout(Some(READER_IDLE))
             .connection_timeout(busy)
             .build(manager)
             .context("cannot open the database read pool")?;

@@ -79,9 +79,19 @@ pub fn router(state: AppState) -> Router {
 /// `/api`, the metrics and the docs.
 pub fn routes(config: &Config, features: &[std::sync::Arc<dyn Feature>]) -> Router<AppState> {
     let (system, api, doc) = openapi::split(config, features);
+    // The document is served as the JSON it serializes to once (170 KB), not kept as the
+    // struct utoipa builds (about 3 MB of maps and strings, for the life of the process).
+    let json = axum::body::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+    drop(doc);
+    let document = axum::routing::get(move || {
+        let json = json.clone();
+        async move { ([(header::CONTENT_TYPE, "application/json")], json) }
+    });
     let docs: Router<AppState> = Router::from(
-        SwaggerUi::new("/api-docs").url("/api-docs/openapi.json", doc),
+        SwaggerUi::new("/api-docs")
+            .config(utoipa_swagger_ui::Config::from("/api-docs/openapi.json")),
     )
+    .route("/api-docs/openapi.json", document)
     .layer(SetResponseHeaderLayer::overriding(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(DOCS_CSP),
