@@ -328,6 +328,10 @@ impl Lexicon {
         for (i, p) in lex.patterns.iter().enumerate() {
             lex.by_first[p.elems[0] as usize].push(i as u32);
         }
+        // Built once, kept for the life of the server: no spare capacity.
+        lex.patterns.shrink_to_fit();
+        lex.by_first.iter_mut().for_each(Vec::shrink_to_fit);
+        lex.rules.shrink_to_fit();
         Ok(lex)
     }
 
@@ -397,6 +401,7 @@ impl Lexicon {
             "#" => vec![NUM],
             text => self.alternative_ids(text),
         })?;
+        let source: std::sync::Arc<str> = phrase.into();
         for elems in expand(&slots)? {
             if elems.first().is_none_or(|&e| e == GAP || e == GAP3) {
                 return Err("a phrase must start with a word".into());
@@ -404,7 +409,7 @@ impl Lexicon {
             self.patterns.push(Pattern {
                 elems: elems.into(),
                 target,
-                source: phrase.into(),
+                source: source.clone(),
             });
         }
         Ok(())

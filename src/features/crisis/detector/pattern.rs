@@ -22,7 +22,8 @@ const MAX_EXPANSIONS: usize = 2048;
 pub(crate) struct Pattern {
     pub(crate) elems: Box<[u32]>,
     pub(crate) target: u32,
-    pub(crate) source: Box<str>,
+    /// The phrase as written, shared by every expansion of it (for traces).
+    pub(crate) source: std::sync::Arc<str>,
 }
 
 /// A slot is a list of alternatives; an optional slot holds an empty alternative.
