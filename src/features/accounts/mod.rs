@@ -19,7 +19,7 @@ pub use service::{
 };
 pub use store::Purpose;
 pub use tokens::issue_user_token;
-pub use types::Password;
+pub use types::{Password, User};
 
 use crate::{
     app::{AppState, Feature, Init},

@@ -145,21 +145,7 @@ pub async fn crisis_report(app: &App, since: Timestamp) -> AppResult<CrisisRepor
             events,
         })
         .collect();
-    let failed_deliveries = crisis::failed_deliveries(app, 50)
-        .await?
-        .into_iter()
-        .map(|d| FailedDelivery {
-            id: d.id,
-            event_id: d.event_id,
-            level: d.level,
-            channel: d.channel,
-            status: d.status,
-            attempts: d.attempts,
-            last_attempt_at: d.last_attempt_at,
-            next_attempt_at: d.next_attempt_at,
-            last_error: d.last_error,
-        })
-        .collect();
+    let failed_deliveries = crisis::failed_deliveries(app, 50).await?;
     Ok(CrisisReport {
         since,
         by_day,

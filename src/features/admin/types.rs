@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
-    auth::{Role, UserRow},
+    auth::UserRow,
     domain::Timestamp,
     error::{ApiError, AppResult},
-    features::ai::AiHealth,
+    features::{accounts::User, ai::AiHealth, crisis::FailedDelivery},
 };
 
 /// The server at a glance.
@@ -45,33 +45,21 @@ pub struct UsageTotals {
     pub total_tokens: i64,
 }
 
-/// An account as the admin sees it (no password hash).
+/// An account as the admin sees it: the user's own view of it, and whether it is disabled
+/// (never the password hash).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Account {
-    pub id: String,
-    pub email: String,
-    pub display_name: Option<String>,
-    pub role: Role,
-    pub email_verified: bool,
+    #[serde(flatten)]
+    pub user: User,
     pub disabled: bool,
-    pub created_at: Timestamp,
-    pub last_sync_at: Option<Timestamp>,
-    pub device_count: i64,
 }
 
 impl From<UserRow> for Account {
-    fn from(u: UserRow) -> Self {
+    fn from(row: UserRow) -> Self {
         Account {
-            id: u.id,
-            email: u.email,
-            display_name: u.display_name,
-            role: u.role,
-            email_verified: u.email_verified,
-            disabled: u.disabled,
-            created_at: u.created_at,
-            last_sync_at: u.last_sync_at,
-            device_count: u.device_count,
+            user: User::from(&row),
+            disabled: row.disabled,
         }
     }
 }
@@ -180,23 +168,6 @@ pub struct CrisisDay {
     pub level: String,
     pub source: String,
     pub events: i64,
-}
-
-/// A notification that failed, or failed and will be tried again.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct FailedDelivery {
-    pub id: i64,
-    pub event_id: String,
-    pub level: String,
-    /// `email` or `webhook`.
-    pub channel: String,
-    /// `failed` (given up) or `pending` (another attempt is due).
-    pub status: String,
-    pub attempts: i64,
-    pub last_attempt_at: Option<Timestamp>,
-    pub next_attempt_at: Option<Timestamp>,
-    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

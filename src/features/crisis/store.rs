@@ -382,23 +382,12 @@ pub fn counts_by_day(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// A notification that failed for good, or failed and waits for another attempt.
-#[derive(Debug, Clone)]
-pub struct FailedDelivery {
-    pub id: i64,
-    pub event_id: String,
-    pub level: String,
-    pub channel: String,
-    pub status: String,
-    pub attempts: i64,
-    pub last_attempt_at: Option<Timestamp>,
-    pub next_attempt_at: Option<Timestamp>,
-    pub last_error: Option<String>,
-}
-
 /// The latest `limit` deliveries that failed (or are retrying after a failure), newest
 /// attempt first. Never the message: only what happened to it.
-pub fn failed_deliveries(conn: &Connection, limit: u32) -> AppResult<Vec<FailedDelivery>> {
+pub fn failed_deliveries(
+    conn: &Connection,
+    limit: u32,
+) -> AppResult<Vec<super::types::FailedDelivery>> {
     let mut stmt = conn.prepare_cached(
         "SELECT n.id, n.event_id, e.level, n.channel, n.status, n.attempts, n.last_attempt_at,
                 n.next_attempt_at, n.last_error
@@ -407,7 +396,7 @@ pub fn failed_deliveries(conn: &Connection, limit: u32) -> AppResult<Vec<FailedD
          ORDER BY n.last_attempt_at DESC, n.id DESC LIMIT ?1",
     )?;
     let rows = stmt.query_map([limit], |r| {
-        Ok(FailedDelivery {
+        Ok(super::types::FailedDelivery {
             id: r.get(0)?,
             event_id: r.get(1)?,
             level: r.get(2)?,

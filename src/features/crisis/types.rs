@@ -310,3 +310,21 @@ mod tests {
         assert!(parse_check_text(&"a".repeat(MAX_CHECK_TEXT + 1)).is_err());
     }
 }
+
+/// A notification that failed for good, or failed and waits for another attempt (the admin
+/// console's report): what happened to it, never its message.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedDelivery {
+    pub id: i64,
+    pub event_id: String,
+    pub level: String,
+    /// `email` or `webhook`.
+    pub channel: String,
+    /// `failed` (given up) or `pending` (another attempt is due).
+    pub status: String,
+    pub attempts: i64,
+    pub last_attempt_at: Option<Timestamp>,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+}
