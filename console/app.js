@@ -126,9 +126,12 @@ async function signIn(event) {
     }
     session.token = answer.accessToken;
     session.user = answer.user;
-    // Back to the form a little before the token expires (the server refuses it after).
-    expiryTimer = setTimeout(() => signedOut("Your session expired; sign in again."),
-      Math.max(5, answer.expiresIn - 5) * 1000);
+    // Back to the form a little before the token expires (the server refuses it after),
+    // ending the session on the server too. (setTimeout takes at most 2^31 - 1 ms.)
+    expiryTimer = setTimeout(async () => {
+      await api("POST", "/auth/logout").catch(() => {});
+      signedOut("Your session expired; sign in again.");
+    }, Math.min(2 ** 31 - 1, Math.max(5, answer.expiresIn - 5) * 1000));
     $("password").value = "";
     $("signin").hidden = true;
     $("nav").hidden = false;
@@ -153,6 +156,8 @@ async function signOut() {
 // ---------- pages ----------
 
 function page(title, ...content) {
+  // An answer that arrives after sign-out (or expiry) is not drawn under the sign-in form.
+  if (!session.token) return;
   const view = $("view");
   const heading = h("h1", { tabindex: "-1" }, title);
   view.replaceChildren(heading, ...content.flat());
@@ -445,7 +450,7 @@ const PAGES = { overview, users, usage, scripts, crisis, conversations };
 async function route() {
   if (!session.token) return;
   const name = (location.hash.replace(/^#\//, "").split("?")[0]) || "overview";
-  const show = PAGES[name] || overview;
+  const show = Object.hasOwn(PAGES, name) ? PAGES[name] : overview;
   for (const a of document.querySelectorAll("nav a")) {
     a.setAttribute("aria-current", a.getAttribute("href") === `#/${name}` ? "page" : "false");
   }

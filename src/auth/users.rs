@@ -2,6 +2,7 @@
 //! feature that needs a user reads it through here; the accounts feature writes it.
 
 use rusqlite::{Connection, OptionalExtension, params};
+use unicode_normalization::UnicodeNormalization;
 
 use super::Role;
 use crate::{
@@ -98,8 +99,9 @@ pub fn list_users(conn: &Connection) -> AppResult<Vec<UserRow>> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Accounts whose email or display name contains `query` (any case; all when empty), by
-/// email, the page after `after` (an email), at most `limit`.
+/// Accounts whose email or display name contains `query` (any case, Unicode included, in
+/// NFC; all when empty), by email, the page after `after` (an email), at most `limit`.
+/// Needs the connection's `unicode_lower` function (`db::configure`).
 pub fn search_users(
     conn: &Connection,
     query: &str,
@@ -108,14 +110,18 @@ pub fn search_users(
 ) -> AppResult<Vec<UserRow>> {
     let sql = format!(
         "SELECT {USER_COLUMNS} FROM users
-         WHERE (?1 = '' OR instr(lower(email), ?1) > 0
-                OR instr(lower(coalesce(display_name, '')), ?1) > 0)
+         WHERE (?1 = '' OR instr(email, ?1) > 0
+                OR instr(unicode_lower(coalesce(display_name, '')), ?1) > 0)
            AND email > ?2
          ORDER BY email LIMIT ?3"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(
-        params![query.to_lowercase(), after.unwrap_or(""), limit],
+        params![
+            query.nfc().collect::<String>().to_lowercase(),
+            after.unwrap_or(""),
+            limit
+        ],
         user_from_row,
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -235,6 +241,7 @@ mod tests {
             insert_user(conn, &new_user(id, email)).unwrap();
         }
         set_display_name(conn, "3", Some("Xavier"), Timestamp::from_unix(6)).unwrap();
+        set_display_name(conn, "1", Some("Élodie Ärger"), Timestamp::from_unix(6)).unwrap();
         let emails = |rows: Vec<UserRow>| rows.into_iter().map(|u| u.email).collect::<Vec<_>>();
         assert_eq!(
             emails(search_users(conn, "X.ORG", None, 10).unwrap()),
@@ -251,6 +258,15 @@ mod tests {
         assert_eq!(
             emails(search_users(conn, "", Some("b@x.org"), 2).unwrap()),
             ["c@other.org"]
+        );
+        // Capitals beyond ASCII, and a query typed with a combining accent (NFD).
+        assert_eq!(
+            emails(search_users(conn, "élodie", None, 10).unwrap()),
+            ["b@x.org"]
+        );
+        assert_eq!(
+            emails(search_users(conn, "E\u{301}LODIE ä", None, 10).unwrap()),
+            ["b@x.org"]
         );
         // LIKE wildcards are plain characters here.
         assert!(search_users(conn, "%", None, 10).unwrap().is_empty());

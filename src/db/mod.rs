@@ -291,7 +291,25 @@ fn configure(conn: &Connection, busy: Duration) -> rusqlite::Result<()> {
     // Deleted rows are overwritten with zeros, not left in free pages: a deleted
     // conversation's words (or a deleted backup's bytes) cannot be read back from the file.
     conn.pragma_update(None, "secure_delete", true)?;
+    functions(conn)
+}
+
+/// The SQL functions the queries use beyond SQLite's own, on every connection.
+fn functions(conn: &Connection) -> rusqlite::Result<()> {
     fts::register(conn)?;
+    // SQLite's own `lower()` changes only ASCII letters: `unicode_lower('Élodie')` is
+    // `élodie`, so a search typed in lower case finds every name.
+    conn.create_scalar_function(
+        "unicode_lower",
+        1,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8
+            | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(ctx
+                .get::<Option<String>>(0)?
+                .map(|text| text.to_lowercase()))
+        },
+    )?;
     Ok(())
 }
 

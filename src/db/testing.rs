@@ -24,6 +24,7 @@ impl TempDb {
         let mut conn = Connection::open(dir.path().join("persona.db")).expect("open database");
         conn.pragma_update(None, "foreign_keys", true)
             .expect("foreign keys");
+        super::functions(&conn).expect("SQL functions");
         super::migrations::run(&mut conn).expect("migrations apply");
         TempDb { conn, _dir: dir }
     }

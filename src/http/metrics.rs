@@ -128,10 +128,11 @@ pub fn requests_last_minute() -> u64 {
     LAST_MINUTE.sum(now_secs())
 }
 
+/// Seconds since the counter was first used: a monotonic clock, so a step of the wall
+/// clock neither doubles nor empties the figure.
 fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    static START: LazyLock<std::time::Instant> = LazyLock::new(std::time::Instant::now);
+    START.elapsed().as_secs()
 }
 
 /// Counts per second over a ring of 60 seconds. A bucket is reset by the first count of a

@@ -124,7 +124,7 @@ pub async fn change_account(app: &App, user_id: &str, change: AdminChange) -> Ap
 pub struct IssuedReset {
     pub token: String,
     pub expires_at: Timestamp,
-    /// The reset page with the token, when `server.public_url` is set.
+    /// The reset page with the token, when mail is set up (`smtp.public_url`).
     pub link: Option<String>,
 }
 

@@ -71,9 +71,10 @@ async fn change(
             "you cannot disable your own account (another administrator can)",
         ));
     }
-    Ok(AppJson(
-        accounts::change_account(state, &id, change).await?.into(),
-    ))
+    let account = accounts::change_account(state, &id, change).await?;
+    // Who did what to whom, for the admin's own record (ids only).
+    tracing::info!(actor = %admin.0.user_id, target = %id, action = ?change, "admin changed an account");
+    Ok(AppJson(account.into()))
 }
 
 /// Disable an account: it cannot sign in, and its sessions end at once.
@@ -121,11 +122,12 @@ pub async fn promote(
     responses((status = 200, body = ResetToken)))]
 pub async fn reset_token(
     State(state): State<AppState>,
-    _admin: AdminUser,
+    admin: AdminUser,
     AppPath(id): AppPath<String>,
 ) -> AppResult<AppJson<ResetToken>> {
     let id = account_id(&id)?;
     let reset = accounts::issue_reset(&state, &id).await?;
+    tracing::info!(actor = %admin.0.user_id, target = %id, "admin issued a password reset token");
     Ok(AppJson(ResetToken {
         token: reset.token,
         expires_at: reset.expires_at,

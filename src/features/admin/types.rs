@@ -87,7 +87,7 @@ pub struct AccountQuery {
 pub struct ResetToken {
     pub token: String,
     pub expires_at: Timestamp,
-    /// The reset link, when `server.public_url` is set.
+    /// The reset link, when mail is set up (`smtp.host` and `smtp.public_url`).
     pub link: Option<String>,
 }
 
