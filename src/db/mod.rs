@@ -153,6 +153,21 @@ impl Db {
         Ok((db, report))
     }
 
+    /// Readiness: a query answers within two seconds; else 503 `unavailable` (a failing
+    /// query is logged).
+    pub async fn ready(&self) -> AppResult<()> {
+        match tokio::time::timeout(Duration::from_secs(2), self.read(check)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "readiness check failed");
+                Err(ApiError::unavailable("The database is not usable."))
+            }
+            Err(_) => Err(ApiError::unavailable(
+                "The database did not answer in time.",
+            )),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
@@ -335,8 +350,8 @@ pub fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A query that proves the database answers (readiness).
-pub fn check(conn: &Connection) -> AppResult<()> {
+/// A query that proves the database answers (readiness, see [`Db::ready`]).
+fn check(conn: &Connection) -> AppResult<()> {
     conn.query_row("SELECT count(*) FROM server_meta", [], |r| {
         r.get::<_, i64>(0)
     })?;

@@ -1,8 +1,6 @@
 //! `GET /health` (is the process up) and `GET /health/ready` (can it serve: the database
 //! answers). Load balancers and the app's "server reachable" check use them.
 
-use std::time::Duration;
-
 use axum::extract::State;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -12,8 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     app::{AppState, Feature},
     config::Config,
-    db,
-    error::{ApiError, AppResult},
+    error::AppResult,
     http::{ApiRouter, extract::AppJson},
 };
 
@@ -79,18 +76,9 @@ async fn health(State(state): State<AppState>) -> AppJson<HealthBody> {
         (status = 503, description = "The database is not usable", body = crate::error::ErrorBody),
     ))]
 async fn ready(State(state): State<AppState>) -> AppResult<AppJson<HealthBody>> {
-    let check = state.db.read(db::check);
-    match tokio::time::timeout(Duration::from_secs(2), check).await {
-        Ok(Ok(())) => Ok(AppJson(HealthBody {
-            database: Some("ok"),
-            ..HealthBody::now(&state, "persona is ready")
-        })),
-        Ok(Err(err)) => {
-            tracing::warn!(error = %err, "readiness check failed");
-            Err(ApiError::unavailable("The database is not usable."))
-        }
-        Err(_) => Err(ApiError::unavailable(
-            "The database did not answer in time.",
-        )),
-    }
+    state.db.ready().await?;
+    Ok(AppJson(HealthBody {
+        database: Some("ok"),
+        ..HealthBody::now(&state, "persona is ready")
+    }))
 }

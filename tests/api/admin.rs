@@ -5,17 +5,16 @@
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, Session, TestApp, assert_error, expect_json};
+use crate::helpers::{PASSWORD, TestApp, assert_error, expect_json};
 
-async fn admin(app: &TestApp) -> Session {
-    app.register("root@example.com").await;
-    app.sql(
-        "UPDATE users SET role = 'admin' WHERE email = ?1",
-        "root@example.com",
+/// `POST /admin/users/{id}/{action}` as `token`, whatever it answers.
+async fn act(app: &TestApp, token: &str, id: &str, action: &str) -> reqwest::Response {
+    app.post_as(
+        token,
+        &format!("/api/v1/admin/users/{id}/{action}"),
+        &json!({}),
     )
-    .await;
-    // A token minted after the promotion carries the admin role.
-    app.login("root@example.com").await
+    .await
 }
 
 const GETS: [&str; 5] = [
@@ -96,7 +95,7 @@ async fn usage_row(app: &TestApp, user_id: &str, model: &'static str, tokens: i6
 #[tokio::test]
 async fn the_overview_reports_the_server_at_a_glance() {
     let app = TestApp::spawn().await;
-    let root = admin(&app).await;
+    let root = app.admin("root@example.com").await;
     let ana = app.register("ana@example.com").await;
     app.register("ben@example.com").await;
     app.sql(
@@ -132,7 +131,7 @@ async fn the_overview_reports_the_server_at_a_glance() {
 #[tokio::test]
 async fn users_are_searched_and_paged_by_email() {
     let app = TestApp::spawn().await;
-    let root = admin(&app).await;
+    let root = app.admin("root@example.com").await;
     for email in ["cara@other.org", "ana@example.com", "ben@example.com"] {
         app.register(email).await;
     }
@@ -194,7 +193,7 @@ async fn users_are_searched_and_paged_by_email() {
 #[tokio::test]
 async fn disabling_takes_effect_at_once_and_enabling_undoes_it() {
     let app = TestApp::spawn().await;
-    let root = admin(&app).await;
+    let root = app.admin("root@example.com").await;
     let ana = app.register("ana@example.com").await;
     let id = ana.user["id"].as_str().unwrap();
     // The user's token is in use (and cached) before the admin acts.
@@ -204,16 +203,7 @@ async fn disabling_takes_effect_at_once_and_enabling_undoes_it() {
     )
     .await;
 
-    let disabled = expect_json(
-        app.post_as(
-            &root.access,
-            &format!("/api/v1/admin/users/{id}/disable"),
-            &json!({}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let disabled = expect_json(act(&app, &root.access, id, "disable").await, StatusCode::OK).await;
     assert_eq!(disabled["disabled"], true);
     assert_error(
         app.get_as(&ana.access, "/api/v1/auth/me").await,
@@ -228,16 +218,7 @@ async fn disabling_takes_effect_at_once_and_enabling_undoes_it() {
     )
     .await;
 
-    let enabled = expect_json(
-        app.post_as(
-            &root.access,
-            &format!("/api/v1/admin/users/{id}/enable"),
-            &json!({}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let enabled = expect_json(act(&app, &root.access, id, "enable").await, StatusCode::OK).await;
     assert_eq!(enabled["disabled"], false);
     // Disabling ended the old sessions; a new sign-in works.
     let again = app.login("ana@example.com").await;
@@ -250,12 +231,7 @@ async fn disabling_takes_effect_at_once_and_enabling_undoes_it() {
     // An administrator cannot lock themselves out.
     let own = root.user["id"].as_str().unwrap();
     let error = assert_error(
-        app.post_as(
-            &root.access,
-            &format!("/api/v1/admin/users/{own}/disable"),
-            &json!({}),
-        )
-        .await,
+        act(&app, &root.access, own, "disable").await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_failed",
     )
@@ -277,20 +253,11 @@ async fn disabling_takes_effect_at_once_and_enabling_undoes_it() {
 #[tokio::test]
 async fn promotion_and_reset_tokens_work_through_the_api() {
     let app = TestApp::spawn().await;
-    let root = admin(&app).await;
+    let root = app.admin("root@example.com").await;
     let ana = app.register("ana@example.com").await;
     let id = ana.user["id"].as_str().unwrap();
 
-    let promoted = expect_json(
-        app.post_as(
-            &root.access,
-            &format!("/api/v1/admin/users/{id}/promote"),
-            &json!({}),
-        )
-        .await,
-        StatusCode::OK,
-    )
-    .await;
+    let promoted = expect_json(act(&app, &root.access, id, "promote").await, StatusCode::OK).await;
     assert_eq!(promoted["role"], "admin");
     let ana_admin = app.login("ana@example.com").await;
     expect_json(
@@ -301,12 +268,7 @@ async fn promotion_and_reset_tokens_work_through_the_api() {
     .await;
 
     let reset = expect_json(
-        app.post_as(
-            &root.access,
-            &format!("/api/v1/admin/users/{id}/reset-token"),
-            &json!({}),
-        )
-        .await,
+        act(&app, &root.access, id, "reset-token").await,
         StatusCode::OK,
     )
     .await;
@@ -327,7 +289,7 @@ async fn promotion_and_reset_tokens_work_through_the_api() {
 #[tokio::test]
 async fn usage_is_reported_per_day_and_per_user() {
     let app = TestApp::spawn().await;
-    let root = admin(&app).await;
+    let root = app.admin("root@example.com").await;
     let ana = app.register("ana@example.com").await;
     let ben = app.register("ben@example.com").await;
     usage_row(&app, ana.user["id"].as_str().unwrap(), "m1", 10).await;
@@ -382,7 +344,7 @@ async fn usage_is_reported_per_day_and_per_user() {
 #[tokio::test]
 async fn the_script_catalogue_shows_every_version_and_which_is_active() {
     let app = TestApp::spawn().await;
-    let root = admin(&app).await;
+    let root = app.admin("root@example.com").await;
     let created = expect_json(
         app.post_as(
             &root.access,
@@ -450,7 +412,7 @@ async fn the_script_catalogue_shows_every_version_and_which_is_active() {
 #[tokio::test]
 async fn the_crisis_report_counts_events_and_failed_deliveries_without_text() {
     let app = TestApp::spawn().await;
-    let root = admin(&app).await;
+    let root = app.admin("root@example.com").await;
     let ana = app.register("ana@example.com").await;
     let text = "I'm going to kill myself tonight, the rope is ready.";
     app.post_as(&ana.access, "/api/v1/crisis/check", &json!({"text": text}))

@@ -48,13 +48,6 @@ fn ids(list: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn admin(app: &TestApp, email: &str) -> Session {
-    app.register(email).await;
-    app.sql("UPDATE users SET role = 'admin' WHERE email = ?1", email)
-        .await;
-    app.login(email).await
-}
-
 #[tokio::test]
 async fn a_conversation_is_saved_and_read_back() {
     let app = TestApp::spawn().await;
@@ -366,7 +359,7 @@ async fn category_and_tag_filters_categories_and_stats() {
 async fn admins_feature_and_delete_users_do_not() {
     let app = TestApp::spawn().await;
     let ana = app.register("ana@example.com").await;
-    let root = admin(&app, "root@example.com").await;
+    let root = app.admin("root@example.com").await;
     let public = create(&app, &ana, conversation("Pub", "x", true)).await;
     let private = create(&app, &ana, conversation("Priv", "x", false)).await;
     let featured = |c: &Value| format!("{URL}/{}/featured", c["id"].as_str().unwrap());
@@ -740,7 +733,7 @@ async fn the_admin_exports_one_users_conversations() {
 #[tokio::test]
 async fn featuring_an_unknown_conversation_is_404() {
     let app = TestApp::spawn().await;
-    let root = admin(&app, "root@example.com").await;
+    let root = app.admin("root@example.com").await;
     for id in ["00000000-0000-4000-8000-000000000000", "not-a-uuid"] {
         assert_error(
             app.call(Method::PATCH, &format!("{URL}/{id}/featured"))

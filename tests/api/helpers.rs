@@ -212,6 +212,15 @@ impl TestApp {
         Session::from(response.json::<Value>().await.unwrap())
     }
 
+    /// Registers `email`, makes it an administrator (no route can) and signs it in again, so
+    /// the session's token carries the admin role.
+    pub async fn admin(&self, email: &str) -> Session {
+        self.register(email).await;
+        self.sql("UPDATE users SET role = 'admin' WHERE email = ?1", email)
+            .await;
+        self.login(email).await
+    }
+
     /// Runs a closure on the writer connection (to arrange what no route can, e.g. an admin).
     pub async fn sql(&self, sql: &'static str, email: &str) {
         let email = email.to_owned();

@@ -3,17 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Session, TestApp, assert_error};
-
-async fn admin(app: &TestApp) -> Session {
-    let s = app.register("root@example.com").await;
-    app.sql(
-        "UPDATE users SET role = 'admin' WHERE email = ?1",
-        "root@example.com",
-    )
-    .await;
-    s
-}
+use crate::helpers::{TestApp, assert_error};
 
 #[tokio::test]
 async fn defaults_are_seeded_and_listed_with_an_etag() {
@@ -75,7 +65,7 @@ async fn defaults_are_seeded_and_listed_with_an_etag() {
 #[tokio::test]
 async fn versions_activation_and_deactivation() {
     let app = TestApp::spawn().await;
-    let root = admin(&app).await;
+    let root = app.admin("root@example.com").await;
     let user = app.register("ana@example.com").await;
     let etag_before = app
         .get_as(&user.access, "/api/v1/ai/scripts")
@@ -238,7 +228,7 @@ async fn only_admins_change_scripts() {
 #[tokio::test]
 async fn invalid_scripts_are_422() {
     let app = TestApp::spawn().await;
-    let root = admin(&app).await;
+    let root = app.admin("root@example.com").await;
     for (body, field) in [
         (
             json!({"name": "Bad Name", "content": {"system": "x"}}),
@@ -341,13 +331,7 @@ fn admin_scripts_seed_list_export_import() {
 #[tokio::test]
 async fn versions_are_strings_bumped_in_their_last_number() {
     let app = TestApp::spawn().await;
-    app.register("root@example.com").await;
-    app.sql(
-        "UPDATE users SET role = 'admin' WHERE email = ?1",
-        "root@example.com",
-    )
-    .await;
-    let root = app.login("root@example.com").await;
+    let root = app.admin("root@example.com").await;
     let create = |body: Value| {
         app.call(Method::POST, "/api/v1/ai/scripts")
             .bearer(&root.access)

@@ -1,13 +1,10 @@
 //! The console's reports, assembled from the features' own functions (the ones the CLI
 //! calls): nothing here writes SQL of another feature's tables.
 
-use std::time::Duration;
-
 use super::types::*;
 use crate::{
     app::App,
     auth::users,
-    db,
     domain::Timestamp,
     error::AppResult,
     features::{ai, crisis, scripts},
@@ -16,10 +13,9 @@ use crate::{
 
 /// Version, uptime, the database and the AI upstream, accounts, load and today's AI use.
 pub async fn overview(app: &App) -> AppResult<Overview> {
-    let check = app.db.read(db::check);
-    let database = match tokio::time::timeout(Duration::from_secs(2), check).await {
-        Ok(Ok(())) => "ok",
-        _ => "unavailable",
+    let database = match app.db.ready().await {
+        Ok(()) => "ok",
+        Err(_) => "unavailable",
     };
     let today = Timestamp::now().start_of_day();
     let (users, usage) = app
@@ -89,18 +85,10 @@ pub async fn usage(app: &App, since: Timestamp) -> AppResult<UsageReport> {
             ))
         })
         .await?;
-    let row = |s: ai::UsageSum| UsageRow {
-        key: s.key,
-        model: s.model,
-        requests: s.requests,
-        prompt_tokens: s.prompt_tokens,
-        completion_tokens: s.completion_tokens,
-        total_tokens: s.total_tokens,
-    };
     Ok(UsageReport {
         since,
-        by_day: by_day.into_iter().map(row).collect(),
-        by_user: by_user.into_iter().map(row).collect(),
+        by_day,
+        by_user,
     })
 }
 

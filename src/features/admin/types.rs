@@ -8,7 +8,11 @@ use crate::{
     auth::UserRow,
     domain::Timestamp,
     error::{ApiError, AppResult},
-    features::{accounts::User, ai::AiHealth, crisis::FailedDelivery},
+    features::{
+        accounts::User,
+        ai::{AiHealth, UsageSum},
+        crisis::FailedDelivery,
+    },
 };
 
 /// The server at a glance.
@@ -113,25 +117,14 @@ impl DaysQuery {
     }
 }
 
-/// Calls and tokens of one day and model, or of one user and model.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct UsageRow {
-    /// `YYYY-MM-DD` (UTC) in `byDay`, the user's email in `byUser`.
-    pub key: String,
-    pub model: String,
-    pub requests: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub total_tokens: i64,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageReport {
     pub since: Timestamp,
-    pub by_day: Vec<UsageRow>,
-    pub by_user: Vec<UsageRow>,
+    /// `key` is the day (`YYYY-MM-DD`, UTC).
+    pub by_day: Vec<UsageSum>,
+    /// `key` is the user's email.
+    pub by_user: Vec<UsageSum>,
 }
 
 /// Every version of one script.

@@ -53,10 +53,11 @@ pub fn tokens_on_day(conn: &Connection, user_id: &str, now: i64) -> AppResult<i6
         .query_row(params![user_id, now], |r| r.get(0))?)
 }
 
-/// Usage summed per day and model.
-#[derive(Debug, Clone)]
+/// Usage summed per day (or per user) and model; also a row of the admin console's report.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct UsageSum {
-    /// `YYYY-MM-DD` (UTC), or the user's email in the admin report.
+    /// `YYYY-MM-DD` (UTC) per day, or the user's email per user.
     pub key: String,
     pub model: String,
     pub requests: i64,
