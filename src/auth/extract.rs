@@ -52,8 +52,8 @@ impl FromRequestParts<AppState> for AuthUser {
             }
             Some(s) if s.disabled => Err(ApiError::account_disabled()),
             Some(s) if s.live => Ok(AuthUser {
-                user_id: claims.sub,
-                session_id: claims.sid,
+                user_id: claims.sub.clone(),
+                session_id: claims.sid.clone(),
                 role: s.role,
                 token_expires_at: claims.exp,
             }),
