@@ -174,6 +174,12 @@ struct TimedIo {
     phase: Phase,
     /// `begun` when the phase was last set: a change means a request began since.
     seen: u64,
+    /// When the current phase's time is up.
+    due: Instant,
+    /// The timer, armed at `due` or before it. A phase that ends later leaves it as it is:
+    /// it fires early and is then re-armed at `due` (see `poll_read`), so a busy connection
+    /// re-arms it about once per timeout instead of twice per request (each re-arm takes
+    /// the timer wheel's lock).
     deadline: Pin<Box<Sleep>>,
 }
 
@@ -181,20 +187,37 @@ impl TimedIo {
     fn new(io: TcpStream, activity: Arc<Activity>, limits: Limits) -> TimedIo {
         // A new connection waits for its first head like a kept-alive one: a client that
         // connects and sends nothing is closed after the header timeout.
-        let deadline = Box::pin(tokio::time::sleep(limits.header_read_timeout));
+        let due = Instant::now() + limits.header_read_timeout;
         TimedIo {
             io,
             activity,
             limits,
             phase: Phase::Head,
             seen: 0,
-            deadline,
+            due,
+            deadline: Box::pin(tokio::time::sleep_until(due)),
         }
     }
 
     fn enter(&mut self, phase: Phase, timeout: Duration) {
         self.phase = phase;
-        self.deadline.as_mut().reset(Instant::now() + timeout);
+        self.due = Instant::now() + timeout;
+        if self.deadline.deadline() > self.due {
+            self.deadline.as_mut().reset(self.due);
+        }
+    }
+
+    /// Whether the phase's time is up; arranges a wake-up at `due` when it is not.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        while self.deadline.as_mut().poll(cx).is_ready() {
+            if self.deadline.deadline() >= self.due {
+                return true;
+            }
+            // Fired early: the phase it was armed for has been replaced by a longer one.
+            let due = self.due;
+            self.deadline.as_mut().reset(due);
+        }
+        false
     }
 
     /// Moves to the phase the requests say, after a read that brought `read` bytes.
@@ -237,7 +260,7 @@ impl AsyncRead for TimedIo {
                 Poll::Pending
             }
             Poll::Pending => {
-                if this.deadline.as_mut().poll(cx).is_ready() {
+                if this.poll_expired(cx) {
                     let what = match this.phase {
                         Phase::Head => "request head not received in time",
                         _ => "idle connection timed out",

@@ -86,6 +86,34 @@ async fn an_idle_kept_alive_connection_is_closed_but_a_fresh_one_may_wait_for_it
 }
 
 #[tokio::test]
+async fn a_kept_alive_connection_gets_the_header_timeout_for_its_next_head() {
+    let app = TestApp::spawn_with(|c| {
+        c.server.header_read_timeout = Duration::from_secs(1);
+        c.server.keep_alive_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    let mut buf = [0u8; 4096];
+    // A few requests, the last a second after the one before (past the first head's
+    // deadline), then half of a head.
+    for pause in [0, 0, 1200] {
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: persona\r\n\r\n")
+            .await
+            .unwrap();
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    }
+    stream.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
+    let closed = closed_within(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("a stalled head is cut off after the header timeout, not the idle one");
+    assert!(closed >= Duration::from_millis(900), "{closed:?}");
+    assert!(closed < Duration::from_millis(2500), "{closed:?}");
+}
+
+#[tokio::test]
 async fn past_max_connections_new_ones_wait() {
     let app = TestApp::spawn_with(|c| c.server.max_connections = 1).await;
     let holder = TcpStream::connect(app.addr).await.unwrap();
