@@ -150,18 +150,37 @@ impl App {
         );
         self.prune_every("sessions", crate::auth::sessions::prune);
         self.snapshot_every();
+        // Latency samples go into their buckets (see `http::metrics_upkeep`).
+        self.tasks.every(
+            "metrics upkeep",
+            METRICS_UPKEEP_INTERVAL,
+            METRICS_UPKEEP_INTERVAL,
+            || async {
+                let _ = crate::db::run_blocking(|| {
+                    crate::http::metrics_upkeep();
+                    Ok(())
+                })
+                .await;
+            },
+        );
         // What a burst of load allocated and freed goes back to the system (see
-        // `crate::trim_allocator`), so the server returns near its idle size after it.
+        // `crate::trim_allocator`), SQLite's page caches first, so the server returns near
+        // its idle size after it.
+        let db = self.db.clone();
         self.tasks.every(
             "allocator trim",
             ALLOCATOR_TRIM_INTERVAL,
             ALLOCATOR_TRIM_INTERVAL,
-            || async {
-                let _ = crate::db::run_blocking(|| {
-                    crate::trim_allocator();
-                    Ok(())
-                })
-                .await;
+            move || {
+                let db = db.clone();
+                async move {
+                    let _ = crate::db::run_blocking(move || {
+                        db.release_memory();
+                        crate::trim_allocator();
+                        Ok(())
+                    })
+                    .await;
+                }
             },
         );
         for feature in &self.features {
@@ -176,6 +195,10 @@ impl App {
 
 /// How often freed heap memory is handed back to the system.
 const ALLOCATOR_TRIM_INTERVAL: Duration = Duration::from_secs(20);
+
+/// How often recorded latencies are folded into the histograms (a few MB of samples at most
+/// in between, at the fastest this server answers).
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 impl App {
     /// Deletes what can no longer be used, with `prune` (a store function answering how many

@@ -55,8 +55,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
 )]
 async fn render() -> Response {
+    upkeep();
     let handle = handle();
-    handle.run_upkeep();
     (
         [(
             header::CONTENT_TYPE,
@@ -65,6 +65,14 @@ async fn render() -> Response {
         handle.render(),
     )
         .into_response()
+}
+
+/// Folds the latencies recorded since the last call into the histograms' buckets. Until
+/// then the recorder keeps every sample (8 bytes each, in blocks): a server nobody scrapes
+/// grew by about 1 MB per 55,000 requests, for good. The app calls it every few seconds;
+/// `/metrics` calls it too.
+pub fn upkeep() {
+    handle().run_upkeep();
 }
 
 /// The labels of one request: every value from a fixed set, never from what the client

@@ -11,7 +11,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod rate_limit;
 
-pub use metrics::requests_last_minute;
+pub use metrics::{requests_last_minute, upkeep as metrics_upkeep};
 
 use axum::{
     Router,
