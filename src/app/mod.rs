@@ -164,18 +164,20 @@ impl App {
             },
         );
         // What a burst of load allocated and freed goes back to the system (see
-        // `crate::trim_allocator`), SQLite's page caches first, so the server returns near
+        // `crate::trim_allocator`), the writer's page cache first, so the server returns near
         // its idle size after it.
-        let db = self.db.clone();
+        let app = Arc::downgrade(self);
         self.tasks.every(
             "allocator trim",
             ALLOCATOR_TRIM_INTERVAL,
             ALLOCATOR_TRIM_INTERVAL,
             move || {
-                let db = db.clone();
+                let app = app.upgrade();
                 async move {
                     let _ = crate::db::run_blocking(move || {
-                        db.release_memory();
+                        if let Some(app) = app {
+                            app.db.release_memory();
+                        }
                         crate::trim_allocator();
                         Ok(())
                     })

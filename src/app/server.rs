@@ -176,10 +176,11 @@ struct TimedIo {
     seen: u64,
     /// When the current phase's time is up.
     due: Instant,
-    /// The timer, armed at `due` or before it. A phase that ends later leaves it as it is:
-    /// it fires early and is then re-armed at `due` (see `poll_read`), so a busy connection
-    /// re-arms it about once per timeout instead of twice per request (each re-arm takes
-    /// the timer wheel's lock).
+    /// The timer, armed at `due` or before it, never after. A phase that ends later leaves
+    /// it as it is: it fires early and is then re-armed at `due` (`poll_expired`). So a busy
+    /// connection re-arms it about once per timeout, instead of moving it earlier at each
+    /// new request head (a move earlier takes the timer wheel's lock; tokio moves a pending
+    /// timer later without it).
     deadline: Pin<Box<Sleep>>,
 }
 

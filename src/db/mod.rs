@@ -153,27 +153,20 @@ impl Db {
         Ok((db, report))
     }
 
-    /// Hands back the page cache of the writer and of one idle reader: SQLite frees the pages
-    /// no transaction holds (`PRAGMA shrink_memory`), and they come back from the OS's file
-    /// cache on the next queries. The writer's cache otherwise stays at its high-water mark
-    /// (about 2 MB after a burst of AI calls, each one a usage row). Blocking: waits for the
-    /// writer's current group.
+    /// Hands back the writer's page cache: SQLite frees the pages no transaction holds
+    /// (`PRAGMA shrink_memory`), and they come back from the OS's file cache on the next
+    /// writes. It otherwise stays at its high-water mark (about 2 MB after a burst of AI
+    /// calls, each one a usage row). Readers past the first close when idle, with their
+    /// caches; the first is left alone (taking it from the pool makes r2d2 open another).
+    /// Blocking: waits for the writer's current group.
     pub fn release_memory(&self) {
-        let shrink = |conn: &Connection| {
-            if let Err(err) = conn.execute_batch("PRAGMA shrink_memory") {
-                tracing::debug!(error = %err, "cannot shrink a connection's cache");
-            }
-        };
-        shrink(
-            &self
-                .inner
-                .writer
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        // Readers past the first close when idle, and their caches with them.
-        if let Some(reader) = self.inner.readers.try_get() {
-            shrink(&reader);
+        let writer = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(err) = writer.execute_batch("PRAGMA shrink_memory") {
+            tracing::debug!(error = %err, "cannot shrink the writer's cache");
         }
     }
 
