@@ -151,40 +151,16 @@ impl App {
         self.prune_every("sessions", crate::auth::sessions::prune);
         self.snapshot_every();
         // Latency samples go into their buckets (see `http::metrics_upkeep`).
-        self.tasks.every(
-            "metrics upkeep",
-            METRICS_UPKEEP_INTERVAL,
-            METRICS_UPKEEP_INTERVAL,
-            || async {
-                let _ = crate::db::run_blocking(|| {
-                    crate::http::metrics_upkeep();
-                    Ok(())
-                })
-                .await;
-            },
-        );
+        self.blocking_every("metrics upkeep", METRICS_UPKEEP_INTERVAL, |_| {
+            crate::http::metrics_upkeep();
+        });
         // What a burst of load allocated and freed goes back to the system (see
         // `crate::trim_allocator`), the writer's page cache first, so the server returns near
         // its idle size after it.
-        let app = Arc::downgrade(self);
-        self.tasks.every(
-            "allocator trim",
-            ALLOCATOR_TRIM_INTERVAL,
-            ALLOCATOR_TRIM_INTERVAL,
-            move || {
-                let app = app.upgrade();
-                async move {
-                    let _ = crate::db::run_blocking(move || {
-                        if let Some(app) = app {
-                            app.db.release_memory();
-                        }
-                        crate::trim_allocator();
-                        Ok(())
-                    })
-                    .await;
-                }
-            },
-        );
+        self.blocking_every("allocator trim", ALLOCATOR_TRIM_INTERVAL, |app| {
+            app.db.release_memory();
+            crate::trim_allocator();
+        });
         for feature in &self.features {
             feature.start(self);
         }
@@ -203,6 +179,23 @@ const ALLOCATOR_TRIM_INTERVAL: Duration = Duration::from_secs(20);
 const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 impl App {
+    /// Runs `work` on the blocking pool every `period` (the first time one period after
+    /// start), for as long as the app lives.
+    fn blocking_every(self: &Arc<Self>, what: &'static str, period: Duration, work: fn(&App)) {
+        let app = Arc::downgrade(self);
+        self.tasks.every(what, period, period, move || {
+            let app = app.upgrade();
+            async move {
+                let Some(app) = app else { return };
+                let _ = crate::db::run_blocking(move || {
+                    work(&app);
+                    Ok(())
+                })
+                .await;
+            }
+        });
+    }
+
     /// Deletes what can no longer be used, with `prune` (a store function answering how many
     /// rows it removed), a second after start and hourly after that.
     pub fn prune_every(

@@ -23,8 +23,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub use handlers::locales;
 pub use resources::{Resource, accept_language};
 pub use service::{assess, screen, screen_analysis};
-pub use types::FailedDelivery;
-pub use types::{CrisisFlag, Source};
+pub use types::{CrisisFlag, FailedDelivery, Source};
 
 use crate::{
     app::{AppState, Feature, Init},

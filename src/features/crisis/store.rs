@@ -3,6 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::types::FailedDelivery;
 use crate::{
     domain::{CrisisLevel, Timestamp},
     error::AppResult,
@@ -384,10 +385,7 @@ pub fn counts_by_day(
 
 /// The latest `limit` deliveries that failed (or are retrying after a failure), newest
 /// attempt first. Never the message: only what happened to it.
-pub fn failed_deliveries(
-    conn: &Connection,
-    limit: u32,
-) -> AppResult<Vec<super::types::FailedDelivery>> {
+pub fn failed_deliveries(conn: &Connection, limit: u32) -> AppResult<Vec<FailedDelivery>> {
     let mut stmt = conn.prepare_cached(
         "SELECT n.id, n.event_id, e.level, n.channel, n.status, n.attempts, n.last_attempt_at,
                 n.next_attempt_at, n.last_error
@@ -396,7 +394,7 @@ pub fn failed_deliveries(
          ORDER BY n.last_attempt_at DESC, n.id DESC LIMIT ?1",
     )?;
     let rows = stmt.query_map([limit], |r| {
-        Ok(super::types::FailedDelivery {
+        Ok(FailedDelivery {
             id: r.get(0)?,
             event_id: r.get(1)?,
             level: r.get(2)?,

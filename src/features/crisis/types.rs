@@ -268,6 +268,24 @@ pub struct LocaleQuery {
     pub locale: Option<String>,
 }
 
+/// A notification that failed for good, or failed and waits for another attempt (the admin
+/// console's report): what happened to it, never its message.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedDelivery {
+    pub id: i64,
+    pub event_id: String,
+    pub level: String,
+    /// `email` or `webhook`.
+    pub channel: String,
+    /// `failed` (given up) or `pending` (another attempt is due).
+    pub status: String,
+    pub attempts: i64,
+    pub last_attempt_at: Option<Timestamp>,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,22 +327,4 @@ mod tests {
         assert!(parse_check_text("hi").is_ok());
         assert!(parse_check_text(&"a".repeat(MAX_CHECK_TEXT + 1)).is_err());
     }
-}
-
-/// A notification that failed for good, or failed and waits for another attempt (the admin
-/// console's report): what happened to it, never its message.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct FailedDelivery {
-    pub id: i64,
-    pub event_id: String,
-    pub level: String,
-    /// `email` or `webhook`.
-    pub channel: String,
-    /// `failed` (given up) or `pending` (another attempt is due).
-    pub status: String,
-    pub attempts: i64,
-    pub last_attempt_at: Option<Timestamp>,
-    pub next_attempt_at: Option<Timestamp>,
-    pub last_error: Option<String>,
 }
