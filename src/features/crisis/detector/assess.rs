@@ -7,8 +7,8 @@
 
 use super::frames::{Mark, combine};
 use super::lexicon::{
-    CLAUSE, CONJUNCTION, CONTEXT, Category, Class, FIRST_PERSON, GUARD, HEDGE, IDIOM, Lexicon,
-    NEGATOR, POSSESSIVE, REASSURANCE, REFLEXIVE, Rule, SENTENCE, THIRD_PERSON,
+    CESSATION, CLAUSE, CONJUNCTION, CONTEXT, Category, Class, FIRST_PERSON, GUARD, HEDGE, IDIOM,
+    Lexicon, NEGATOR, POSSESSIVE, REASSURANCE, REFLEXIVE, Rule, SENTENCE, THIRD_PERSON,
 };
 use super::net::{GUARD_WINDOW, NetHit, catch, near};
 use super::pattern::match_at;
@@ -263,7 +263,10 @@ pub(crate) fn preceded_by(lex: &Lexicon, toks: &[u32], start: usize, class: Clas
         if classes & class != 0 {
             return true;
         }
-        if classes & (CONJUNCTION | FIRST_PERSON) != 0 {
+        // "can't stop thinking about it": the negator reaches the stopping only.
+        if classes & (CONJUNCTION | FIRST_PERSON) != 0
+            || (class == NEGATOR && classes & CESSATION != 0)
+        {
             return false;
         }
     }

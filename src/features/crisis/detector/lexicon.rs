@@ -43,6 +43,8 @@ struct WordClasses {
     context: Vec<String>,
     #[serde(default)]
     guard: Vec<String>,
+    #[serde(default)]
+    cessation: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +136,9 @@ pub(crate) const FUZZY: Class = 512;
 /// Games, cooking, sports, study, news, lyrics, films, deadlines, phones: no net word
 /// counts in a sentence with one of these.
 pub(crate) const GUARD: Class = 1024;
+/// Stop, quit, berhenti: a negator before one of these negates the stopping, not what
+/// follows ("i can't stop thinking about ending it").
+pub(crate) const CESSATION: Class = 2048;
 
 /// Token ids below `FIRST_WORD` are not words.
 pub(crate) const UNKNOWN: u32 = 0;
@@ -230,6 +235,7 @@ impl Lexicon {
             (&norm.words.reflexive, REFLEXIVE),
             (&norm.words.fuzzy, FUZZY),
             (&norm.words.guard, GUARD),
+            (&norm.words.cessation, CESSATION),
         ];
         for (list, bit) in classes {
             for entry in list {

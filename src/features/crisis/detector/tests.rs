@@ -162,6 +162,19 @@ fn negations_that_are_ideation_stay_risk() {
 }
 
 #[test]
+fn a_negated_stopping_is_not_a_negation_of_what_follows() {
+    for text in [
+        "i can't stop thinking about ending it",
+        "gak bisa berhenti mikirin bunuh diri",
+    ] {
+        DETECTOR.with(|d| {
+            let explained = d.explain(text);
+            assert!(!explained.contains("negated"), "{explained}");
+        });
+    }
+}
+
+#[test]
 fn negation_does_not_cross_a_clause_or_a_new_subject() {
     assert!(level("no, i want to die") >= CrisisLevel::Medium);
     assert!(level("i don't know why i want to die") >= CrisisLevel::Medium);
