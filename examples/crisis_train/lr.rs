@@ -16,6 +16,9 @@ pub(crate) struct Config {
     pub(crate) target_fa: f64,
     /// Sample weight of `high` messages (both heads), to favour recall.
     pub(crate) high_weight: f32,
+    /// Sample weight of `none` messages (both heads): ordinary chat is most of what a
+    /// deployed detector reads.
+    pub(crate) none_weight: f32,
 }
 
 /// One message ready for training: bucket indices with values, lexicon level and label.
@@ -70,10 +73,10 @@ pub(crate) fn train(rows: &[&Row], cfg: &Config) -> Heads {
                         .iter()
                         .map(|&(j, v)| h.w[k][j as usize] * v)
                         .sum::<f32>();
-                let w = if row.label == CrisisLevel::High {
-                    cfg.high_weight
-                } else {
-                    1.0
+                let w = match row.label {
+                    CrisisLevel::High => cfg.high_weight,
+                    CrisisLevel::None => cfg.none_weight,
+                    _ => 1.0,
                 };
                 let g = (sigmoid(z) - f32::from(u8::from(y))) * w;
                 for &(j, v) in &row.feats {

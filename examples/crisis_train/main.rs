@@ -1,24 +1,29 @@
 //! Offline trainer of the learned layer (`src/features/crisis/detector/model.rs`):
 //! `cargo run --release --features crisis-train --example crisis_train [-- --config=N]
-//! [--write [--mode=support|supportveto|gate|guarded|keephigh|max|maxguarded]]`.
+//! [--lofo] [--write [--mode=support|supportveto|gate|guarded|keephigh|max|maxguarded]]`.
 //!
-//! Reads the seven labelled training files (tune, heldout, heldout2, heldout3, heldout4,
-//! train2, train3). `train4.jsonl` and `train5.jsonl` are not in the shipped model yet: a
-//! model trained with them read "i'm going to jump off the bridge" as medium (see the data
-//! README), so the shipped one stays until the combine rule is fixed.
-//! Messages whose word sets overlap (Jaccard > 0.4, same language) are grouped so that
-//! near-duplicates never straddle folds. For each candidate configuration (the first is the
-//! shipped one) it prints two estimates per combine mode: nested 5-fold cross-validation
-//! (thresholds chosen on inner folds of the training part only) and leave-one-file-out over
-//! the three files the lexicon was never tuned on (heldout3, heldout4, train2; per file and
-//! per language), with the best recall any thresholds could reach on each of them at
-//! <= 5 % false alarms. `CRISIS_FA` sets the false-alarm target of the threshold choice
-//! (default 0.05); `CRISIS_MISSES=1` prints the train2 lines missed in cross-validation.
-//! With `--write` the configuration is trained on all seven files and saved to
-//! `config/crisis/model.bin`; its `>= medium` thresholds are chosen on `heldout5.jsonl` and
-//! `heldout6.jsonl`, which it never trains on (false alarms there within `CRISIS_CAL_FA`,
-//! default 4 %), after printing the ones 5-fold cross-validation over the training files
-//! would choose. `heldout7.jsonl` and `heldout8.jsonl` are never read here.
+//! Reads the labelled training files (`FILES`: every file of `tests/data/crisis/` but the
+//! two calibration files; `CRISIS_TRAIN=a.jsonl,b.jsonl` names others). Nothing under
+//! `untouched/` is ever read here.
+//!
+//! - `--lofo` (the measure to trust): the shipping procedure below, repeated with each file
+//!   by a new author (`NEW_AUTHORS`) left out of the training files and measured — how the
+//!   shipped model does on the text of a person it never read. Prints each file, the best
+//!   recall any thresholds could reach on it at <= 5 % false alarms, and the pooled matrix.
+//!   `CRISIS_BY_FILE=1` chooses the thresholds on leave-one-file-out probabilities instead.
+//! - Without flags: for each candidate configuration (the first is the shipped one), nested
+//!   5-fold cross-validation and leave-one-file-out over heldout3, heldout4 and train2, per
+//!   combine mode. Messages whose word sets overlap (Jaccard > 0.4, same language) are
+//!   grouped so that near-duplicates never straddle folds. `CRISIS_FA` sets the false-alarm
+//!   target of the threshold choice (default 0.05); `CRISIS_MISSES=1` prints the train2
+//!   lines missed in cross-validation.
+//! - `--write`: the configuration is trained on all training files and saved to
+//!   `config/crisis/model.bin`; its thresholds come from 5-fold out-of-fold probabilities,
+//!   then its `>= medium` ones are chosen anew on `heldout5.jsonl` and `heldout6.jsonl`,
+//!   which it never trains on (false alarms there within `CRISIS_CAL_FA`, default 5 %).
+//!
+//! `CRISIS_NONE_WEIGHT` and `CRISIS_HIGH_WEIGHT` set the sample weights of `none` and `high`
+//! messages (default 1.5 for `none`, 1 for `high`).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -36,7 +41,7 @@ use lr::{
     Config, Matrix, Row, calibrate_medium, matrix, oracle_recall, predict, rates, thresholds, train,
 };
 
-const FILES: [&str; 7] = [
+const FILES: [&str; 16] = [
     "tune.jsonl",
     "heldout.jsonl",
     "heldout2.jsonl",
@@ -44,6 +49,26 @@ const FILES: [&str; 7] = [
     "heldout4.jsonl",
     "train2.jsonl",
     "train3.jsonl",
+    "train4.jsonl",
+    "train5.jsonl",
+    "heldout7.jsonl",
+    "heldout8.jsonl",
+    "train6.jsonl",
+    "train7.jsonl",
+    "train9.jsonl",
+    "ordinary_en.jsonl",
+    "ordinary_id.jsonl",
+];
+/// The files by authors whose text the lexicon was never tuned on, each left out in turn by
+/// `--lofo` (`CRISIS_LOFO` names others).
+const NEW_AUTHORS: [&str; 7] = [
+    "train4.jsonl",
+    "train5.jsonl",
+    "heldout7.jsonl",
+    "heldout8.jsonl",
+    "train6.jsonl",
+    "train7.jsonl",
+    "train9.jsonl",
 ];
 /// Never trained on: the shipped thresholds are chosen on them (`--write`;
 /// `CRISIS_CALIBRATE=a.jsonl,b.jsonl` names others). Written by authors who never saw the
@@ -59,13 +84,14 @@ fn calibration_files() -> Vec<String> {
         .collect()
 }
 
-/// False alarms allowed on the calibration files (`CRISIS_CAL_FA`, default 4 %: a margin
-/// under the 5 % target for text the thresholds were not chosen on).
+/// False alarms allowed on the calibration files (`CRISIS_CAL_FA`, default 5 %, SPEC 8's
+/// target: measured with `--lofo`, 4 % gave away 1.4 points of recall on new authors for
+/// 1.3 points fewer false alarms, and the detector errs toward catching).
 fn calibration_fa() -> f64 {
     std::env::var("CRISIS_CAL_FA")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0.04)
+        .unwrap_or(0.05)
 }
 /// The files the lexicon was never tuned on: their leave-one-file-out rows are the honest
 /// measure of generalisation (the lexicon was tuned on the first three).
@@ -424,8 +450,85 @@ fn write(
     Ok(())
 }
 
+/// A number from the environment (`CRISIS_NONE_WEIGHT`, `CRISIS_HIGH_WEIGHT`: sample
+/// weights of `none` and `high` messages, default 1).
+fn env_f32(var: &str) -> Option<f32> {
+    std::env::var(var).ok().and_then(|v| v.parse().ok())
+}
+
+/// Comma-separated file names from `var`, or `default`.
+fn file_list(var: &str, default: &[&str]) -> Vec<String> {
+    match std::env::var(var) {
+        Ok(v) => v.split(',').map(|s| s.trim().to_owned()).collect(),
+        Err(_) => default.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}
+
+/// `--lofo`: the shipping procedure (train, thresholds from 5-fold out-of-fold, the
+/// `>= medium` ones recalibrated on the calibration files) repeated with each file of
+/// `CRISIS_LOFO` left out of the training files (`CRISIS_TRAIN`) and measured: how the
+/// shipped model would do on a new author's text. Prints each file and the pooled matrix.
+fn lofo(
+    detector: &Detector,
+    cfg: &Config,
+    mode: Combine,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let train_names = file_list("CRISIS_TRAIN", &FILES);
+    let test_names = file_list("CRISIS_LOFO", &NEW_AUTHORS);
+    let cal_names = calibration_files();
+    let cal_refs: Vec<&str> = cal_names.iter().map(String::as_str).collect();
+    let calibration = rows_for(detector, &load(&cal_refs)?, cfg);
+    let cal: Vec<&Row> = calibration.iter().collect();
+    let mut pooled = [[0; 4]; 4];
+    for test in &test_names {
+        let names: Vec<&str> = train_names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| n != test)
+            .collect();
+        let examples = load(&names)?;
+        let rows = rows_for(detector, &examples, cfg);
+        let all: Vec<&Row> = rows.iter().collect();
+        let by_file = std::env::var_os("CRISIS_BY_FILE").is_some();
+        let (fold, k) = if by_file {
+            // Each file its own fold: thresholds chosen on probabilities from models that
+            // never saw the file's author.
+            (examples.iter().map(|e| e.file).collect(), names.len())
+        } else {
+            (folds(&examples, K), K)
+        };
+        let oof = out_of_fold(&all, &fold, k, cfg);
+        let mut t = thresholds(&all, &oof, mode, cfg.target_fa);
+        let heads = train(&all, cfg);
+        if !by_file {
+            let probs: Vec<(f32, f32)> = cal.iter().map(|r| predict(&heads, r)).collect();
+            t = calibrate_medium(&cal, &probs, mode, calibration_fa(), t);
+        }
+        let test_rows = rows_for(detector, &load(&[test.as_str()])?, cfg);
+        let te: Vec<&Row> = test_rows.iter().collect();
+        let probs: Vec<(f32, f32)> = te.iter().map(|r| predict(&heads, r)).collect();
+        let m = matrix(&te, &probs, t, mode);
+        add(&mut pooled, &m);
+        println!(
+            "  without {test} ({} training messages; thresholds {:.2} {:.2} {:.2} {:.2} {:.2}): {} (best at <= 5 %: {:.1})",
+            rows.len(),
+            t[0],
+            t[1],
+            t[2],
+            t[3],
+            t[4],
+            show(&m),
+            100.0 * oracle_recall(&te, &probs, mode, 0.05)
+        );
+    }
+    println!("  pooled {}", show(&pooled));
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let examples = load(&FILES)?;
+    let train_names = file_list("CRISIS_TRAIN", &FILES);
+    let train_refs: Vec<&str> = train_names.iter().map(String::as_str).collect();
+    let examples = load(&train_refs)?;
     let detector = Detector::builtin();
     let fold = folds(&examples, K);
     let files: Vec<usize> = examples.iter().map(|e| e.file).collect();
@@ -444,7 +547,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.05),
-        high_weight: 1.0,
+        high_weight: env_f32("CRISIS_HIGH_WEIGHT").unwrap_or(1.0),
+        // Ordinary chat weighs half again as much: most of what a deployed detector reads,
+        // and the shipped model's false alarms on new authors' plain lines (`--lofo`).
+        none_weight: env_f32("CRISIS_NONE_WEIGHT").unwrap_or(1.5),
     };
     let with = |f: &dyn Fn(&mut Config)| {
         let mut c = base;
@@ -532,6 +638,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }),
     ];
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--lofo") {
+        let n: usize = args
+            .iter()
+            .find_map(|a| a.strip_prefix("--config="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let (name, cfg) = candidates[n];
+        let mode = if args.iter().any(|a| a == "--mode=supportveto") {
+            Combine::SupportVeto
+        } else {
+            Combine::Support
+        };
+        println!(
+            "[{n}] {name}, none weight {}, high weight {}, {mode:?}",
+            cfg.none_weight, cfg.high_weight
+        );
+        return lofo(&detector, &cfg, mode);
+    }
     let pick = args
         .iter()
         .find_map(|a| a.strip_prefix("--config="))

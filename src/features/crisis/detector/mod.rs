@@ -74,6 +74,10 @@ const MODEL_FILE: &str = "model.bin";
 #[doc(hidden)]
 pub type TrainFeatures = (CrisisLevel, u16, Vec<(u32, f32)>);
 
+/// The categories of a `high` reading that state the writer's own intent (see
+/// `model::INTENT`).
+const INTENT_CATEGORIES: [&str; 2] = ["active_ideation", "plan"];
+
 /// The lexicon's reading of one message: its level, categories, verdict bits and concept
 /// bits.
 type Reading = (CrisisLevel, Vec<&'static str>, u16, u64);
@@ -198,6 +202,11 @@ impl Detector {
             if categories.contains(&"third_party") {
                 verdicts |= model::THIRD_PARTY;
             }
+            if level == CrisisLevel::High
+                && categories.iter().any(|c| INTENT_CATEGORIES.contains(c))
+            {
+                verdicts |= model::INTENT;
+            }
             (level, categories, verdicts, concepts)
         })
     }
@@ -225,6 +234,23 @@ impl Detector {
             }
         }
         Assessment { level, categories }
+    }
+
+    /// The lexicon's level, its verdict bits and the loaded model's two probabilities (for
+    /// the trainer's comparisons of combine rules).
+    #[cfg(feature = "crisis-train")]
+    #[doc(hidden)]
+    pub fn reading(&self, text: &str) -> (CrisisLevel, u16, (f32, f32)) {
+        let (lexicon, categories, verdicts, concepts) = self.lexicon_reading(text, |_, _| {});
+        let signals = (lexicon, categories.as_slice(), verdicts, concepts);
+        (lexicon, verdicts, self.probabilities(text, signals))
+    }
+
+    /// The loaded model's thresholds and combine mode (for the trainer).
+    #[cfg(feature = "crisis-train")]
+    #[doc(hidden)]
+    pub fn model_settings(&self) -> (train::Thresholds, train::Combine) {
+        (self.model.thresholds, self.model.combine)
     }
 
     /// The lexicon's level and the raw `(hash, value)` model features of `text`.

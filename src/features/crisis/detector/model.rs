@@ -81,6 +81,11 @@ const NEGATED: u16 = 8;
 /// Set beside the verdict bits when the lexicon counted a third person at risk: the model
 /// may not make that more than `medium` in the guarded modes (SPEC 8).
 pub(crate) const THIRD_PARTY: u16 = 1 << 15;
+/// Set beside the verdict bits when the lexicon read the writer's own intent at `high`
+/// (active ideation, a plan): in the `Support` modes the model may not lower it where the
+/// lexicon saw no idiom, negation, hedge or reported mention — a person who says "i'm going
+/// to jump off the bridge" is not left to a probability.
+pub(crate) const INTENT: u16 = 1 << 14;
 
 /// Reusable buffers for the model's features.
 #[derive(Default)]
@@ -239,8 +244,16 @@ pub fn model_level(
     } else {
         t[0]
     };
+    // Where the lexicon explained its risk words away (negated, an idiom, a hedge, a
+    // reported or educational mention) and saw nothing above distress ("i never hoped to
+    // disappear", "for my psych class: how do people decide to end their life"), the bag
+    // of words behind the `>= medium` head cannot tell that apart: the `high` head must
+    // lean towards risk too.
+    let negated_only = verdicts & VETO != 0 && lexicon <= CrisisLevel::Low;
     if high >= t[1] || (lexicon == CrisisLevel::High && high >= t[3]) {
         CrisisLevel::High
+    } else if negated_only && high < t[3] {
+        CrisisLevel::None
     } else if medium >= medium_alone || (lexicon >= CrisisLevel::Medium && medium >= t[2]) {
         CrisisLevel::Medium
     } else {
@@ -256,6 +269,10 @@ pub fn combine(
     model: CrisisLevel,
 ) -> CrisisLevel {
     let vetoed = verdicts & VETO != 0;
+    if matches!(mode, Combine::Support | Combine::SupportVeto) && verdicts & INTENT != 0 && !vetoed
+    {
+        return CrisisLevel::High;
+    }
     let model = match mode {
         Combine::SupportVeto if verdicts & NEGATED != 0 && lexicon <= CrisisLevel::Low => {
             model.min(lexicon)

@@ -74,7 +74,8 @@ impl Matrix {
         let recall = self.at_least_medium(CrisisLevel::High);
         let alarms = self.at_least_medium(CrisisLevel::None);
         let mut out = Vec::new();
-        if recall < MIN_HIGH_RECALL {
+        // A file of ordinary messages has no `high` row to measure.
+        if self.row(CrisisLevel::High) > 0 && recall < MIN_HIGH_RECALL {
             out.push(format!(
                 "{name}: high at >= medium {:.1} % < 95 %",
                 100.0 * recall
