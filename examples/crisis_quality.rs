@@ -28,7 +28,7 @@ fn data_dir() -> PathBuf {
 
 /// The labelled files and whether their misses may be printed (`--misses`): never for the
 /// untouched measure.
-const FILES: [(&str, bool); 18] = [
+const FILES: [(&str, bool); 19] = [
     ("tune.jsonl", true),
     ("heldout.jsonl", true),
     ("heldout2.jsonl", true),
@@ -44,6 +44,7 @@ const FILES: [(&str, bool); 18] = [
     ("heldout8.jsonl", false),
     ("train6.jsonl", true),
     ("train7.jsonl", true),
+    ("train8.jsonl", true),
     ("train9.jsonl", true),
     ("ordinary_en.jsonl", true),
     ("ordinary_id.jsonl", true),

