@@ -455,7 +455,7 @@ fn write(
 }
 
 /// A number from the environment (`CRISIS_NONE_WEIGHT`, `CRISIS_HIGH_WEIGHT`: sample
-/// weights of `none` and `high` messages, default 1).
+/// weights of `none` and `high` messages).
 fn env_f32(var: &str) -> Option<f32> {
     std::env::var(var).ok().and_then(|v| v.parse().ok())
 }
@@ -483,6 +483,9 @@ fn lofo(
     let cal_refs: Vec<&str> = cal_names.iter().map(String::as_str).collect();
     let calibration = rows_for(detector, &load(&cal_refs)?, cfg);
     let cal: Vec<&Row> = calibration.iter().collect();
+    // CRISIS_BY_FILE: each file its own fold, so that the thresholds are chosen on
+    // probabilities from models that never saw the file's author.
+    let by_file = std::env::var_os("CRISIS_BY_FILE").is_some();
     let mut pooled = [[0; 4]; 4];
     for test in &test_names {
         let names: Vec<&str> = train_names
@@ -493,10 +496,7 @@ fn lofo(
         let examples = load(&names)?;
         let rows = rows_for(detector, &examples, cfg);
         let all: Vec<&Row> = rows.iter().collect();
-        let by_file = std::env::var_os("CRISIS_BY_FILE").is_some();
         let (fold, k) = if by_file {
-            // Each file its own fold: thresholds chosen on probabilities from models that
-            // never saw the file's author.
             (examples.iter().map(|e| e.file).collect(), names.len())
         } else {
             (folds(&examples, K), K)
@@ -530,12 +530,7 @@ fn lofo(
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let train_names = file_list("CRISIS_TRAIN", &FILES);
-    let train_refs: Vec<&str> = train_names.iter().map(String::as_str).collect();
-    let examples = load(&train_refs)?;
     let detector = Detector::builtin();
-    let fold = folds(&examples, K);
-    let files: Vec<usize> = examples.iter().map(|e| e.file).collect();
     let base = Config {
         features: FeatureConfig {
             char_min: 3,
@@ -642,12 +637,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }),
     ];
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let pick = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--config="))
+        .and_then(|n| n.parse::<usize>().ok());
     if args.iter().any(|a| a == "--lofo") {
-        let n: usize = args
-            .iter()
-            .find_map(|a| a.strip_prefix("--config="))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
+        let n = pick.unwrap_or(0);
         let (name, cfg) = candidates[n];
         let mode = if args.iter().any(|a| a == "--mode=supportveto") {
             Combine::SupportVeto
@@ -660,10 +655,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         return lofo(&detector, &cfg, mode);
     }
-    let pick = args
-        .iter()
-        .find_map(|a| a.strip_prefix("--config="))
-        .and_then(|n| n.parse::<usize>().ok());
+    // Loaded (and grouped into folds, quadratic in the messages) only here: `--lofo`
+    // loads its own training sets.
+    let train_names = file_list("CRISIS_TRAIN", &FILES);
+    let train_refs: Vec<&str> = train_names.iter().map(String::as_str).collect();
+    let examples = load(&train_refs)?;
+    let fold = folds(&examples, K);
+    let files: Vec<usize> = examples.iter().map(|e| e.file).collect();
     for (n, (name, cfg)) in candidates.iter().enumerate() {
         if pick.is_some_and(|p| p != n) {
             continue;

@@ -236,23 +236,6 @@ impl Detector {
         Assessment { level, categories }
     }
 
-    /// The lexicon's level, its verdict bits and the loaded model's two probabilities (for
-    /// the trainer's comparisons of combine rules).
-    #[cfg(feature = "crisis-train")]
-    #[doc(hidden)]
-    pub fn reading(&self, text: &str) -> (CrisisLevel, u16, (f32, f32)) {
-        let (lexicon, categories, verdicts, concepts) = self.lexicon_reading(text, |_, _| {});
-        let signals = (lexicon, categories.as_slice(), verdicts, concepts);
-        (lexicon, verdicts, self.probabilities(text, signals))
-    }
-
-    /// The loaded model's thresholds and combine mode (for the trainer).
-    #[cfg(feature = "crisis-train")]
-    #[doc(hidden)]
-    pub fn model_settings(&self) -> (train::Thresholds, train::Combine) {
-        (self.model.thresholds, self.model.combine)
-    }
-
     /// The lexicon's level and the raw `(hash, value)` model features of `text`.
     #[cfg(feature = "crisis-train")]
     #[doc(hidden)]

@@ -239,20 +239,16 @@ pub fn model_level(
     lexicon: CrisisLevel,
     verdicts: u16,
 ) -> CrisisLevel {
-    let medium_alone = if verdicts & VETO != 0 && lexicon <= CrisisLevel::Low {
-        t[4]
-    } else {
-        t[0]
-    };
     // Where the lexicon explained its risk words away (negated, an idiom, a hedge, a
     // reported or educational mention) and saw nothing above distress ("i never hoped to
     // disappear", "for my psych class: how do people decide to end their life"), the bag
     // of words behind the `>= medium` head cannot tell that apart: the `high` head must
-    // lean towards risk too.
-    let negated_only = verdicts & VETO != 0 && lexicon <= CrisisLevel::Low;
+    // lean towards risk too, and the `>= medium` head needs the stricter threshold.
+    let explained_away = verdicts & VETO != 0 && lexicon <= CrisisLevel::Low;
+    let medium_alone = if explained_away { t[4] } else { t[0] };
     if high >= t[1] || (lexicon == CrisisLevel::High && high >= t[3]) {
         CrisisLevel::High
-    } else if negated_only && high < t[3] {
+    } else if explained_away && high < t[3] {
         CrisisLevel::None
     } else if medium >= medium_alone || (lexicon >= CrisisLevel::Medium && medium >= t[2]) {
         CrisisLevel::Medium
