@@ -36,6 +36,10 @@ pub(crate) enum Verdict {
     NotFirstPerson,
     Reported,
     WithoutContext,
+    /// Negated or reported, but no risk by itself: a word that counts only beside others
+    /// (a wish, a time, "pills") or a distress phrase. "i don't want advice" explains no
+    /// risk away, so this verdict is no veto on the learned layer (`model::VETO`).
+    Aside,
 }
 
 impl Verdict {
@@ -50,6 +54,7 @@ impl Verdict {
             Verdict::NotFirstPerson => 5,
             Verdict::Reported => 6,
             Verdict::WithoutContext => 7,
+            Verdict::Aside => 8,
         };
         1 << n
     }
@@ -170,7 +175,7 @@ pub(crate) fn evaluate(
         if !rule.negation_proof && preceded_by(lex, toks, hit.start, NEGATOR) {
             // Someone who says "I don't want to die, I'm just tired" is still talking about
             // it: a negated risk phrase is distress, not nothing.
-            trace(&pattern.source, Verdict::Negated);
+            trace(&pattern.source, rule.explained_away(Verdict::Negated));
             if rule.level >= CrisisLevel::Medium && !rule.needs_context && !has_context {
                 counted.push((CrisisLevel::Low, Category::Distress, hit.start, false));
             }
@@ -190,7 +195,7 @@ pub(crate) fn evaluate(
             && near(lex, toks, hit.start, GUARD_WINDOW, GUARD)
             && !first_person_at(lex, toks, hit.start, hit.end)
         {
-            trace(&pattern.source, Verdict::Reported);
+            trace(&pattern.source, rule.explained_away(Verdict::Reported));
             continue;
         }
         let about_others = subject == Subject::Third || category == Category::ThirdParty;
@@ -209,7 +214,7 @@ pub(crate) fn evaluate(
             level = level.min(lex.settings.reported_level);
         }
         if level == CrisisLevel::None {
-            trace(&pattern.source, Verdict::Reported);
+            trace(&pattern.source, rule.explained_away(Verdict::Reported));
             continue;
         }
         counted.push((level, category, hit.start, rule.needs_context));

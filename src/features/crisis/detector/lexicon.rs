@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::assess::Verdict;
 pub(crate) use super::category::Category;
 use super::error::LexiconError;
 use super::frames::Role;
@@ -119,6 +120,19 @@ pub(crate) struct Rule {
     pub(crate) role: Option<Role>,
     /// Set for a `[[net]]` word: the safety net weighs it.
     pub(crate) net: Option<Kind>,
+}
+
+impl Rule {
+    /// `verdict` (negated, reported) for a phrase that is risk by itself; `Aside` for one
+    /// that counts only beside others ("pills", "this time") or is only distress: setting
+    /// those aside explains no risk away.
+    pub(crate) fn explained_away(self, verdict: Verdict) -> Verdict {
+        if self.level >= CrisisLevel::Medium && !self.needs_context {
+            verdict
+        } else {
+            Verdict::Aside
+        }
+    }
 }
 
 /// Word-class bits, one `Class` per vocabulary id.

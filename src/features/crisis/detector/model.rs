@@ -75,7 +75,7 @@ pub enum Combine {
 
 /// Verdict bits (see `Verdict::bit`) that veto a raise by the model: an idiom, a phrase
 /// cancelled by one, a negation, a hedge, a reported mention.
-const VETO: u16 = 1 | 4 | 8 | 16 | 64;
+pub(crate) const VETO: u16 = 1 | 4 | 8 | 16 | 64;
 /// The verdict bit of a negated match.
 const NEGATED: u16 = 8;
 /// Set beside the verdict bits when the lexicon counted a third person at risk: the model

@@ -101,13 +101,22 @@ pub(crate) fn catch(
     let mut kinds: u16 = 0;
     let mut first: Option<(Kind, usize)> = None;
     for hit in hits {
+        // A negated or reported secondary word ("i don't want advice", "not this time")
+        // explains no risk away: it is set aside.
+        let aside = |v| {
+            if hit.kind.primary() {
+                v
+            } else {
+                Verdict::Aside
+            }
+        };
         if preceded_by(lex, toks, hit.start, NEGATOR) {
-            trace(hit.source, Verdict::Negated);
+            trace(hit.source, aside(Verdict::Negated));
             continue;
         }
         let personal = near(lex, toks, hit.start, usize::MAX, FIRST_PERSON);
         if near(lex, toks, hit.start, GUARD_WINDOW, GUARD | CONTEXT) || (has_context && !personal) {
-            trace(hit.source, Verdict::Reported);
+            trace(hit.source, aside(Verdict::Reported));
             continue;
         }
         let about_others = subject(lex, toks, hit.start, hit.end) == Subject::Third;

@@ -175,6 +175,24 @@ fn a_negated_stopping_is_not_a_negation_of_what_follows() {
 }
 
 #[test]
+fn a_negated_word_that_is_no_risk_by_itself_explains_nothing_away() {
+    // A negated wish, intent or time with no death word beside it ("i don't want advice")
+    // is set aside; it must not veto the learned layer, as a negated risk phrase does.
+    DETECTOR.with(|d| {
+        for text in [
+            "i dont want advice. tonight i stop being a problem for everyone",
+            "i tried last year and failed. i'm not going to fail this time",
+            "besok malem aku naik kapal. ga beli tiket pulang, ga bakal nyampe juga",
+        ] {
+            let (_, _, verdicts, _) = d.lexicon_reading(text, |_, _| {});
+            assert_eq!(verdicts & super::model::VETO, 0, "{}", d.explain(text));
+        }
+        let (_, _, verdicts, _) = d.lexicon_reading("i never hoped to disappear", |_, _| {});
+        assert_ne!(verdicts & super::model::VETO, 0);
+    });
+}
+
+#[test]
 fn negation_does_not_cross_a_clause_or_a_new_subject() {
     assert!(level("no, i want to die") >= CrisisLevel::Medium);
     assert!(level("i don't know why i want to die") >= CrisisLevel::Medium);
@@ -338,18 +356,12 @@ fn the_safety_net_keeps_out_of_games_kitchens_phones_and_idioms() {
 /// matrices.
 ///
 /// The model is trained on every file here but `heldout5.jsonl` and `heldout6.jsonl`, on
-/// which its `>= medium` thresholds are chosen (at most 4 % false alarms over the two).
-/// `heldout6.jsonl` misses the target on its own, and so does `train8.jsonl`, a new
-/// author's file not trained on yet: both are held, until a detector meets the target, to
-/// what they measured — a floor against regressions, not the target. How the model does
-/// on authors it never read is measured outside `cargo test`: `examples/crisis_train --
-/// --lofo`, and once per shipped model on `untouched/` (see the data README; issue 11).
+/// which its `>= medium` thresholds are chosen (at most 4 % false alarms over the two), so
+/// these figures are no measure of generalisation. How the model does on authors it never
+/// read is measured outside `cargo test`: `examples/crisis_train -- --lofo`, and once per
+/// shipped model on `untouched/` (see the data README; issue 11).
 #[test]
 fn quality_on_the_labelled_set_meets_the_thresholds() {
-    const BELOW_TARGET: [(&str, f64, f64); 2] = [
-        ("heldout6.jsonl", 0.95, 0.06),
-        ("train8.jsonl", 0.918, 0.028),
-    ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/crisis");
     let detector = Detector::builtin();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -368,19 +380,7 @@ fn quality_on_the_labelled_set_meets_the_thresholds() {
         total += examples.len();
         let (matrix, _) = quality::evaluate(&detector, &examples);
         println!("{}", matrix.render(&name));
-        if let Some(&(_, recall, alarms)) = BELOW_TARGET.iter().find(|f| f.0 == name) {
-            let high = matrix.at_least_medium(CrisisLevel::High);
-            let none = matrix.at_least_medium(CrisisLevel::None);
-            if high < recall - 1e-9 || none > alarms + 1e-9 {
-                failures.push(format!(
-                    "{name}: high at >= medium {:.1} %, none {:.1} %: worse than measured",
-                    100.0 * high,
-                    100.0 * none
-                ));
-            }
-        } else {
-            failures.extend(matrix.failures(&name));
-        }
+        failures.extend(matrix.failures(&name));
         overall.merge(&matrix);
     }
     println!("{}", overall.render("combined"));
