@@ -123,22 +123,54 @@ impl<B> OnResponse<B> for LogResponse {
 }
 
 /// Ours around every route, in one service: the metrics of each request
-/// ([`super::metrics::Labels`]) and SPEC section 2's error envelope. (They were two `from_fn`
-/// layers, each boxing a future and cloning a service per request.)
+/// ([`super::metrics::Labels`]), SPEC section 2's error envelope and the security headers
+/// every answer carries unless its route set its own (`X-Content-Type-Options`,
+/// `X-Frame-Options`, `Referrer-Policy`, the API's `Content-Security-Policy`, and
+/// `Strict-Transport-Security` with `server.hsts`). They were two `from_fn` layers and five
+/// `SetResponseHeader` layers, each a service and a future of its own per request.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct EnvelopeLayer;
+pub struct EnvelopeLayer {
+    /// Adds `Strict-Transport-Security` (`server.hsts`).
+    pub hsts: bool,
+}
 
 impl<S> tower::Layer<S> for EnvelopeLayer {
     type Service = Envelope<S>;
 
     fn layer(&self, inner: S) -> Envelope<S> {
-        Envelope { inner }
+        Envelope {
+            inner,
+            hsts: self.hsts,
+        }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct Envelope<S> {
     inner: S,
+    hsts: bool,
+}
+
+/// The CSP of every API response: nothing may be loaded or framed.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// The headers every answer carries unless its route set its own.
+fn security_headers(headers: &mut axum::http::HeaderMap, hsts: bool) {
+    let defaults = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CONTENT_SECURITY_POLICY, API_CSP),
+    ];
+    let hsts = hsts.then_some((
+        header::STRICT_TRANSPORT_SECURITY,
+        "max-age=31536000; includeSubDomains",
+    ));
+    for (name, value) in defaults.into_iter().chain(hsts) {
+        if let axum::http::header::Entry::Vacant(entry) = headers.entry(name) {
+            entry.insert(HeaderValue::from_static(value));
+        }
+    }
 }
 
 impl<S> tower::Service<Request> for Envelope<S>
@@ -171,10 +203,13 @@ where
             .map(|id| id.header_value().clone())
             .or_else(|| req.headers().get(&REQUEST_ID).cloned());
         let answer = self.inner.call(req);
+        let hsts = self.hsts;
         Box::pin(async move {
             let response = answer.await?;
             labels.record(response.status(), start.elapsed());
-            Ok(error_envelope(response, request_id))
+            let mut response = error_envelope(response, request_id);
+            security_headers(response.headers_mut(), hsts);
+            Ok(response)
         })
     }
 }

@@ -48,8 +48,6 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// CPU in deflate and page faults.
 const COMPRESS_ABOVE: u64 = 1024;
 
-/// The CSP of every API response: nothing may be loaded or framed.
-const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 /// Swagger UI loads its own scripts and styles from this server, and nothing else.
 const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
      script-src 'self'; connect-src 'self'; frame-ancestors 'none'";
@@ -104,8 +102,8 @@ pub fn routes(config: &Config, features: &[std::sync::Arc<dyn Feature>]) -> Rout
 }
 
 /// Wraps `routes` in the middleware every response goes through, outermost first: request
-/// id, tracing, compression, CORS, security headers, metrics and the error envelope (one
-/// layer), the per-IP limit, panic catching and the body limit. The app state also rides in the request
+/// id, tracing, compression, CORS, then ours in one layer (metrics, the error envelope and
+/// the security headers), the per-IP limit, panic catching and the body limit. The app state also rides in the request
 /// extensions, for layers that features add to their own routes (built before any state
 /// exists). Request timeouts are per feature (see [`openapi::split`]).
 pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
@@ -132,29 +130,7 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
             ),
         )
         .layer(cors_layer(config))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(API_CSP),
-        ))
-        .option_layer(server.hsts.then(|| {
-            SetResponseHeaderLayer::if_not_present(
-                header::STRICT_TRANSPORT_SECURITY,
-                HeaderValue::from_static("max-age=31536000; includeSubDomains"),
-            )
-        }))
-        .layer(middleware::EnvelopeLayer)
+        .layer(middleware::EnvelopeLayer { hsts: server.hsts })
         .layer(axum::Extension(state.clone()))
         .layer(rate_limit::general_layer(config))
         // The limiter wants to answer with axum's body type; everything inside is boxed.
