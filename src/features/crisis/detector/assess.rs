@@ -36,9 +36,10 @@ pub(crate) enum Verdict {
     NotFirstPerson,
     Reported,
     WithoutContext,
-    /// Negated or reported, but no risk by itself: a word that counts only beside others
-    /// (a wish, a time, "pills") or a distress phrase. "i don't want advice" explains no
-    /// risk away, so this verdict is no veto on the learned layer (`model::VETO`).
+    /// Set aside, and no risk explained away: a negated or reported word that counts only
+    /// beside others (a wish, a time, "pills") or a distress phrase ("i don't want
+    /// advice"), or a third person's phrase whose subject is the writer ("i want to die").
+    /// No veto on the learned layer (`model::VETO`).
     Aside,
 }
 
@@ -196,6 +197,12 @@ pub(crate) fn evaluate(
             && !first_person_at(lex, toks, hit.start, hit.end)
         {
             trace(&pattern.source, rule.explained_away(Verdict::Reported));
+            continue;
+        }
+        // "i want to die", "i was suicidal": a third person's phrase with the writer as its
+        // subject is the writer's own, which the first-person rules read; it is nobody else.
+        if category == Category::ThirdParty && subject == Subject::First {
+            trace(&pattern.source, Verdict::Aside);
             continue;
         }
         let about_others = subject == Subject::Third || category == Category::ThirdParty;

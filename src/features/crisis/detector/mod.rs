@@ -172,9 +172,7 @@ impl Detector {
                 Verdict::Hedged => "hedged (someone else, supposed)".to_string(),
                 Verdict::Reported => "reported or educational mention".to_string(),
                 Verdict::WithoutContext => "ignored: no ideation beside it".to_string(),
-                Verdict::Aside => {
-                    "set aside: negated or reported, and no risk by itself".to_string()
-                }
+                Verdict::Aside => "set aside: no risk by itself here".to_string(),
             };
             let _ = writeln!(out, "  {source:?}: {what}");
         });

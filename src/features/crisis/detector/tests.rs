@@ -115,7 +115,7 @@ fn repeated_letters_and_misspellings_still_match() {
         CrisisLevel::High,
         &["i wanna killl myselfff", "thinking about sucide every day"],
     );
-    assert_eq!(level("pleeease i want to dieee"), CrisisLevel::Medium);
+    assert!(level("pleeease i want to dieee") >= CrisisLevel::Medium);
 }
 
 #[test]
@@ -220,6 +220,13 @@ fn a_third_person_at_risk_is_medium_with_its_own_category() {
         let a = d.assess(text);
         assert_eq!(a.level, CrisisLevel::Medium, "{text:?}");
         assert_eq!(a.categories, ["third_party"], "{text:?}");
+    }
+    // The same phrases with the writer as their subject are the writer's own risk: not a
+    // third person's, and not held to medium as one.
+    for text in ["i want to die", "pleeease i want to dieee"] {
+        let a = d.assess(text);
+        assert!(a.level >= CrisisLevel::Medium, "{text:?}");
+        assert!(!a.categories.contains(&"third_party"), "{text:?}: {a:?}");
     }
 }
 
