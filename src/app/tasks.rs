@@ -1,5 +1,5 @@
 //! Background work has one owner: every task the server runs (key reloads, pruning, the
-//! usage writer, mail sent after a response, outbox delivery) is spawned here, and shutdown
+//! usage rows written after an answer, mail sent after a response, outbox delivery) is spawned here, and shutdown
 //! cancels them and waits for them (bounded) before the database closes.
 
 use std::{future::Future, time::Duration};

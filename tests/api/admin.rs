@@ -74,7 +74,7 @@ async fn admin_routes_are_401_without_a_token_and_403_for_users() {
     assert_eq!(me["user"]["role"], "user");
 }
 
-/// Records an AI call of `user_id` now, as the proxy's usage writer does.
+/// Records an AI call of `user_id` now, as the proxy's meter does.
 async fn usage_row(app: &TestApp, user_id: &str, model: &'static str, tokens: i64) {
     let user_id = user_id.to_owned();
     app.state

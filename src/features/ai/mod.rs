@@ -74,14 +74,8 @@ impl Feature for AiProxy {
         Ok(())
     }
 
-    /// The usage writer: batches usage rows into few transactions until shutdown, then
-    /// writes what is left.
     fn start(&self, app: &AppState) {
-        if let Ok(ai) = app.part::<Ai>() {
-            let (writer, db) = (ai.usage_writer.clone(), app.db.clone());
-            let tasks = app.tasks.clone();
-            app.tasks
-                .spawn(async move { writer.run(db, async move { tasks.cancelled().await }).await });
+        if app.part::<Ai>().is_ok() {
             // The per-user limits forget users idle for a minute (the rate) or with nothing
             // in flight since the day's tally was loaded (it is read again when needed).
             let weak = std::sync::Arc::downgrade(app);
@@ -102,11 +96,10 @@ impl Feature for AiProxy {
     }
 }
 
-/// The proxy's state: the upstream, the limits, the usage writer and two small caches.
+/// The proxy's state: the upstream, the limits and two small caches.
 pub struct Ai {
     upstream: Upstream,
     limits: Arc<limits::Limits>,
-    usage_writer: usage::UsageWriter,
     configured: bool,
     default_model: String,
     allowed_models: Vec<String>,
@@ -120,7 +113,6 @@ impl Ai {
         Ok(Ai {
             upstream: Upstream::new(ai, http)?,
             limits: Arc::new(limits::Limits::new(ai)),
-            usage_writer: usage::UsageWriter::new(),
             configured: ai.api_key.is_some(),
             default_model: ai.default_model.clone(),
             allowed_models: if ai.allowed_models.is_empty() {

@@ -277,7 +277,7 @@ pub async fn complete(
     let model = body["model"].as_str().unwrap_or_default().to_owned();
     let mut meter = Meter::new(
         ai,
-        &app.db,
+        app,
         &user.user_id,
         reservation,
         endpoint,
@@ -404,7 +404,7 @@ async fn chat_upstream(
     let model = body["model"].as_str().unwrap_or_default().to_owned();
     let mut meter = Meter::new(
         ai,
-        &app.db,
+        app,
         &user.user_id,
         reservation,
         "chat",
@@ -595,7 +595,7 @@ pub async fn embeddings(app: &App, user: &AuthUser, body: Value) -> AppResult<Re
     let body = Value::Object(body);
     let mut meter = Meter::new(
         ai,
-        &app.db,
+        app,
         &user.user_id,
         reservation,
         "embeddings",

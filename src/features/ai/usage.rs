@@ -3,12 +3,9 @@
 //! lost to a crash — and tokens are estimated from the text when the provider reports none.
 
 use std::{
-    future::Future,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
-
-use tokio::sync::{mpsc, oneshot};
 
 use serde_json::Value;
 
@@ -17,7 +14,11 @@ use super::{
     limits::{Limits, Reservation},
     store::{self, UsageRow},
 };
-use crate::{db::Db, domain::Timestamp};
+use crate::{
+    app::{App, Tasks},
+    db::Db,
+    domain::Timestamp,
+};
 
 /// `(prompt, completion, total)` from an OpenAI `usage` object.
 pub fn tokens(usage: &Value) -> Option<(i64, i64, i64)> {
@@ -52,17 +53,20 @@ pub fn estimate_tokens(chars: usize) -> i64 {
     (chars as i64 + 3) / 4
 }
 
-/// How long a call waits for its usage row to be committed before answering anyway.
+/// How long a call waits for its usage row to be committed before answering anyway (the
+/// row is still written, later).
 const DURABLE_WAIT: Duration = Duration::from_secs(2);
 
 /// Records one call: durably at the end ([`Meter::commit`]), or when dropped (a stream the
-/// client abandoned is recorded too, as `cancelled`).
+/// client abandoned is recorded too, as `cancelled`). Rows go to the database's single
+/// writer, which commits the writes queued together in one transaction (`db::writer`).
 pub struct Meter {
     limits: Arc<Limits>,
     /// Released once the call's tokens are counted.
     reservation: Option<Reservation>,
-    sender: mpsc::Sender<Message>,
     db: Db,
+    /// Where a row written after the answer runs, so that shutdown waits for it.
+    tasks: Tasks,
     row: UsageRow,
     start: Instant,
     saw_done: bool,
@@ -77,7 +81,7 @@ impl Meter {
     /// `reservation`: what the call holds of the budget until its tokens are counted.
     pub fn new(
         ai: &Ai,
-        db: &Db,
+        app: &App,
         user_id: &str,
         reservation: Reservation,
         endpoint: &'static str,
@@ -87,8 +91,8 @@ impl Meter {
         Meter {
             limits: ai.limits.clone(),
             reservation: Some(reservation),
-            sender: ai.usage_writer.sender.clone(),
-            db: db.clone(),
+            db: app.db.clone(),
+            tasks: app.tasks.clone(),
             row: UsageRow {
                 user_id: user_id.to_owned(),
                 endpoint,
@@ -150,21 +154,29 @@ impl Meter {
     /// Records with `status` now, without waiting (a failed call).
     pub fn record(mut self, status: &'static str) {
         self.row.status = status;
-        let _ = self.write();
+        self.write_later();
     }
 
     /// Records with `status` and waits until the row is committed (a JSON answer, the end of
     /// a stream): when the client has the answer, the usage survives a crash.
     pub async fn commit(&mut self, status: &'static str) {
         self.row.status = status;
-        if let Some(ack) = self.write() {
-            let _ = tokio::time::timeout(DURABLE_WAIT, ack).await;
+        let Some(row) = self.count() else {
+            return;
+        };
+        let mut write = Box::pin(write(self.db.clone(), row));
+        if tokio::time::timeout(DURABLE_WAIT, &mut write)
+            .await
+            .is_err()
+        {
+            // The writer is that far behind: answer now, and let the row go in when it can.
+            self.tasks.spawn(write);
         }
     }
 
-    /// Counts the call: tokens (estimated when the provider said nothing), the day's tally,
-    /// and the row to the writer. Answers the commit's acknowledgement.
-    fn write(&mut self) -> Option<oneshot::Receiver<()>> {
+    /// Counts the call, once: tokens (estimated when the provider said nothing), the day's
+    /// tally, and the row to write.
+    fn count(&mut self) -> Option<UsageRow> {
         if self.recorded {
             return None;
         }
@@ -182,117 +194,29 @@ impl Meter {
             .add_spent(&self.row.user_id, self.row.at, self.row.total_tokens);
         // Counted: the estimate held for the call gives way to what it spent.
         self.reservation.take();
-        let (ack, committed) = oneshot::channel();
-        let row = self.row.clone();
-        // Through the batching writer when it runs (the server); directly otherwise.
-        let Err(
-            mpsc::error::TrySendError::Full((row, ack))
-            | mpsc::error::TrySendError::Closed((row, ack)),
-        ) = self.sender.try_send((row, Some(ack)))
-        else {
-            return Some(committed);
-        };
-        let runtime = tokio::runtime::Handle::try_current().ok()?;
-        let db = self.db.clone();
-        runtime.spawn(async move {
-            if let Err(err) = db.write(move |tx| store::record(tx, &row)).await {
-                tracing::warn!(error = %err, "cannot record AI usage");
-            }
-            if let Some(ack) = ack {
-                let _ = ack.send(());
-            }
-        });
-        Some(committed)
+        Some(self.row.clone())
+    }
+
+    /// Counts the call and writes its row in the background (a failed or dropped call).
+    fn write_later(&mut self) {
+        // Outside a runtime (a meter dropped as the runtime ends) there is nowhere to write.
+        if let Some(row) = self.count()
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            self.tasks.spawn(write(self.db.clone(), row));
+        }
+    }
+}
+
+/// Writes one usage row; a failure is logged, never the caller's answer.
+async fn write(db: Db, row: UsageRow) {
+    if let Err(err) = db.write(move |tx| store::record(tx, &row)).await {
+        tracing::warn!(error = %err, "cannot record AI usage");
     }
 }
 
 impl Drop for Meter {
     fn drop(&mut self) {
-        let _ = self.write();
-    }
-}
-
-/// A row, and who waits for its commit.
-type Message = (UsageRow, Option<oneshot::Sender<()>>);
-
-/// Usage rows go through a channel to one task that writes them in batches: one
-/// transaction for many calls instead of one per call.
-#[derive(Clone)]
-pub struct UsageWriter {
-    sender: mpsc::Sender<Message>,
-    receiver: Arc<Mutex<Option<mpsc::Receiver<Message>>>>,
-}
-
-impl UsageWriter {
-    pub fn new() -> UsageWriter {
-        let (sender, receiver) = mpsc::channel(8192);
-        UsageWriter {
-            sender,
-            receiver: Arc::new(Mutex::new(Some(receiver))),
-        }
-    }
-
-    /// The writer (started once, by the server): writes rows as they come, until `stop`
-    /// completes; then writes whatever is still queued and returns.
-    pub async fn run(&self, db: Db, stop: impl Future<Output = ()>) {
-        let receiver = self
-            .receiver
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        let Some(mut receiver) = receiver else {
-            return;
-        };
-        tokio::pin!(stop);
-        let mut stopping = false;
-        loop {
-            let first = if stopping {
-                match receiver.try_recv() {
-                    Ok(message) => message,
-                    Err(_) => return,
-                }
-            } else {
-                tokio::select! {
-                    message = receiver.recv() => match message {
-                        Some(message) => message,
-                        None => return,
-                    },
-                    () = &mut stop => {
-                        stopping = true;
-                        continue;
-                    }
-                }
-            };
-            let mut rows = Vec::new();
-            let mut acks = Vec::new();
-            let mut next = Some(first);
-            while let Some(message) = next {
-                let (row, ack) = message;
-                rows.push(row);
-                acks.extend(ack);
-                next = if rows.len() < 512 {
-                    receiver.try_recv().ok()
-                } else {
-                    None
-                };
-            }
-            if !rows.is_empty() {
-                let result = db
-                    .write(move |tx| rows.iter().try_for_each(|row| store::record(tx, row)))
-                    .await;
-                if let Err(err) = result {
-                    tracing::warn!(error = %err, "cannot record AI usage");
-                }
-            }
-            acks.into_iter().for_each(|ack| {
-                let _ = ack.send(());
-            });
-        }
-    }
-}
-
-impl Default for UsageWriter {
-    fn default() -> Self {
-        UsageWriter::new()
+        self.write_later();
     }
 }
