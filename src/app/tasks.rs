@@ -1,6 +1,6 @@
-//! Background work has one owner: every task the server runs (key reloads, pruning, the
-//! usage rows written after an answer, mail sent after a response, outbox delivery) is spawned here, and shutdown
-//! cancels them and waits for them (bounded) before the database closes.
+//! Background work has one owner: every task the server runs (key reloads, pruning, usage
+//! rows written after an answer, mail sent after a response, outbox delivery) is spawned
+//! here, and shutdown cancels them and waits for them (bounded) before the database closes.
 
 use std::{future::Future, time::Duration};
 
