@@ -20,11 +20,11 @@ impl Tasks {
     /// Runs `task` until it completes or shutdown cancels it (a long-running loop should
     /// `select!` on [`Tasks::cancelled`] and finish its work; a one-off, such as a mail,
     /// runs to completion and shutdown waits for it).
-    pub fn spawn<F>(&self, task: F)
+    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.tracker.spawn(task);
+        self.tracker.spawn(task)
     }
 
     /// Runs `tick` every `period` (the first one after `first`) until shutdown.

@@ -54,7 +54,7 @@ pub fn estimate_tokens(chars: usize) -> i64 {
 }
 
 /// How long a call waits for its usage row to be committed before answering anyway (the
-/// row is still written, later).
+/// write goes on without it).
 const DURABLE_WAIT: Duration = Duration::from_secs(2);
 
 /// Records one call: durably at the end ([`Meter::commit`]), or when dropped (a stream the
@@ -164,14 +164,10 @@ impl Meter {
         let Some(row) = self.count() else {
             return;
         };
-        let mut write = Box::pin(write(self.db.clone(), row));
-        if tokio::time::timeout(DURABLE_WAIT, &mut write)
-            .await
-            .is_err()
-        {
-            // The writer is that far behind: answer now, and let the row go in when it can.
-            self.tasks.spawn(write);
-        }
+        // A task of its own: the row goes to the writer even if this call is dropped (the
+        // client left) or stops waiting.
+        let written = self.tasks.spawn(write(self.db.clone(), row));
+        let _ = tokio::time::timeout(DURABLE_WAIT, written).await;
     }
 
     /// Counts the call, once: tokens (estimated when the provider said nothing), the day's

@@ -7,8 +7,8 @@
 
 use super::frames::{Mark, combine};
 use super::lexicon::{
-    CESSATION, CLAUSE, CONJUNCTION, CONTEXT, Category, Class, FIRST_PERSON, GUARD, HEDGE, IDIOM,
-    Lexicon, NEGATOR, POSSESSIVE, REASSURANCE, REFLEXIVE, Rule, SENTENCE, THIRD_PERSON,
+    CESSATION, CLAUSE, CONJUNCTION, CONTEXT, Category, Class, FILLER, FIRST_PERSON, GUARD, HEDGE,
+    IDIOM, Lexicon, NEGATOR, POSSESSIVE, REASSURANCE, REFLEXIVE, Rule, SENTENCE, THIRD_PERSON,
 };
 use super::net::{GUARD_WINDOW, NetHit, catch, near};
 use super::pattern::match_at;
@@ -199,9 +199,11 @@ pub(crate) fn evaluate(
             trace(&pattern.source, rule.explained_away(Verdict::Reported));
             continue;
         }
-        // "i want to die", "i was suicidal": a third person's phrase with the writer as its
-        // subject is the writer's own, which the first-person rules read; it is nobody else.
-        if category == Category::ThirdParty && subject == Subject::First {
+        // "i want to die", "i was suicidal": a third person's phrase with the writer right
+        // before it as its subject is the writer's own, which the first-person rules read.
+        // ("i think my ex wants to die" stays a third person's: "ex" is no listed person
+        // word, but "i" is not right before the phrase.)
+        if category == Category::ThirdParty && writer_right_before(lex, toks, hit.start) {
             trace(&pattern.source, Verdict::Aside);
             continue;
         }
@@ -260,6 +262,26 @@ pub(crate) fn evaluate(
         }
     }
     (level, categories)
+}
+
+/// The writer's own pronoun right before `start` (fillers aside) as a subject ("i want to
+/// die", "aku mau mati"), not as an owner after a noun ("teman aku mau mati").
+fn writer_right_before(lex: &Lexicon, toks: &[u32], start: usize) -> bool {
+    let class = |t: u32| lex.classes.get(t as usize).copied().unwrap_or(0);
+    let Some(at) = toks[..start].iter().rposition(|&t| class(t) & FILLER == 0) else {
+        return false;
+    };
+    if class(toks[at]) & FIRST_PERSON == 0 {
+        return false;
+    }
+    let owner = class(toks[at]) & POSSESSIVE != 0
+        && at.checked_sub(1).is_some_and(|j| {
+            let prev = toks[j];
+            prev != CLAUSE
+                && prev != SENTENCE
+                && class(prev) & (CONJUNCTION | NEGATOR | FIRST_PERSON) == 0
+        });
+    !owner
 }
 
 /// A word of class `class` (a negator, a hedge) within `negation_window` words before

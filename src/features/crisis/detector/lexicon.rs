@@ -123,11 +123,11 @@ pub(crate) struct Rule {
 }
 
 impl Rule {
-    /// `verdict` (negated, reported) for a phrase that is risk by itself; `Aside` for one
-    /// that counts only beside others ("pills", "this time") or is only distress: setting
-    /// those aside explains no risk away.
+    /// `verdict` (negated, reported) for a phrase that is risk by itself or a mention of a
+    /// death ("killed himself" in the news); `Aside` for one that counts only beside others
+    /// ("pills", "this time") or is only distress: setting those aside explains no risk away.
     pub(crate) fn explained_away(self, verdict: Verdict) -> Verdict {
-        if self.level >= CrisisLevel::Medium && !self.needs_context {
+        if self.mention || (self.level >= CrisisLevel::Medium && !self.needs_context) {
             verdict
         } else {
             Verdict::Aside

@@ -1,9 +1,10 @@
 //! The safety net: a broad, vocabulary-based reading under the phrase rules and frames, so
 //! that a person in danger who words it in a way no phrase foresaw is still caught.
-//! `[[net]]` entries in the rule files list single words and short stems by kind: death and
-//! dying, suicide and its euphemisms, self-harm, means, preparatory acts (the primary
-//! kinds), and injuries, self-reference ("sendiri"), a time and an intent (secondary kinds
-//! that only add to another). A net word counts when
+//! `[[net]]` entries in the rule files list single words and short stems by kind: death,
+//! suicide and its euphemisms, self-harm, means, preparatory acts (the primary kinds), the
+//! words "die" and "dead" (dying: medium beside another kind), and injuries,
+//! self-reference ("sendiri"), a time, an intent and a wish (secondary kinds that only add
+//! to another). A net word counts when
 //! - no idiom overlaps it (checked before, like every phrase),
 //! - no negator stands before it in its clause ("i would never hurt myself"),
 //! - its sentence holds no guard word (a game, cooking, sports, study, news, lyrics, a
@@ -104,7 +105,7 @@ pub(crate) fn catch(
         // A negated or reported secondary word ("i don't want advice", "not this time")
         // explains no risk away: it is set aside.
         let aside = |v| {
-            if hit.kind.primary() {
+            if hit.kind.primary() || hit.kind == Kind::Dying {
                 v
             } else {
                 Verdict::Aside

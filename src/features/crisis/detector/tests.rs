@@ -187,8 +187,16 @@ fn a_negated_word_that_is_no_risk_by_itself_explains_nothing_away() {
             let (_, _, verdicts, _) = d.lexicon_reading(text, |_, _| {});
             assert_eq!(verdicts & super::model::VETO, 0, "{}", d.explain(text));
         }
-        let (_, _, verdicts, _) = d.lexicon_reading("i never hoped to disappear", |_, _| {});
-        assert_ne!(verdicts & super::model::VETO, 0);
+        // A negated risk phrase, a reported death and a negated death word still explain
+        // their risk away.
+        for text in [
+            "i never hoped to disappear",
+            "the news said the singer killed himself last night",
+            "i'm not dead yet lol",
+        ] {
+            let (_, _, verdicts, _) = d.lexicon_reading(text, |_, _| {});
+            assert_ne!(verdicts & super::model::VETO, 0, "{}", d.explain(text));
+        }
     });
 }
 
@@ -221,6 +229,11 @@ fn a_third_person_at_risk_is_medium_with_its_own_category() {
         assert_eq!(a.level, CrisisLevel::Medium, "{text:?}");
         assert_eq!(a.categories, ["third_party"], "{text:?}");
     }
+    // "ex" is no listed person word, but the writer ("i") is not right before the phrase:
+    // still a third person at risk.
+    let a = d.assess("i think my ex wants to die");
+    assert_eq!(a.level, CrisisLevel::Medium);
+    assert!(a.categories.contains(&"third_party"), "{a:?}");
     // The same phrases with the writer as their subject are the writer's own risk: not a
     // third person's, and not held to medium as one.
     for text in ["i want to die", "pleeease i want to dieee"] {
