@@ -110,15 +110,19 @@ pub(crate) type Matrix = [[usize; 4]; 4];
 pub(crate) fn matrix(rows: &[&Row], probs: &[(f32, f32)], t: Thresholds, mode: Combine) -> Matrix {
     let mut m = [[0; 4]; 4];
     for (row, &p) in rows.iter().zip(probs) {
-        let level = combine(
-            mode,
-            row.lexicon,
-            row.verdicts,
-            model_level(p, t, row.lexicon, row.verdicts),
-        );
-        m[row.label as usize][level as usize] += 1;
+        m[row.label as usize][level(row, p, t, mode) as usize] += 1;
     }
     m
+}
+
+/// The detector's level for `row` with the model's probabilities `p`.
+pub(crate) fn level(row: &Row, p: (f32, f32), t: Thresholds, mode: Combine) -> CrisisLevel {
+    combine(
+        mode,
+        row.lexicon,
+        row.verdicts,
+        model_level(p, t, row.lexicon, row.verdicts),
+    )
 }
 
 /// Share of `medium` messages detected at >= medium.

@@ -549,12 +549,7 @@ fn lofo(
 /// lexicon's level (never a file under `untouched/`: `--lofo` reads none).
 fn print_misses(file: &str, rows: &[&Row], probs: &[(f32, f32)], t: Thresholds, mode: Combine) {
     for (r, &p) in rows.iter().zip(probs) {
-        let level = combine(
-            mode,
-            r.lexicon,
-            r.verdicts,
-            model_level(p, t, r.lexicon, r.verdicts),
-        );
+        let level = lr::level(r, p, t, mode);
         let wrong = (r.label == CrisisLevel::High && level < CrisisLevel::Medium)
             || (r.label == CrisisLevel::None && level >= CrisisLevel::Medium);
         if wrong {
