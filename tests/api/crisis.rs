@@ -135,6 +135,20 @@ async fn check_grades_risk_and_attaches_local_resources() {
 }
 
 #[tokio::test]
+async fn check_names_a_third_person_only_when_it_is_someone_else() {
+    let app = TestApp::spawn().await;
+    let s = app.register("ana@example.com").await;
+    let own = check(&app, &s, "i want to die", "en-US").await;
+    assert_ne!(own["level"], "none", "{own}");
+    let categories = own["categories"].as_array().unwrap();
+    assert!(!categories.iter().any(|c| c == "third_party"), "{own}");
+
+    let friend = check(&app, &s, "my friend wants to kill herself", "en-US").await;
+    assert_eq!(friend["level"], "medium", "{friend}");
+    assert_eq!(friend["categories"], json!(["third_party"]), "{friend}");
+}
+
+#[tokio::test]
 async fn check_refuses_bad_input() {
     let app = TestApp::spawn().await;
     let s = app.register("ana@example.com").await;

@@ -267,21 +267,24 @@ pub(crate) fn evaluate(
 /// The writer's own pronoun right before `start` (fillers aside) as a subject ("i want to
 /// die", "aku mau mati"), not as an owner after a noun ("teman aku mau mati").
 fn writer_right_before(lex: &Lexicon, toks: &[u32], start: usize) -> bool {
-    let class = |t: u32| lex.classes.get(t as usize).copied().unwrap_or(0);
-    let Some(at) = toks[..start].iter().rposition(|&t| class(t) & FILLER == 0) else {
-        return false;
-    };
-    if class(toks[at]) & FIRST_PERSON == 0 {
-        return false;
-    }
-    let owner = class(toks[at]) & POSSESSIVE != 0
-        && at.checked_sub(1).is_some_and(|j| {
+    toks[..start]
+        .iter()
+        .rposition(|&t| lex.classes[t as usize] & FILLER == 0)
+        .is_some_and(|at| {
+            lex.classes[toks[at] as usize] & FIRST_PERSON != 0 && !owner_at(lex, toks, at)
+        })
+}
+
+/// The possessive pronoun at `i` follows a word, so it names an owner, not a subject:
+/// Indonesian puts the owner after the noun ("teman aku", "kelas aku").
+fn owner_at(lex: &Lexicon, toks: &[u32], i: usize) -> bool {
+    lex.classes[toks[i] as usize] & POSSESSIVE != 0
+        && i.checked_sub(1).is_some_and(|j| {
             let prev = toks[j];
             prev != CLAUSE
                 && prev != SENTENCE
-                && class(prev) & (CONJUNCTION | NEGATOR | FIRST_PERSON) == 0
-        });
-    !owner
+                && lex.classes[prev as usize] & (CONJUNCTION | NEGATOR | FIRST_PERSON) == 0
+        })
 }
 
 /// A word of class `class` (a negator, a hedge) within `negation_window` words before
@@ -335,13 +338,7 @@ pub(crate) fn subject(lex: &Lexicon, toks: &[u32], start: usize, end: usize) -> 
         }
         let class = lex.classes[tok as usize];
         if class & FIRST_PERSON != 0 {
-            let after_word = i.checked_sub(1).is_some_and(|j| {
-                let prev = toks[j];
-                prev != CLAUSE
-                    && prev != SENTENCE
-                    && lex.classes[prev as usize] & (CONJUNCTION | NEGATOR | FIRST_PERSON) == 0
-            });
-            if class & POSSESSIVE != 0 && after_word {
+            if owner_at(lex, toks, i) {
                 continue;
             }
             return Subject::First;

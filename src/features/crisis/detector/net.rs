@@ -53,6 +53,17 @@ impl Kind {
         )
     }
 
+    /// `verdict` (negated, reported) for a death, dying or other primary word; `Aside` for a
+    /// secondary one ("i don't want advice", "not this time"): setting that aside explains
+    /// no risk away (as [`super::lexicon::Rule::explained_away`] for phrases).
+    fn explained_away(self, verdict: Verdict) -> Verdict {
+        if self.primary() || self == Kind::Dying {
+            verdict
+        } else {
+            Verdict::Aside
+        }
+    }
+
     fn category(self) -> Category {
         match self {
             Kind::Death | Kind::Dying | Kind::Desire => Category::PassiveIdeation,
@@ -102,22 +113,13 @@ pub(crate) fn catch(
     let mut kinds: u16 = 0;
     let mut first: Option<(Kind, usize)> = None;
     for hit in hits {
-        // A negated or reported secondary word ("i don't want advice", "not this time")
-        // explains no risk away: it is set aside.
-        let aside = |v| {
-            if hit.kind.primary() || hit.kind == Kind::Dying {
-                v
-            } else {
-                Verdict::Aside
-            }
-        };
         if preceded_by(lex, toks, hit.start, NEGATOR) {
-            trace(hit.source, aside(Verdict::Negated));
+            trace(hit.source, hit.kind.explained_away(Verdict::Negated));
             continue;
         }
         let personal = near(lex, toks, hit.start, usize::MAX, FIRST_PERSON);
         if near(lex, toks, hit.start, GUARD_WINDOW, GUARD | CONTEXT) || (has_context && !personal) {
-            trace(hit.source, aside(Verdict::Reported));
+            trace(hit.source, hit.kind.explained_away(Verdict::Reported));
             continue;
         }
         let about_others = subject(lex, toks, hit.start, hit.end) == Subject::Third;

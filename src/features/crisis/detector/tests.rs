@@ -178,24 +178,29 @@ fn a_negated_stopping_is_not_a_negation_of_what_follows() {
 fn a_negated_word_that_is_no_risk_by_itself_explains_nothing_away() {
     // A negated wish, intent or time with no death word beside it ("i don't want advice")
     // is set aside; it must not veto the learned layer, as a negated risk phrase does.
+    // A negated risk phrase, a reported death and a negated death word still explain their
+    // risk away (`true`).
     DETECTOR.with(|d| {
-        for text in [
-            "i dont want advice. tonight i stop being a problem for everyone",
-            "i tried last year and failed. i'm not going to fail this time",
-            "besok malem aku naik kapal. ga beli tiket pulang, ga bakal nyampe juga",
+        for (text, vetoes) in [
+            (
+                "i dont want advice. tonight i stop being a problem for everyone",
+                false,
+            ),
+            (
+                "i tried last year and failed. i'm not going to fail this time",
+                false,
+            ),
+            (
+                "besok malem aku naik kapal. ga beli tiket pulang, ga bakal nyampe juga",
+                false,
+            ),
+            ("i never hoped to disappear", true),
+            ("the news said the singer killed himself last night", true),
+            ("i'm not dead yet lol", true),
         ] {
             let (_, _, verdicts, _) = d.lexicon_reading(text, |_, _| {});
-            assert_eq!(verdicts & super::model::VETO, 0, "{}", d.explain(text));
-        }
-        // A negated risk phrase, a reported death and a negated death word still explain
-        // their risk away.
-        for text in [
-            "i never hoped to disappear",
-            "the news said the singer killed himself last night",
-            "i'm not dead yet lol",
-        ] {
-            let (_, _, verdicts, _) = d.lexicon_reading(text, |_, _| {});
-            assert_ne!(verdicts & super::model::VETO, 0, "{}", d.explain(text));
+            let vetoed = verdicts & super::model::VETO != 0;
+            assert_eq!(vetoed, vetoes, "{}", d.explain(text));
         }
     });
 }
