@@ -227,6 +227,18 @@ impl Db {
         self.inner.queue.write(f).await
     }
 
+    /// [`Db::write`], queued before this returns: the write runs and commits whether or not
+    /// the returned future is awaited, so a caller that may be dropped (a request whose
+    /// client left) loses nothing, without a task of its own. Gives `f` back when the queue
+    /// is full or the database is closing; [`Db::write`] then waits for a slot.
+    pub fn write_now<T, F>(&self, f: F) -> Result<impl Future<Output = AppResult<T>> + use<T, F>, F>
+    where
+        F: FnOnce(&Transaction<'_>) -> AppResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.inner.queue.write_now(f)
+    }
+
     /// [`Db::write`] for start-up work that runs before the server serves (seeding): blocks
     /// the calling thread, so never call it from a request.
     pub fn blocking_write<T>(
@@ -420,6 +432,68 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 200);
+    }
+
+    #[tokio::test]
+    async fn a_write_queued_now_commits_though_nobody_waits_for_it() {
+        let (_dir, db) = temp_db();
+        db.write(|tx| {
+            tx.execute_batch("CREATE TABLE seen (n INTEGER NOT NULL)")?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        // Dropped at once, never polled: it was queued when `write_now` returned.
+        let dropped = db
+            .write_now(|tx| {
+                tx.execute("INSERT INTO seen VALUES (1)", [])?;
+                Ok(())
+            })
+            .unwrap_or_else(|_| panic!("the queue is empty"));
+        drop(dropped);
+        let awaited = db
+            .write_now(|tx| {
+                tx.execute("INSERT INTO seen VALUES (2)", [])?;
+                Ok(tx.query_row("SELECT count(*) FROM seen", [], |r| r.get::<_, i64>(0))?)
+            })
+            .unwrap_or_else(|_| panic!("the queue is empty"));
+        assert_eq!(
+            awaited.await.unwrap(),
+            2,
+            "the dropped write ran first, in order"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_gives_the_write_back_to_wait_its_turn() {
+        let (_dir, db) = temp_db();
+        let (hold, release) = std::sync::mpsc::channel::<()>();
+        // The writer thread runs this one and waits: everything after it queues.
+        let held = db.write_now(move |_| {
+            let _ = release.recv();
+            Ok(())
+        });
+        let held = held.unwrap_or_else(|_| panic!("the queue is empty"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let queued: Vec<_> = (0..writer::QUEUE)
+            .map(|_| {
+                db.write_now(|_| Ok(()))
+                    .unwrap_or_else(|_| panic!("a free slot"))
+            })
+            .collect();
+        let Err(given_back) = db.write_now(|_| Ok(7)) else {
+            panic!("a full queue takes no more");
+        };
+        let waiting = tokio::spawn({
+            let db = db.clone();
+            async move { db.write(given_back).await }
+        });
+        hold.send(()).unwrap();
+        held.await.unwrap();
+        for write in queued {
+            write.await.unwrap();
+        }
+        assert_eq!(waiting.await.unwrap().unwrap(), 7);
     }
 
     #[tokio::test]

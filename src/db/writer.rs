@@ -28,7 +28,7 @@ use crate::error::{ApiError, AppResult};
 /// Most writes committed together: bounds what one failed commit takes down with it.
 const MAX_GROUP: usize = 64;
 /// Jobs waiting beyond this make callers wait to enqueue (and time out as busy).
-const QUEUE: usize = 1024;
+pub(super) const QUEUE: usize = 1024;
 
 /// What the writer thread does with a job: run it in the group's transaction, or tell its
 /// caller it waited too long.
@@ -85,40 +85,74 @@ impl Writer {
         T: Send + 'static,
     {
         let Some(queue) = &self.queue else {
-            return Err(ApiError::unavailable("The database is shutting down."));
+            return Err(shutting_down());
         };
-        let (reply, answer) = oneshot::channel::<AppResult<T>>();
-        let span = tracing::Span::current();
-        let job: Job = Box::new(move |turn| match turn {
-            Turn::Expired => {
-                let _ = reply.send(Err(busy()));
-                None
-            }
-            Turn::Failed(message) => {
-                let _ = reply.send(Err(failed(message)));
-                None
-            }
-            Turn::Run(tx) => {
-                let result = span.in_scope(|| f(tx));
-                Some(Finish {
-                    ok: result.is_ok(),
-                    answer: Box::new(move |failed: Option<&str>| {
-                        let result = match (result, failed) {
-                            (Ok(_), Some(message)) => Err(self::failed(message)),
-                            (result, _) => result,
-                        };
-                        let _ = reply.send(result);
-                    }),
-                })
-            }
-        });
-        match tokio::time::timeout(self.wait_timeout, queue.send((Instant::now(), job))).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_closed)) => {
-                return Err(ApiError::unavailable("The database is shutting down."));
-            }
+        // The busy timeout counts from here: a wait for a slot in the queue is part of it.
+        let since = Instant::now();
+        let slot = match tokio::time::timeout(self.wait_timeout, queue.reserve()).await {
+            Ok(Ok(slot)) => slot,
+            Ok(Err(_closed)) => return Err(shutting_down()),
             Err(_elapsed) => return Err(busy()),
+        };
+        queue_job(slot, since, f).await
+    }
+
+    /// [`Writer::write`], queued before it returns: the write runs whether or not the
+    /// returned future is awaited (or dropped). Gives `f` back when the queue is full or
+    /// closed, for the caller to wait its turn with [`Writer::write`].
+    pub(super) fn write_now<T, F>(
+        &self,
+        f: F,
+    ) -> Result<impl Future<Output = AppResult<T>> + use<T, F>, F>
+    where
+        F: FnOnce(&Transaction<'_>) -> AppResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.queue.as_ref().map(mpsc::Sender::try_reserve) {
+            Some(Ok(slot)) => Ok(queue_job(slot, Instant::now(), f)),
+            _ => Err(f),
         }
+    }
+}
+
+/// Puts `f` in the queue now (in `slot`; its wait counted from `since`); the future
+/// answers once its group is committed.
+fn queue_job<T, F>(
+    slot: mpsc::Permit<'_, Queued>,
+    since: Instant,
+    f: F,
+) -> impl Future<Output = AppResult<T>> + use<T, F>
+where
+    F: FnOnce(&Transaction<'_>) -> AppResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let (reply, answer) = oneshot::channel::<AppResult<T>>();
+    let span = tracing::Span::current();
+    let job: Job = Box::new(move |turn| match turn {
+        Turn::Expired => {
+            let _ = reply.send(Err(busy()));
+            None
+        }
+        Turn::Failed(message) => {
+            let _ = reply.send(Err(failed(message)));
+            None
+        }
+        Turn::Run(tx) => {
+            let result = span.in_scope(|| f(tx));
+            Some(Finish {
+                ok: result.is_ok(),
+                answer: Box::new(move |failed: Option<&str>| {
+                    let result = match (result, failed) {
+                        (Ok(_), Some(message)) => Err(self::failed(message)),
+                        (result, _) => result,
+                    };
+                    let _ = reply.send(result);
+                }),
+            })
+        }
+    });
+    slot.send((since, job));
+    async move {
         answer.await.unwrap_or_else(|_| {
             Err(ApiError::internal(anyhow!(
                 "database error: the write ended without an answer (it panicked)"
@@ -146,6 +180,10 @@ fn failed(message: &str) -> ApiError {
     ApiError::internal(anyhow!(
         "database error: the write's transaction failed: {message}"
     ))
+}
+
+fn shutting_down() -> ApiError {
+    ApiError::unavailable("The database is shutting down.")
 }
 
 fn busy() -> ApiError {

@@ -7,6 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use rusqlite::Transaction;
 use serde_json::Value;
 
 use super::{
@@ -18,6 +19,7 @@ use crate::{
     app::{App, Tasks},
     db::Db,
     domain::Timestamp,
+    error::{ApiError, AppResult},
 };
 
 /// `(prompt, completion, total)` from an OpenAI `usage` object.
@@ -164,10 +166,20 @@ impl Meter {
         let Some(row) = self.count() else {
             return;
         };
-        // A task of its own: the row goes to the writer even if this call is dropped (the
-        // client left) or stops waiting.
-        let written = self.tasks.spawn(write(self.db.clone(), row));
-        let _ = tokio::time::timeout(DURABLE_WAIT, written).await;
+        // Queued before the first await: the row is written even if this call is dropped
+        // (the client left) or stops waiting. A full queue falls back to a task of its own.
+        match self.db.write_now(record(row)) {
+            Ok(written) => {
+                // Past the wait the row is still queued, and written: only the answer waits.
+                if let Ok(Err(err)) = tokio::time::timeout(DURABLE_WAIT, written).await {
+                    warn_unrecorded(&err);
+                }
+            }
+            Err(job) => {
+                let written = self.tasks.spawn(write(self.db.clone(), job));
+                let _ = tokio::time::timeout(DURABLE_WAIT, written).await;
+            }
+        }
     }
 
     /// Counts the call, once: tokens (estimated when the provider said nothing), the day's
@@ -199,16 +211,25 @@ impl Meter {
         if let Some(row) = self.count()
             && tokio::runtime::Handle::try_current().is_ok()
         {
-            self.tasks.spawn(write(self.db.clone(), row));
+            self.tasks.spawn(write(self.db.clone(), record(row)));
         }
     }
 }
 
-/// Writes one usage row; a failure is logged, never the caller's answer.
-async fn write(db: Db, row: UsageRow) {
-    if let Err(err) = db.write(move |tx| store::record(tx, &row)).await {
-        tracing::warn!(error = %err, "cannot record AI usage");
+/// The write of one usage row.
+fn record(row: UsageRow) -> impl FnOnce(&Transaction<'_>) -> AppResult<()> + Send + 'static {
+    move |tx| store::record(tx, &row)
+}
+
+/// Waits its turn to write one usage row; a failure is logged, never the caller's answer.
+async fn write(db: Db, job: impl FnOnce(&Transaction<'_>) -> AppResult<()> + Send + 'static) {
+    if let Err(err) = db.write(job).await {
+        warn_unrecorded(&err);
     }
+}
+
+fn warn_unrecorded(err: &ApiError) {
+    tracing::warn!(error = %err, "cannot record AI usage");
 }
 
 impl Drop for Meter {
