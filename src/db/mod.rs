@@ -227,10 +227,12 @@ impl Db {
         self.inner.queue.write(f).await
     }
 
-    /// [`Db::write`], queued before this returns: the write runs and commits whether or not
+    /// [`Db::write`], queued before this returns: the write takes its turn whether or not
     /// the returned future is awaited, so a caller that may be dropped (a request whose
-    /// client left) loses nothing, without a task of its own. Gives `f` back when the queue
-    /// is full or the database is closing; [`Db::write`] then waits for a slot.
+    /// client left) needs no task of its own. Like any write it can still expire past the
+    /// busy timeout or fail with its group (logged when nobody awaits it). Gives `f` back
+    /// when the queue is full or the database is closing; [`Db::write`] then waits for a
+    /// slot.
     pub fn write_now<T, F>(&self, f: F) -> Result<impl Future<Output = AppResult<T>> + use<T, F>, F>
     where
         F: FnOnce(&Transaction<'_>) -> AppResult<T> + Send + 'static,
@@ -468,13 +470,15 @@ mod tests {
     async fn a_full_queue_gives_the_write_back_to_wait_its_turn() {
         let (_dir, db) = temp_db();
         let (hold, release) = std::sync::mpsc::channel::<()>();
-        // The writer thread runs this one and waits: everything after it queues.
+        let (started, running) = std::sync::mpsc::channel::<()>();
+        // The writer thread runs this one alone and waits: everything after it queues.
         let held = db.write_now(move |_| {
+            let _ = started.send(());
             let _ = release.recv();
             Ok(())
         });
         let held = held.unwrap_or_else(|_| panic!("the queue is empty"));
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        running.recv().unwrap();
         let queued: Vec<_> = (0..writer::QUEUE)
             .map(|_| {
                 db.write_now(|_| Ok(()))

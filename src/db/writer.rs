@@ -1,6 +1,6 @@
 //! The single writer, with group commit.
 //!
-//! Every [`super::Db::write`] becomes a job on one queue, served by one thread that owns the
+//! Every [`super::Db::write`] (and [`super::Db::write_now`]) becomes a job on one queue, served by one thread that owns the
 //! writer connection. The thread takes the job at the head and every job already waiting
 //! behind it (at most [`MAX_GROUP`]), runs them in one `IMMEDIATE` transaction, each inside a
 //! savepoint of its own, and commits once. A job whose closure fails (or panics) rolls back
@@ -9,8 +9,11 @@
 //! before; what changes is that one commit (and one WAL append) serves many writes when
 //! they arrive together. Alone, a write is one transaction, as before.
 //!
-//! A job that waited longer than `storage.busy_timeout` for its turn is not run: the caller
-//! gets 503 `unavailable`, as it did when it could not take the writer within that time.
+//! A job that waited longer than `storage.busy_timeout` for its turn (a wait for a slot in a
+//! full queue included) is not run: the caller gets 503 `unavailable`, as it did when it
+//! could not take the writer within that time. [`Writer::write_now`] queues without waiting
+//! (or gives the write back when the queue is full), so a write is queued even if its
+//! caller is then dropped; a failure nobody hears of is logged.
 
 use std::{
     panic::AssertUnwindSafe,
@@ -27,7 +30,8 @@ use crate::error::{ApiError, AppResult};
 
 /// Most writes committed together: bounds what one failed commit takes down with it.
 const MAX_GROUP: usize = 64;
-/// Jobs waiting beyond this make callers wait to enqueue (and time out as busy).
+/// Jobs waiting beyond this make [`Writer::write`] wait to enqueue (and time out as busy),
+/// and [`Writer::write_now`] give the write back.
 pub(super) const QUEUE: usize = 1024;
 
 /// What the writer thread does with a job: run it in the group's transaction, or tell its
@@ -130,11 +134,11 @@ where
     let span = tracing::Span::current();
     let job: Job = Box::new(move |turn| match turn {
         Turn::Expired => {
-            let _ = reply.send(Err(busy()));
+            answer_caller(reply, Err(busy()));
             None
         }
         Turn::Failed(message) => {
-            let _ = reply.send(Err(failed(message)));
+            answer_caller(reply, Err(failed(message)));
             None
         }
         Turn::Run(tx) => {
@@ -146,7 +150,7 @@ where
                         (Ok(_), Some(message)) => Err(self::failed(message)),
                         (result, _) => result,
                     };
-                    let _ = reply.send(result);
+                    answer_caller(reply, result);
                 }),
             })
         }
@@ -158,6 +162,14 @@ where
                 "database error: the write ended without an answer (it panicked)"
             )))
         })
+    }
+}
+
+/// Sends a write's outcome to its caller. A caller that has gone (a request dropped, a
+/// [`Writer::write_now`] nobody awaits) cannot log its failure, so it is logged here.
+fn answer_caller<T>(reply: oneshot::Sender<AppResult<T>>, result: AppResult<T>) {
+    if let Err(Err(err)) = reply.send(result) {
+        tracing::warn!(error = %err, "a write failed after its caller had gone");
     }
 }
 
@@ -391,6 +403,55 @@ mod tests {
             "{late:?}"
         );
         slow.await.unwrap().unwrap();
+        assert_eq!(rows(&db).await, Vec::<i64>::new());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wait_for_a_slot_in_a_full_queue_counts_toward_the_busy_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().join("data");
+        config.storage.busy_timeout = Duration::from_millis(100);
+        let (db, _) = Db::open(&config).unwrap();
+        setup(&db).await;
+        let (hold, release) = std::sync::mpsc::channel::<()>();
+        let (started, running) = std::sync::mpsc::channel::<()>();
+        let held = db
+            .write_now(move |_| {
+                let _ = started.send(());
+                let _ = release.recv();
+                Ok(())
+            })
+            .unwrap_or_else(|_| panic!("the queue is empty"));
+        running.recv().unwrap();
+        let queued: Vec<_> = (0..super::QUEUE)
+            .map(|_| {
+                db.write_now(|_| Ok(()))
+                    .unwrap_or_else(|_| panic!("a free slot"))
+            })
+            .collect();
+        let late = db
+            .write(|tx| {
+                tx.execute("INSERT INTO t VALUES (1)", [])?;
+                Ok(())
+            })
+            .await;
+        assert!(
+            matches!(
+                &late,
+                Err(ApiError::Service {
+                    code: Code::Unavailable,
+                    ..
+                })
+            ),
+            "{late:?}"
+        );
+        hold.send(()).unwrap();
+        held.await.unwrap();
+        // The queued ones waited past the timeout too: refused, never run.
+        for write in queued {
+            let _ = write.await;
+        }
         assert_eq!(rows(&db).await, Vec::<i64>::new());
     }
 }
