@@ -65,7 +65,7 @@ const FILES: [&str; 19] = [
 ];
 /// The files by authors whose text the lexicon was never tuned on, each left out in turn by
 /// `--lofo` (`CRISIS_LOFO` names others).
-const NEW_AUTHORS: [&str; 10] = [
+const NEW_AUTHORS: [&str; 11] = [
     "train4.jsonl",
     "train5.jsonl",
     "heldout7.jsonl",
@@ -76,6 +76,9 @@ const NEW_AUTHORS: [&str; 10] = [
     "train8.jsonl",
     "train11.jsonl",
     "train10.jsonl",
+    // Not among FILES: measured by models trained on all of them (a model trained with it
+    // lost recall on most new authors' files at the same calibration; see the data README).
+    "train12.jsonl",
 ];
 /// Never trained on: the shipped thresholds are chosen on them (`--write`;
 /// `CRISIS_CALIBRATE=a.jsonl,b.jsonl` names others). Written by authors who never saw the
