@@ -401,7 +401,7 @@ pub fn server_epoch(conn: &Connection) -> AppResult<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::testing::temp_db;
+    use crate::db::testing::{fill_queue, temp_db};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writes_queue_instead_of_failing() {
@@ -469,22 +469,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_gives_the_write_back_to_wait_its_turn() {
         let (_dir, db) = temp_db();
-        let (hold, release) = std::sync::mpsc::channel::<()>();
-        let (started, running) = std::sync::mpsc::channel::<()>();
-        // The writer thread runs this one alone and waits: everything after it queues.
-        let held = db.write_now(move |_| {
-            let _ = started.send(());
-            let _ = release.recv();
-            Ok(())
-        });
-        let held = held.unwrap_or_else(|_| panic!("the queue is empty"));
-        running.recv().unwrap();
-        let queued: Vec<_> = (0..writer::QUEUE)
-            .map(|_| {
-                db.write_now(|_| Ok(()))
-                    .unwrap_or_else(|_| panic!("a free slot"))
-            })
-            .collect();
+        let full = fill_queue(&db);
         let Err(given_back) = db.write_now(|_| Ok(7)) else {
             panic!("a full queue takes no more");
         };
@@ -492,10 +477,8 @@ mod tests {
             let db = db.clone();
             async move { db.write(given_back).await }
         });
-        hold.send(()).unwrap();
-        held.await.unwrap();
-        for write in queued {
-            write.await.unwrap();
+        for write in full.release().await {
+            write.unwrap();
         }
         assert_eq!(waiting.await.unwrap().unwrap(), 7);
     }

@@ -1,10 +1,11 @@
 //! The temporary database every store test starts from: a real SQLite file in a temporary
 //! directory, with the real migrations applied (the same schema the server runs on).
 
+use futures_util::{FutureExt, future::BoxFuture};
 use rusqlite::Connection;
 
-use super::Db;
-use crate::config::Config;
+use super::{Db, writer::QUEUE};
+use crate::{config::Config, error::AppResult};
 
 /// A migrated database file that lives as long as this value.
 pub struct TempDb {
@@ -52,9 +53,52 @@ impl std::ops::Deref for TempDb {
 /// The server's pooled [`Db`] over a fresh data dir (for tests of code that takes a `Db`);
 /// the directory lives as long as the returned guard.
 pub fn temp_db() -> (tempfile::TempDir, Db) {
+    temp_db_with(|_| {})
+}
+
+/// [`temp_db`] with the default configuration changed by `configure` first.
+pub fn temp_db_with(configure: impl FnOnce(&mut Config)) -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut config = Config::default();
     config.storage.data_dir = dir.path().join("data");
+    configure(&mut config);
     let (db, _) = Db::open(&config).expect("open the database");
     (dir, db)
+}
+
+/// The writer thread busy with one write that waits for [`FullQueue::release`], and every
+/// slot of its queue taken by no-op writes behind it.
+pub struct FullQueue {
+    release: std::sync::mpsc::Sender<()>,
+    /// The held write first, then the queued ones.
+    writes: Vec<BoxFuture<'static, AppResult<()>>>,
+}
+
+/// Fills `db`'s write queue (see [`FullQueue`]); returns once the held write is running.
+pub fn fill_queue(db: &Db) -> FullQueue {
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let (started, running) = std::sync::mpsc::channel::<()>();
+    let held = db
+        .write_now(move |_| {
+            let _ = started.send(());
+            let _ = hold.recv();
+            Ok(())
+        })
+        .unwrap_or_else(|_| panic!("the queue is empty"));
+    running.recv().expect("the held write runs");
+    let mut writes = vec![held.boxed()];
+    writes.extend((0..QUEUE).map(|_| {
+        db.write_now(|_| Ok(()))
+            .unwrap_or_else(|_| panic!("a free slot"))
+            .boxed()
+    }));
+    FullQueue { release, writes }
+}
+
+impl FullQueue {
+    /// Lets the held write finish; answers every write's outcome, the held one first.
+    pub async fn release(self) -> Vec<AppResult<()>> {
+        let _ = self.release.send(());
+        futures_util::future::join_all(self.writes).await
+    }
 }

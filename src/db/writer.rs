@@ -1,9 +1,9 @@
 //! The single writer, with group commit.
 //!
-//! Every [`super::Db::write`] (and [`super::Db::write_now`]) becomes a job on one queue, served by one thread that owns the
-//! writer connection. The thread takes the job at the head and every job already waiting
-//! behind it (at most [`MAX_GROUP`]), runs them in one `IMMEDIATE` transaction, each inside a
-//! savepoint of its own, and commits once. A job whose closure fails (or panics) rolls back
+//! Every [`super::Db::write`] (and [`super::Db::write_now`]) becomes a job on one queue,
+//! served by one thread that owns the writer connection. The thread takes the job at the
+//! head and every job already waiting behind it (at most [`MAX_GROUP`]), runs them in one
+//! `IMMEDIATE` transaction, each inside a savepoint of its own, and commits once. A job whose closure fails (or panics) rolls back
 //! to its savepoint and gets its error at once: the others in the group are untouched. The
 //! rest hear back only after the commit, so an acknowledged write is a committed one, as
 //! before; what changes is that one commit (and one WAL append) serves many writes when
@@ -291,9 +291,11 @@ mod tests {
     use std::time::Duration;
 
     use crate::{
-        config::Config,
-        db::{Db, testing::temp_db},
-        error::{ApiError, Code},
+        db::{
+            Db,
+            testing::{fill_queue, temp_db, temp_db_with},
+        },
+        error::{ApiError, AppResult, Code},
     };
 
     async fn setup(db: &Db) {
@@ -369,11 +371,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_that_waits_past_the_busy_timeout_is_refused_and_never_runs() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.storage.data_dir = dir.path().join("data");
-        config.storage.busy_timeout = Duration::from_millis(100);
-        let (db, _) = Db::open(&config).unwrap();
+        let (_dir, db) = db_with_busy_timeout();
         setup(&db).await;
         let slow = tokio::spawn({
             let db = db.clone();
@@ -392,66 +390,45 @@ mod tests {
                 Ok(())
             })
             .await;
-        assert!(
-            matches!(
-                &late,
-                Err(ApiError::Service {
-                    code: Code::Unavailable,
-                    ..
-                })
-            ),
-            "{late:?}"
-        );
+        assert_busy(&late);
         slow.await.unwrap().unwrap();
         assert_eq!(rows(&db).await, Vec::<i64>::new());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_wait_for_a_slot_in_a_full_queue_counts_toward_the_busy_timeout() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.storage.data_dir = dir.path().join("data");
-        config.storage.busy_timeout = Duration::from_millis(100);
-        let (db, _) = Db::open(&config).unwrap();
+        let (_dir, db) = db_with_busy_timeout();
         setup(&db).await;
-        let (hold, release) = std::sync::mpsc::channel::<()>();
-        let (started, running) = std::sync::mpsc::channel::<()>();
-        let held = db
-            .write_now(move |_| {
-                let _ = started.send(());
-                let _ = release.recv();
-                Ok(())
-            })
-            .unwrap_or_else(|_| panic!("the queue is empty"));
-        running.recv().unwrap();
-        let queued: Vec<_> = (0..super::QUEUE)
-            .map(|_| {
-                db.write_now(|_| Ok(()))
-                    .unwrap_or_else(|_| panic!("a free slot"))
-            })
-            .collect();
+        let full = fill_queue(&db);
         let late = db
             .write(|tx| {
                 tx.execute("INSERT INTO t VALUES (1)", [])?;
                 Ok(())
             })
             .await;
+        assert_busy(&late);
+        // The held write ran; the queued ones waited past the timeout too: never run.
+        let writes = full.release().await;
+        writes[0].as_ref().unwrap();
+        assert_eq!(rows(&db).await, Vec::<i64>::new());
+    }
+
+    /// A database whose writes wait at most 100 ms for their turn.
+    fn db_with_busy_timeout() -> (tempfile::TempDir, Db) {
+        temp_db_with(|config| config.storage.busy_timeout = Duration::from_millis(100))
+    }
+
+    /// `result` is 503 `unavailable`: the write waited too long.
+    fn assert_busy<T: std::fmt::Debug>(result: &AppResult<T>) {
         assert!(
             matches!(
-                &late,
+                result,
                 Err(ApiError::Service {
                     code: Code::Unavailable,
                     ..
                 })
             ),
-            "{late:?}"
+            "{result:?}"
         );
-        hold.send(()).unwrap();
-        held.await.unwrap();
-        // The queued ones waited past the timeout too: refused, never run.
-        for write in queued {
-            let _ = write.await;
-        }
-        assert_eq!(rows(&db).await, Vec::<i64>::new());
     }
 }
