@@ -295,7 +295,7 @@ mod tests {
             Db,
             testing::{fill_queue, temp_db, temp_db_with},
         },
-        error::{ApiError, AppResult, Code},
+        error::{ApiError, Code},
     };
 
     async fn setup(db: &Db) {
@@ -384,13 +384,7 @@ mod tests {
             }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let late = db
-            .write(|tx| {
-                tx.execute("INSERT INTO t VALUES (1)", [])?;
-                Ok(())
-            })
-            .await;
-        assert_busy(&late);
+        assert_a_late_write_is_refused(&db).await;
         slow.await.unwrap().unwrap();
         assert_eq!(rows(&db).await, Vec::<i64>::new());
     }
@@ -400,13 +394,7 @@ mod tests {
         let (_dir, db) = db_with_busy_timeout();
         setup(&db).await;
         let full = fill_queue(&db);
-        let late = db
-            .write(|tx| {
-                tx.execute("INSERT INTO t VALUES (1)", [])?;
-                Ok(())
-            })
-            .await;
-        assert_busy(&late);
+        assert_a_late_write_is_refused(&db).await;
         // The held write ran; the queued ones waited past the timeout too: never run.
         let writes = full.release().await;
         writes[0].as_ref().unwrap();
@@ -418,17 +406,23 @@ mod tests {
         temp_db_with(|config| config.storage.busy_timeout = Duration::from_millis(100))
     }
 
-    /// `result` is 503 `unavailable`: the write waited too long.
-    fn assert_busy<T: std::fmt::Debug>(result: &AppResult<T>) {
+    /// A write of row 1 now is 503 `unavailable`: it waited too long for its turn.
+    async fn assert_a_late_write_is_refused(db: &Db) {
+        let late = db
+            .write(|tx| {
+                tx.execute("INSERT INTO t VALUES (1)", [])?;
+                Ok(())
+            })
+            .await;
         assert!(
             matches!(
-                result,
+                &late,
                 Err(ApiError::Service {
                     code: Code::Unavailable,
                     ..
                 })
             ),
-            "{result:?}"
+            "{late:?}"
         );
     }
 }
