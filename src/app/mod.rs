@@ -155,7 +155,7 @@ impl App {
             crate::http::metrics_upkeep();
         });
         // What a burst of load allocated and freed goes back to the system (see
-        // `crate::trim_allocator`), the writer's page cache first, so the server returns near
+        // `crate::trim_allocator`), SQLite's page caches first, so the server returns near
         // its idle size after it.
         self.blocking_every("allocator trim", ALLOCATOR_TRIM_INTERVAL, |app| {
             app.db.release_memory();
