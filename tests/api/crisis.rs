@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     fake_ai::{Behaviour, FakeAi, KEY},
-    helpers::{Session, TestApp, assert_error, expect_json, smtp_listener},
+    helpers::{Session, TestApp, assert_error, expect_json, serve_logged, smtp_listener},
 };
 
 /// Unmistakable risk: intent, timing and means.
@@ -752,42 +752,6 @@ async fn crisis_text_lands_in_no_file_and_no_log() {
         let found = bytes.windows(7).any(|w| w == b"quokka");
         assert!(!found, "crisis text in {}", entry.display());
     }
-}
-
-/// `persona serve` in `dir` with `env`, its log appended to `log_path`; answers the child
-/// and the address it logged.
-async fn serve_logged(
-    dir: &std::path::Path,
-    log_path: &std::path::Path,
-    env: &[(&str, &str)],
-) -> (std::process::Child, String) {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_path)
-        .unwrap();
-    let already = std::fs::read_to_string(log_path).unwrap_or_default().len();
-    let mut child = crate::helpers::persona_command(dir)
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .envs(env.iter().copied())
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    for _ in 0..1000 {
-        let text = std::fs::read_to_string(log_path).unwrap_or_default();
-        let found = text[already.min(text.len())..]
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find_map(|e| e["address"].as_str().map(str::to_owned));
-        if let Some(address) = found {
-            return (child, address);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the server did not log its address");
 }
 
 #[tokio::test]

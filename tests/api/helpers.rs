@@ -445,6 +445,42 @@ pub fn start_server(dir: &std::path::Path) -> (std::process::Child, String) {
     (child, address)
 }
 
+/// `persona serve` in `dir` with `env`, its log appended to `log_path`; answers the child
+/// and the address it logged.
+pub async fn serve_logged(
+    dir: &std::path::Path,
+    log_path: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .unwrap();
+    let already = std::fs::read_to_string(log_path).unwrap_or_default().len();
+    let mut child = persona_command(dir)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    for _ in 0..1000 {
+        let text = std::fs::read_to_string(log_path).unwrap_or_default();
+        let found = text[already.min(text.len())..]
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|e| e["address"].as_str().map(str::to_owned));
+        if let Some(address) = found {
+            return (child, address);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the server did not log its address");
+}
+
 /// A minimal SMTP server: accepts every message and sends its text down a channel.
 pub async fn smtp_listener() -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
     slow_smtp_listener(std::time::Duration::ZERO).await

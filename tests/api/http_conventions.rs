@@ -221,3 +221,51 @@ async fn the_api_is_mounted_at_both_prefixes() {
         crate::helpers::assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
     }
 }
+
+/// One line per request when it is answered: method, path (never the query string), request
+/// id, status and latency; a server error also gets an `ERROR` line.
+#[tokio::test]
+async fn each_request_is_logged_once_with_its_id_and_status_but_not_its_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("server.log");
+    let (mut child, address) = crate::helpers::serve_logged(dir.path(), &log_path, &[]).await;
+    let client = crate::helpers::http_client();
+    let get = |path: &str, id: &str| {
+        client
+            .get(format!("http://{address}{path}"))
+            .header("x-request-id", id)
+            .send()
+    };
+    assert_eq!(
+        get("/health?token=hunter2-in-a-query", "log-line-1")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get("/nope", "log-line-2").await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log.contains("hunter2"), "the query string was logged");
+    let finished = |id: &str| -> Vec<serde_json::Value> {
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["message"] == "finished" && e["span"]["request_id"] == id)
+            .collect()
+    };
+    let health = finished("log-line-1");
+    assert_eq!(health.len(), 1, "{log}");
+    assert_eq!(health[0]["level"], "INFO");
+    assert_eq!(health[0]["status"], 200);
+    assert_eq!(health[0]["span"]["method"], "GET");
+    assert_eq!(health[0]["span"]["path"], "/health");
+    assert!(health[0]["latency_ms"].as_f64().is_some(), "{}", health[0]);
+    let missing = finished("log-line-2");
+    assert_eq!(missing.len(), 1, "{log}");
+    assert_eq!(missing[0]["status"], 404);
+}
