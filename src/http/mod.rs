@@ -20,14 +20,12 @@ use axum::{
 };
 use tower::ServiceBuilder;
 use tower_http::{
-    catch_panic::CatchPanicLayer,
     compression::{
         CompressionLayer, Predicate,
         predicate::{NotForContentType, SizeAbove},
     },
     cors::{AllowOrigin, CorsLayer},
     map_response_body::MapResponseBodyLayer,
-    request_id::{PropagateRequestIdLayer, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
 };
 use utoipa_axum::router::OpenApiRouter;
@@ -101,22 +99,19 @@ pub fn routes(config: &Config, features: &[std::sync::Arc<dyn Feature>]) -> Rout
         .fallback(|| async { ApiError::NotFound })
 }
 
-/// Wraps `routes` in the middleware every response goes through, outermost first: request
-/// id, tracing, compression, CORS, then ours in one layer (metrics, the error envelope and
-/// the security headers), the per-IP limit, panic catching and the body limit. The app state also rides in the request
-/// extensions, for layers that features add to their own routes (built before any state
-/// exists). Request timeouts are per feature (see [`openapi::split`]).
+/// Wraps `routes` in the middleware every response goes through, outermost first: ours in
+/// one layer ([`middleware::Envelope`]: request id, tracing, panics, metrics, the error
+/// envelope, the security headers), compression, CORS, the per-IP limit and the body limit.
+/// The app state also rides in the request extensions, for layers that features add to their
+/// own routes (built before any state exists). Request timeouts are per feature (see
+/// [`openapi::split`]).
 pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     let config = &state.config;
     let server = &config.server;
     let middleware = ServiceBuilder::new()
-        .map_request(middleware::drop_unsafe_request_id)
-        .layer(SetRequestIdLayer::new(
-            REQUEST_ID,
-            middleware::MakeRequestId,
-        ))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(middleware::trace_layer())
+        .layer(middleware::EnvelopeLayer { hsts: server.hsts })
+        // The envelope answers with axum's body type; compression's goes in a box.
+        .layer(MapResponseBodyLayer::new(axum::body::Body::new))
         .layer(
             CompressionLayer::new().compress_when(
                 SizeAbove::new(COMPRESS_ABOVE)
@@ -130,12 +125,8 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
             ),
         )
         .layer(cors_layer(config))
-        .layer(middleware::EnvelopeLayer { hsts: server.hsts })
         .layer(axum::Extension(state.clone()))
         .layer(rate_limit::general_layer(config))
-        // The limiter wants to answer with axum's body type; everything inside is boxed.
-        .layer(MapResponseBodyLayer::new(axum::body::Body::new))
-        .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(DefaultBodyLimit::max(server.max_body.as_u64() as usize));
     routes.layer(middleware).with_state(state)
 }

@@ -138,6 +138,9 @@ async fn cors_allows_listed_origins_only() {
         allowed_headers.contains("authorization"),
         "{allowed_headers}"
     );
+    // CORS answers a preflight itself; it still carries a request id (SPEC 2: every response).
+    let id = preflight.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
 
     let refused_preflight = app
         .client
