@@ -307,7 +307,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
-    /// A tracing filter: `info`, `debug`, or `persona=debug,tower_http=info`.
+    /// A tracing filter: `info`, `debug`, or `info,persona=debug`.
     pub level: String,
     /// Unset: pretty on a terminal, JSON otherwise.
     pub format: Option<LogFormat>,

@@ -75,7 +75,8 @@ fn new_request_id() -> HeaderValue {
 /// - the request's tracing span (method, path, request id: never headers, query strings or
 ///   bodies, which carry tokens, passwords and user data) and one line when it is answered
 ///   (status and latency; an `ERROR` line for a server error);
-/// - a panic in a handler becomes a bare 500 (the message goes to the log, inside the span);
+/// - a panic becomes a bare 500 (the message goes to the log, inside the span; a handler's
+///   is caught innermost, by [`catch_panic`]);
 /// - the metrics of each request ([`super::metrics::Labels`]);
 /// - SPEC section 2's error envelope with the request id;
 /// - the security headers every answer carries unless its route set its own
@@ -184,6 +185,14 @@ where
                 labels.record(response.status(), latency);
                 log_response(response.status(), latency);
                 let mut response = error_envelope(response, &request_id);
+                if hyper::body::Body::size_hint(response.body())
+                    .exact()
+                    .is_none()
+                {
+                    // A stream: what it logs while it is sent belongs to this request too.
+                    let span = tracing::Span::current();
+                    response = response.map(|body| Body::new(InSpan { body, span }));
+                }
                 security_headers(response.headers_mut(), hsts);
                 response
                     .headers_mut()
@@ -193,6 +202,40 @@ where
             }
             .instrument(span),
         )
+    }
+}
+
+/// A streamed answer's body, polled inside its request's span (an SSE relay records the
+/// call's usage as it ends, and logs there if it cannot); a failure while it is sent gets an
+/// `ERROR` line.
+struct InSpan {
+    body: Body,
+    span: tracing::Span,
+}
+
+impl hyper::body::Body for InSpan {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let _entered = this.span.enter();
+        let frame = std::pin::Pin::new(&mut this.body).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Err(err))) = &frame {
+            tracing::error!(error = %err, "response failed while it was sent");
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -238,6 +281,21 @@ fn error_envelope(
     axum::response::Response::from_parts(parts, Body::from(body))
 }
 
+/// A handler's future with its panics caught where they happen, as bare 500s: the innermost
+/// step of the stack (`ServiceBuilder::map_future`, no box), so the answer still passes
+/// through CORS and compression like any other. [`Envelope`] also catches, for a panic
+/// anywhere else in the stack.
+pub fn catch_panic<F, E>(
+    answer: F,
+) -> impl std::future::Future<Output = Result<axum::response::Response, E>>
+where
+    F: std::future::Future<Output = Result<axum::response::Response, E>>,
+{
+    AssertUnwindSafe(answer)
+        .catch_unwind()
+        .map(|answer| answer.unwrap_or_else(|panic| Ok(panic_response(panic))))
+}
+
 /// A panic becomes a bare 500, which the envelope turns into `internal` with the request id;
 /// the panic message goes to the log (inside the request's span), never to the client.
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
@@ -279,6 +337,46 @@ pub fn timeout(limit: Duration) -> tower_http::timeout::TimeoutLayer {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::Body;
+    use http_body_util::BodyExt as _;
+    use tower::{Layer as _, Service as _};
+
+    #[test]
+    fn a_streamed_body_is_polled_inside_its_request_span() {
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let record = seen.clone();
+        let inner = tower::service_fn(move |_: axum::extract::Request| {
+            let record = record.clone();
+            let stream = futures_util::stream::poll_fn(move |_| {
+                let span = tracing::Span::current();
+                let name = span.metadata().map_or("none", |m| m.name());
+                record.lock().unwrap().push(name.to_owned());
+                std::task::Poll::Ready(None::<Result<axum::body::Bytes, std::io::Error>>)
+            });
+            async move {
+                Ok::<_, std::convert::Infallible>(axum::response::Response::new(Body::from_stream(
+                    stream,
+                )))
+            }
+        });
+        let mut envelope = super::EnvelopeLayer::default().layer(inner);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+            runtime.block_on(async {
+                let response = envelope
+                    .call(axum::extract::Request::new(Body::empty()))
+                    .await
+                    .unwrap();
+                response.into_body().collect().await.unwrap();
+            })
+        });
+        assert_eq!(*seen.lock().unwrap(), ["request"]);
+    }
+
     #[test]
     fn request_ids_are_distinct_version_4_uuids() {
         let ids: std::collections::HashSet<String> = (0..1000)

@@ -101,7 +101,8 @@ pub fn routes(config: &Config, features: &[std::sync::Arc<dyn Feature>]) -> Rout
 
 /// Wraps `routes` in the middleware every response goes through, outermost first: ours in
 /// one layer ([`middleware::Envelope`]: request id, tracing, panics, metrics, the error
-/// envelope, the security headers), compression, CORS, the per-IP limit and the body limit.
+/// envelope, the security headers), compression, CORS, the per-IP limit, the body limit, and
+/// a handler's panics caught where they happen.
 /// The app state also rides in the request extensions, for layers that features add to their
 /// own routes (built before any state exists). Request timeouts are per feature (see
 /// [`openapi::split`]).
@@ -127,7 +128,8 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         .layer(cors_layer(config))
         .layer(axum::Extension(state.clone()))
         .layer(rate_limit::general_layer(config))
-        .layer(DefaultBodyLimit::max(server.max_body.as_u64() as usize));
+        .layer(DefaultBodyLimit::max(server.max_body.as_u64() as usize))
+        .map_future(middleware::catch_panic);
     routes.layer(middleware).with_state(state)
 }
 

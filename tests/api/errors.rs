@@ -216,6 +216,28 @@ async fn a_panic_is_500_with_the_request_id_and_no_internals() {
 }
 
 #[tokio::test]
+async fn a_panic_answer_still_carries_the_cors_headers() {
+    // A browser app on an allowed origin can read the 500's request id to report it.
+    let app = TestApp::spawn_with_routes(
+        |c| c.server.cors_origins = vec!["https://app.example.com".into()],
+        test_routes(),
+    )
+    .await;
+    let response = app
+        .client
+        .get(app.url("/test/panic"))
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert_error(response, StatusCode::INTERNAL_SERVER_ERROR, "internal").await;
+}
+
+#[tokio::test]
 async fn a_request_over_the_timeout_is_504() {
     let app = app().await;
     let started = std::time::Instant::now();
