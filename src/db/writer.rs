@@ -3,11 +3,12 @@
 //! Every [`super::Db::write`] (and [`super::Db::write_now`]) becomes a job on one queue,
 //! served by one thread that owns the writer connection. The thread takes the job at the
 //! head and every job already waiting behind it (at most [`MAX_GROUP`]), runs them in one
-//! `IMMEDIATE` transaction, each inside a savepoint of its own, and commits once. A job whose closure fails (or panics) rolls back
-//! to its savepoint and gets its error at once: the others in the group are untouched. The
-//! rest hear back only after the commit, so an acknowledged write is a committed one, as
-//! before; what changes is that one commit (and one WAL append) serves many writes when
-//! they arrive together. Alone, a write is one transaction, as before.
+//! `IMMEDIATE` transaction, each inside a savepoint of its own, and commits once. A job
+//! whose closure fails (or panics) rolls back to its savepoint and gets its error at once:
+//! the others in the group are untouched. The rest hear back only after the commit, so an
+//! acknowledged write is a committed one, as before; what changes is that one commit (and
+//! one WAL append) serves many writes when they arrive together. Alone, a write is one
+//! transaction, as before.
 //!
 //! A job that waited longer than `storage.busy_timeout` for its turn (a wait for a slot in a
 //! full queue included) is not run: the caller gets 503 `unavailable`, as it did when it

@@ -226,7 +226,7 @@ async fn the_api_is_mounted_at_both_prefixes() {
 }
 
 /// One line per request when it is answered: method, path (never the query string), request
-/// id, status and latency; a server error also gets an `ERROR` line.
+/// id, status and latency.
 #[tokio::test]
 async fn each_request_is_logged_once_with_its_id_and_status_but_not_its_query() {
     let dir = tempfile::tempdir().unwrap();

@@ -384,9 +384,10 @@ fn the_safety_net_keeps_out_of_games_kitchens_phones_and_idioms() {
 /// which its `>= medium` thresholds are chosen (at most 4 % false alarms over the two), and
 /// `train12.jsonl`, a new author's file of preparation and farewell without risk words
 /// that no model here was trained on. It misses the target; until a detector meets it, it
-/// is held to what it measured: a floor against regressions, not the target. How the model does on authors it never
-/// read is measured outside `cargo test`: `examples/crisis_train -- --lofo`, and once per
-/// shipped model on `untouched/` (see the data README; issue 11).
+/// is held to what it measured: a floor against regressions, not the target. How the model
+/// does on authors it never read is measured outside `cargo test`:
+/// `examples/crisis_train -- --lofo`, and once per shipped model on `untouched/` (see the
+/// data README; issue 11).
 #[test]
 fn quality_on_the_labelled_set_meets_the_thresholds() {
     const BELOW_TARGET: [(&str, f64, f64); 1] = [("train12.jsonl", 0.815, 0.06)];
@@ -408,18 +409,11 @@ fn quality_on_the_labelled_set_meets_the_thresholds() {
         total += examples.len();
         let (matrix, _) = quality::evaluate(&detector, &examples);
         println!("{}", matrix.render(&name));
-        if let Some(&(_, recall, alarms)) = BELOW_TARGET.iter().find(|f| f.0 == name) {
-            let high = matrix.at_least_medium(CrisisLevel::High);
-            let none = matrix.at_least_medium(CrisisLevel::None);
-            if high < recall - 1e-9 || none > alarms + 1e-9 {
-                failures.push(format!(
-                    "{name}: high at >= medium {:.1} %, none {:.1} %: worse than measured",
-                    100.0 * high,
-                    100.0 * none
-                ));
+        match BELOW_TARGET.iter().find(|f| f.0 == name) {
+            Some(&(_, recall, alarms)) => {
+                failures.extend(matrix.failures_against(&name, recall, alarms));
             }
-        } else {
-            failures.extend(matrix.failures(&name));
+            None => failures.extend(matrix.failures(&name)),
         }
         overall.merge(&matrix);
     }
