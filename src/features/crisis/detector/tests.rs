@@ -380,17 +380,20 @@ fn the_safety_net_keeps_out_of_games_kitchens_phones_and_idioms() {
 /// `none` at ≥ medium in at most 5 %. `cargo test quality -- --nocapture` prints the
 /// matrices.
 ///
-/// The model is trained on every file here but `heldout5.jsonl` and `heldout6.jsonl`, on
-/// which its `>= medium` thresholds are chosen (at most 4 % false alarms over the two), and
-/// `train12.jsonl`, a new author's file of preparation and farewell without risk words
-/// that no model here was trained on. It misses the target; until a detector meets it, it
-/// is held to what it measured: a floor against regressions, not the target. How the model
+/// The model is trained on every file here (and the spent `untouched/heldout9`–`13`) but
+/// `heldout5.jsonl` and `heldout6.jsonl`, on which its `>= medium` thresholds are chosen (at
+/// most 3 % false alarms over the two), and `train12.jsonl`, a new author's file of
+/// preparation and farewell without risk words that no model here was trained on. It misses
+/// the target; until a detector meets it, it is held to what it measured: a floor against
+/// regressions, not the target. The floor was 81.5 % / 6.0 % until the model trained with
+/// heldout9–13 was shipped by a rule set before `untouched/heldout14` was read (recall no
+/// lower there, false alarms 4.0 → 2.0 %); it reads train12 at 86.0 % / 6.5 %. How the model
 /// does on authors it never read is measured outside `cargo test`:
 /// `examples/crisis_train -- --lofo`, and once per shipped model on `untouched/` (see the
 /// data README; issue 11).
 #[test]
 fn quality_on_the_labelled_set_meets_the_thresholds() {
-    const BELOW_TARGET: [(&str, f64, f64); 1] = [("train12.jsonl", 0.815, 0.06)];
+    const BELOW_TARGET: [(&str, f64, f64); 1] = [("train12.jsonl", 0.86, 0.065)];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/crisis");
     let detector = Detector::builtin();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
