@@ -3,9 +3,8 @@
 //! [--lofo] [--write [--mode=support|supportveto|gate|guarded|keephigh|max|maxguarded]]`.
 //!
 //! Reads the labelled training files (`FILES`: every file of `tests/data/crisis/` but the
-//! two calibration files and train12, plus the spent files `untouched/heldout9`–`13`;
-//! `CRISIS_TRAIN=a.jsonl,b.jsonl` names others). No other file under `untouched/` is read
-//! here: each is measured once per shipped model, outside this trainer.
+//! two calibration files; `CRISIS_TRAIN=a.jsonl,b.jsonl` names others). Nothing under
+//! `untouched/` is ever read here.
 //!
 //! - `--lofo` (the measure to trust): the shipping procedure below, repeated with each file
 //!   by a new author (`NEW_AUTHORS`) left out of the training files and measured — how the
@@ -21,7 +20,7 @@
 //! - `--write`: the configuration is trained on all training files and saved to
 //!   `config/crisis/model.bin`; its thresholds come from 5-fold out-of-fold probabilities,
 //!   then its `>= medium` ones are chosen anew on `heldout5.jsonl` and `heldout6.jsonl`,
-//!   which it never trains on (false alarms there within `CRISIS_CAL_FA`, default 3 %).
+//!   which it never trains on (false alarms there within `CRISIS_CAL_FA`, default 4 %).
 //!
 //! `CRISIS_NONE_WEIGHT` and `CRISIS_HIGH_WEIGHT` set the sample weights of `none` and `high`
 //! messages (default 1.5 for `none`, 1 for `high`).
@@ -43,7 +42,7 @@ use lr::{
     Config, Matrix, Row, calibrate_medium, matrix, oracle_recall, predict, rates, thresholds, train,
 };
 
-const FILES: [&str; 24] = [
+const FILES: [&str; 19] = [
     "tune.jsonl",
     "heldout.jsonl",
     "heldout2.jsonl",
@@ -63,13 +62,6 @@ const FILES: [&str; 24] = [
     "train8.jsonl",
     "train10.jsonl",
     "train11.jsonl",
-    // Five new authors' files, each read once as an untouched measure of an earlier model
-    // and spent; in training since heldout14 measured the model they make (data README).
-    "untouched/heldout9.jsonl",
-    "untouched/heldout10.jsonl",
-    "untouched/heldout11.jsonl",
-    "untouched/heldout12.jsonl",
-    "untouched/heldout13.jsonl",
 ];
 /// The files by authors whose text the lexicon was never tuned on, each left out in turn by
 /// `--lofo` (`CRISIS_LOFO` names others).
@@ -102,19 +94,16 @@ fn calibration_files() -> Vec<String> {
         .collect()
 }
 
-/// False alarms allowed on the calibration files (`CRISIS_CAL_FA`, default 3 %: a margin
+/// False alarms allowed on the calibration files (`CRISIS_CAL_FA`, default 4 %: a margin
 /// under the 5 % target for text the thresholds were not chosen on). Measured with
 /// `--lofo`, 5 % buys about 1.4 points of recall on new authors for 1.3 points more false
 /// alarms, but its lower `>= medium` threshold (0.28) read two-word requests ("be brief",
-/// "what is in this picture?") as medium. 4 % was the default until heldout9–13 joined the
-/// training files: with them it chose 0.48, which read "aku mau beli obat flu malam ini" as
-/// medium; 3 % keeps the out-of-fold 0.54 (the shipped model, candidate G in the data
-/// README).
+/// "what is in this picture?") as medium.
 fn calibration_fa() -> f64 {
     std::env::var("CRISIS_CAL_FA")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0.03)
+        .unwrap_or(0.04)
 }
 /// The files the lexicon was never tuned on: their leave-one-file-out rows are the honest
 /// measure of generalisation (the lexicon was tuned on the first three).
@@ -560,7 +549,7 @@ fn lofo(
 
 /// `CRISIS_MISSES=1` with `--lofo`: the left-out file's `high` lines read below medium and
 /// `none` lines read at medium or above, with the model's two probabilities and the
-/// lexicon's level (never a line of a file under `untouched/`: none is left out).
+/// lexicon's level (never a file under `untouched/`: `--lofo` reads none).
 fn print_misses(file: &str, rows: &[&Row], probs: &[(f32, f32)], t: Thresholds, mode: Combine) {
     for (r, &p) in rows.iter().zip(probs) {
         let level = lr::level(r, p, t, mode);

@@ -375,25 +375,37 @@ fn the_safety_net_keeps_out_of_games_kitchens_phones_and_idioms() {
     assert_level(CrisisLevel::Low, &["aku tidak mau mati"]);
 }
 
+/// Short everyday requests to an assistant: the model alone must not raise them (a
+/// candidate model read "what is in this picture?", the API tests' image question, as
+/// medium; see the data README on heldout14).
+#[test]
+fn short_requests_to_an_assistant_are_not_risk() {
+    assert_level(
+        CrisisLevel::None,
+        &[
+            "what is in this picture?",
+            "be brief",
+            "aku mau beli obat flu malam ini",
+        ],
+    );
+}
+
 /// SPEC 8's quality bar on the labelled set (`tests/data/crisis/`, see its README): on every
 /// file and on the whole set, `high` detected at ≥ medium in at least 95 % of cases and
 /// `none` at ≥ medium in at most 5 %. `cargo test quality -- --nocapture` prints the
 /// matrices.
 ///
-/// The model is trained on every file here (and the spent `untouched/heldout9`–`13`) but
-/// `heldout5.jsonl` and `heldout6.jsonl`, on which its `>= medium` thresholds are chosen (at
-/// most 3 % false alarms over the two), and `train12.jsonl`, a new author's file of
-/// preparation and farewell without risk words that no model here was trained on. It misses
-/// the target; until a detector meets it, it is held to what it measured: a floor against
-/// regressions, not the target. The floor was 81.5 % / 6.0 % until the model trained with
-/// heldout9–13 was shipped by a rule set before `untouched/heldout14` was read (recall no
-/// lower there, false alarms 4.0 → 2.0 %); it reads train12 at 86.0 % / 6.5 %. How the model
+/// The model is trained on every file here but `heldout5.jsonl` and `heldout6.jsonl`, on
+/// which its `>= medium` thresholds are chosen (at most 4 % false alarms over the two), and
+/// `train12.jsonl`, a new author's file of preparation and farewell without risk words
+/// that no model here was trained on. It misses the target; until a detector meets it, it
+/// is held to what it measured: a floor against regressions, not the target. How the model
 /// does on authors it never read is measured outside `cargo test`:
 /// `examples/crisis_train -- --lofo`, and once per shipped model on `untouched/` (see the
 /// data README; issue 11).
 #[test]
 fn quality_on_the_labelled_set_meets_the_thresholds() {
-    const BELOW_TARGET: [(&str, f64, f64); 1] = [("train12.jsonl", 0.86, 0.065)];
+    const BELOW_TARGET: [(&str, f64, f64); 1] = [("train12.jsonl", 0.815, 0.06)];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/crisis");
     let detector = Detector::builtin();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
