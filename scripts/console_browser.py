@@ -15,7 +15,11 @@ import urllib.error
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -58,8 +62,12 @@ def shot(driver, name):
 
 
 def wait(driver, condition, what, seconds=10):
+    # A view that re-renders between finding an element and reading it leaves a stale
+    # reference: not yet, so look again (it made the crisis page's check flaky).
     try:
-        return WebDriverWait(driver, seconds).until(lambda d: condition(d))
+        return WebDriverWait(
+            driver, seconds, ignored_exceptions=(StaleElementReferenceException,)
+        ).until(lambda d: condition(d))
     except TimeoutException:
         shot(driver, "failure.png")
         raise AssertionError(f"timed out waiting for {what}") from None
