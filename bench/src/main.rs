@@ -439,9 +439,10 @@ fn main() -> anyhow::Result<()> {
         format!("{:.2}", me.rps() / floor.rps()),
         "≥ 0.70 of hello, p99 ≤ 5 ms",
     );
-    // The same comparison without the client: how the throughput ratio comes out depends on
+    // The same comparison by the server's CPU per request: the throughput ratio depends on
     // how fast the load generator is (wrk -t1 on this machine caps hello near 60k req/s and
-    // shows 0.7 and more), the server's CPU per request does not.
+    // shows 0.7 and more); CPU per request depends far less on it (it still rises a little
+    // when client and server crowd the same two cores).
     report.add(
         "GET /api/v1/auth/me against hello, server CPU per request",
         format!("{me_cpu_us:.2} µs"),
