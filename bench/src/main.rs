@@ -151,9 +151,13 @@ fn with_peak_rss<T>(pid: u32, f: impl FnOnce() -> T) -> (T, u64) {
     (value, peak.load(Ordering::Relaxed))
 }
 
-/// CPU milliseconds spent over a run, per request, in microseconds.
-fn per_request_us(cpu_ms: f64, run: &load::Stats) -> f64 {
-    cpu_ms * 1000.0 / run.requests.max(1) as f64
+/// Runs a load and measures the CPU time `pid` spent on it: the run's figures and the
+/// microseconds of CPU per request.
+fn with_cpu_per_request(pid: u32, run: impl FnOnce() -> load::Stats) -> (load::Stats, f64) {
+    let before = cpu_ms(pid);
+    let stats = run();
+    let per_request_us = (cpu_ms(pid) - before) * 1000.0 / stats.requests.max(1) as f64;
+    (stats, per_request_us)
 }
 
 /// The CPU time (user + system) `pid` has used, in milliseconds.
@@ -330,15 +334,15 @@ fn main() -> anyhow::Result<()> {
     };
     wait_ready(hello.addr, "/", Duration::from_secs(10))?;
     let a = hello.addr;
-    let cpu_before = cpu_ms(hello.pid());
-    let floor = load::run(
-        a,
-        64,
-        d,
-        Until::Body,
-        fixed(move || request("GET", a, "/", None, None, "")),
-    );
-    let floor_cpu_us = per_request_us(cpu_ms(hello.pid()) - cpu_before, &floor);
+    let (floor, floor_cpu_us) = with_cpu_per_request(hello.pid(), || {
+        load::run(
+            a,
+            64,
+            d,
+            Until::Body,
+            fixed(move || request("GET", a, "/", None, None, "")),
+        )
+    });
     report.add(
         "bare axum hello, 64 conns (the floor)",
         format!("{}; {floor_cpu_us:.2} µs CPU/request", rps_line(&floor)),
@@ -423,15 +427,15 @@ fn main() -> anyhow::Result<()> {
     );
 
     let t = token.clone();
-    let cpu_before = cpu_ms(persona.pid());
-    let me = load::run(
-        addr,
-        64,
-        d,
-        Until::Body,
-        fixed(move || request("GET", addr, "/api/v1/auth/me", Some(&t), None, "")),
-    );
-    let me_cpu_us = per_request_us(cpu_ms(persona.pid()) - cpu_before, &me);
+    let (me, me_cpu_us) = with_cpu_per_request(persona.pid(), || {
+        load::run(
+            addr,
+            64,
+            d,
+            Until::Body,
+            fixed(move || request("GET", addr, "/api/v1/auth/me", Some(&t), None, "")),
+        )
+    });
     report.add(
         "GET /api/v1/auth/me (authenticated small read), 64 conns",
         format!("{}; {me_cpu_us:.2} µs CPU/request", rps_line(&me)),
@@ -661,24 +665,24 @@ fn main() -> anyhow::Result<()> {
                 }),
             );
             let t = token.clone();
-            let cpu_before = cpu_ms(persona.pid());
-            let proxied = load::run(
-                addr,
-                conns,
-                d,
-                until,
-                Arc::new(move |_| {
-                    request(
-                        "POST",
-                        addr,
-                        "/api/v1/ai/chat/completions",
-                        Some(&t),
-                        Some(body.clone().into_bytes()),
-                        "application/json",
-                    )
-                }),
-            );
-            let cpu = (cpu_ms(persona.pid()) - cpu_before) / proxied.requests.max(1) as f64;
+            let (proxied, cpu_us) = with_cpu_per_request(persona.pid(), || {
+                load::run(
+                    addr,
+                    conns,
+                    d,
+                    until,
+                    Arc::new(move |_| {
+                        request(
+                            "POST",
+                            addr,
+                            "/api/v1/ai/chat/completions",
+                            Some(&t),
+                            Some(body.clone().into_bytes()),
+                            "application/json",
+                        )
+                    }),
+                )
+            });
             report.add(
                 &format!(
                     "AI proxy {label}, {conns} in flight (provider takes {FAKE_LATENCY_MS} ms; harness client)"
@@ -688,7 +692,7 @@ fn main() -> anyhow::Result<()> {
                     rps_line(&proxied),
                     proxied.p50() - direct.p50(),
                     proxied.p99() - direct.p99(),
-                    cpu
+                    cpu_us / 1000.0
                 ),
                 format!("direct: {}", rps_line(&direct)),
                 format!("{:.2}", proxied.rps() / direct.rps()),
