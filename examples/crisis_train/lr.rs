@@ -19,6 +19,9 @@ pub(crate) struct Config {
     /// Sample weight of `none` messages (both heads): ordinary chat is most of what a
     /// deployed detector reads.
     pub(crate) none_weight: f32,
+    /// Hidden units of the deep part beside the two linear heads (0: logistic regression
+    /// alone; `CRISIS_HIDDEN`).
+    pub(crate) hidden: usize,
 }
 
 /// One message ready for training: bucket indices with values, lexicon level and label.
@@ -34,50 +37,109 @@ pub(crate) struct Row {
 pub(crate) struct Heads {
     pub(crate) w: [Vec<f32>; 2],
     pub(crate) b: [f32; 2],
+    /// The deep part, when `Config::hidden` > 0.
+    pub(crate) deep: Option<Deep>,
+}
+
+/// One hidden layer of ReLU units over the same hashed features, feeding both heads
+/// ("wide and deep"): the linear heads keep what single features say, the hidden units can
+/// learn which features mean more together ("pills" with "tonight", not with "flu").
+pub(crate) struct Deep {
+    pub(crate) hidden: usize,
+    /// Bucket-major: the `hidden` input weights of bucket j at `j * hidden`.
+    pub(crate) w1: Vec<f32>,
+    pub(crate) b1: Vec<f32>,
+    /// Per head, the `hidden` output weights.
+    pub(crate) w2: [Vec<f32>; 2],
+}
+
+impl Deep {
+    fn activations(&self, feats: &[(u32, f32)]) -> Vec<f32> {
+        let mut a = self.b1.clone();
+        for &(j, v) in feats {
+            let row = &self.w1[j as usize * self.hidden..][..self.hidden];
+            for (x, w) in a.iter_mut().zip(row) {
+                *x += w * v;
+            }
+        }
+        for x in &mut a {
+            *x = x.max(0.0);
+        }
+        a
+    }
+}
+
+fn xorshift(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// A uniform draw in [-scale, scale).
+fn uniform(seed: &mut u64, scale: f32) -> f32 {
+    ((xorshift(seed) >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
 }
 
 pub(crate) fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + (-z).exp())
 }
 
-/// Adagrad logistic regression, one head for `>= medium` and one for `high`.
+/// Adagrad logistic regression, one head for `>= medium` and one for `high`; with
+/// `cfg.hidden` > 0, a hidden layer feeding both heads, trained with them.
 pub(crate) fn train(rows: &[&Row], cfg: &Config) -> Heads {
     let dim = 1usize << cfg.bits;
+    let mut seed = 0x9e37_79b9_u64;
+    let hid = cfg.hidden;
     let mut h = Heads {
         w: [vec![0.0; dim], vec![0.0; dim]],
         b: [0.0; 2],
+        deep: (hid > 0).then(|| Deep {
+            hidden: hid,
+            w1: (0..dim * hid).map(|_| uniform(&mut seed, 0.1)).collect(),
+            b1: vec![0.01; hid],
+            w2: [0, 1].map(|_| (0..hid).map(|_| uniform(&mut seed, 0.1)).collect()),
+        }),
     };
     let mut g2 = [vec![1e-6f32; dim], vec![1e-6f32; dim]];
     let mut gb = [1e-6f32; 2];
+    let (mut g1, mut gb1, mut gw2) = (
+        vec![1e-6f32; dim * hid],
+        vec![1e-6f32; hid],
+        [vec![1e-6f32; hid], vec![1e-6f32; hid]],
+    );
     let mut order: Vec<usize> = (0..rows.len()).collect();
-    let mut seed = 0x9e37_79b9_u64;
     let lr = 0.3;
+    let deep_lr = env_rate("CRISIS_DEEP_LR").unwrap_or(0.05);
+    let mut back = vec![0.0f32; hid];
     for _ in 0..cfg.epochs {
         for i in (1..order.len()).rev() {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            order.swap(i, (seed % (i as u64 + 1)) as usize);
+            order.swap(i, (xorshift(&mut seed) % (i as u64 + 1)) as usize);
         }
         for &i in &order {
             let row = rows[i];
+            let act = h.deep.as_ref().map(|d| d.activations(&row.feats));
+            back.iter_mut().for_each(|x| *x = 0.0);
+            let w = match row.label {
+                CrisisLevel::High => cfg.high_weight,
+                CrisisLevel::None => cfg.none_weight,
+                _ => 1.0,
+            };
             for k in 0..2 {
                 let y = if k == 0 {
                     row.label >= CrisisLevel::Medium
                 } else {
                     row.label == CrisisLevel::High
                 };
-                let z = h.b[k]
+                let mut z = h.b[k]
                     + row
                         .feats
                         .iter()
                         .map(|&(j, v)| h.w[k][j as usize] * v)
                         .sum::<f32>();
-                let w = match row.label {
-                    CrisisLevel::High => cfg.high_weight,
-                    CrisisLevel::None => cfg.none_weight,
-                    _ => 1.0,
-                };
+                if let (Some(d), Some(a)) = (&h.deep, &act) {
+                    z += d.w2[k].iter().zip(a).map(|(u, x)| u * x).sum::<f32>();
+                }
                 let g = (sigmoid(z) - f32::from(u8::from(y))) * w;
                 for &(j, v) in &row.feats {
                     let j = j as usize;
@@ -87,13 +149,45 @@ pub(crate) fn train(rows: &[&Row], cfg: &Config) -> Heads {
                 }
                 gb[k] += g * g;
                 h.b[k] -= lr * g / gb[k].sqrt();
+                if let (Some(d), Some(a)) = (&mut h.deep, &act) {
+                    for u in 0..hid {
+                        if a[u] > 0.0 {
+                            back[u] += g * d.w2[k][u];
+                        }
+                        let gu = g * a[u] + cfg.l2 * d.w2[k][u];
+                        gw2[k][u] += gu * gu;
+                        d.w2[k][u] -= deep_lr * gu / gw2[k][u].sqrt();
+                    }
+                }
+            }
+            if let Some(d) = &mut h.deep {
+                for &(j, v) in &row.feats {
+                    let base = j as usize * hid;
+                    for u in 0..hid {
+                        if back[u] == 0.0 {
+                            continue;
+                        }
+                        let gi = back[u] * v + cfg.l2 * d.w1[base + u];
+                        g1[base + u] += gi * gi;
+                        d.w1[base + u] -= deep_lr * gi / g1[base + u].sqrt();
+                    }
+                }
+                for u in 0..hid {
+                    gb1[u] += back[u] * back[u];
+                    d.b1[u] -= deep_lr * back[u] / gb1[u].sqrt();
+                }
             }
         }
     }
     h
 }
 
+fn env_rate(var: &str) -> Option<f32> {
+    std::env::var(var).ok().and_then(|v| v.parse().ok())
+}
+
 pub(crate) fn predict(h: &Heads, row: &Row) -> (f32, f32) {
+    let act = h.deep.as_ref().map(|d| d.activations(&row.feats));
     let z = |k: usize| {
         h.b[k]
             + row
@@ -101,6 +195,10 @@ pub(crate) fn predict(h: &Heads, row: &Row) -> (f32, f32) {
                 .iter()
                 .map(|&(j, v)| h.w[k][j as usize] * v)
                 .sum::<f32>()
+            + match (&h.deep, &act) {
+                (Some(d), Some(a)) => d.w2[k].iter().zip(a).map(|(u, x)| u * x).sum::<f32>(),
+                _ => 0.0,
+            }
     };
     (sigmoid(z(0)), sigmoid(z(1)))
 }
