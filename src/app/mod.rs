@@ -18,7 +18,6 @@ use std::{
 };
 
 use anyhow::Context;
-use axum::Router;
 use tokio::net::TcpListener;
 
 pub use feature::{Feature, Init, Parts};
@@ -279,7 +278,7 @@ pub async fn serve(
 /// [`serve`] with a router of the caller's (tests add routes to the real middleware stack).
 pub async fn serve_router(
     state: AppState,
-    router: Router,
+    router: http::Mounts,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {

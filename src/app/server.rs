@@ -17,7 +17,7 @@ use std::{
     time::Duration,
 };
 
-use axum::{Router, body::Body, extract::ConnectInfo, http::Request};
+use axum::{body::Body, extract::ConnectInfo, http::Request};
 use futures_util::task::AtomicWaker;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -45,7 +45,7 @@ pub struct Limits {
 /// connections, to be drained with [`GracefulShutdown::shutdown`].
 pub async fn accept_loop(
     listener: TcpListener,
-    router: Router,
+    router: crate::http::Mounts,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> GracefulShutdown {

@@ -58,7 +58,7 @@ pub struct Jwt {
     ttl: Duration,
     validation: Validation,
     /// Tokens already verified, by their text (see the module docs).
-    verified: moka::sync::Cache<Box<str>, Arc<Claims>>,
+    verified: moka::sync::Cache<Box<str>, Arc<Claims>, crate::FastHash>,
 }
 
 impl Jwt {
@@ -85,7 +85,7 @@ impl Jwt {
             verified: moka::sync::Cache::builder()
                 .max_capacity(VERIFIED_KEPT)
                 .time_to_idle(VERIFIED_IDLE)
-                .build(),
+                .build_with_hasher(crate::FastHash::default()),
         }
     }
 

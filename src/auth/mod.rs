@@ -72,10 +72,10 @@ pub struct Auth {
     jwt: std::sync::RwLock<std::sync::Arc<jwt::Jwt>>,
     pub passwords: password::Passwords,
     pub throttle: LoginThrottle,
-    sessions: moka::sync::Cache<String, Option<SessionState>>,
+    sessions: moka::sync::Cache<String, Option<SessionState>, crate::FastHash>,
     /// User rows for "who am I" reads (`/auth/me`), under the same rules as `sessions`: writes
     /// in this process evict the row, other processes' changes show within the TTL.
-    users: moka::sync::Cache<String, std::sync::Arc<UserRow>>,
+    users: moka::sync::Cache<String, std::sync::Arc<UserRow>, crate::FastHash>,
 }
 
 impl Auth {
@@ -89,11 +89,11 @@ impl Auth {
                 .time_to_live(SESSION_CACHE_TTL)
                 // One user's sessions can be evicted without flushing everyone's.
                 .support_invalidation_closures()
-                .build(),
+                .build_with_hasher(crate::FastHash::default()),
             users: moka::sync::Cache::builder()
                 .max_capacity(MAX_CACHED)
                 .time_to_live(SESSION_CACHE_TTL)
-                .build(),
+                .build_with_hasher(crate::FastHash::default()),
         })
     }
 

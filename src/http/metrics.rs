@@ -3,7 +3,7 @@
 //! several servers in one process (the tests) share it.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{
         LazyLock, OnceLock, RwLock,
         atomic::{AtomicU64, Ordering},
@@ -20,7 +20,7 @@ use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::app::AppState;
+use crate::{FastHash, app::AppState};
 
 /// Seconds; from 0.5 ms (cached reads) to 60 s (AI calls).
 const BUCKETS: &[f64] = &[
@@ -86,10 +86,12 @@ pub struct Labels {
 }
 
 impl Labels {
-    pub fn of(method: &Method, route: Option<&MatchedPath>) -> Labels {
+    /// The labels of a request to `route`, served under `mount` (`/api/v1`, `/api`, or
+    /// `""` outside the API).
+    pub fn of(method: &Method, mount: &'static str, route: Option<&MatchedPath>) -> Labels {
         Labels {
             method: method_label(method),
-            route: route.map_or("unmatched", |p| intern(p.as_str())),
+            route: route.map_or("unmatched", |p| intern(mount, p.as_str())),
         }
     }
 
@@ -116,7 +118,7 @@ impl Labels {
         let labels = [
             ("method", self.method),
             ("route", self.route),
-            ("status", intern(status.as_str())),
+            ("status", intern("", status.as_str())),
         ];
         let counter = metrics::counter!("http_requests_total", &labels);
         let histogram = metrics::histogram!("http_request_duration_seconds", &labels);
@@ -187,20 +189,22 @@ impl PerSecond {
 
 /// A `&'static` copy of a label value. Only route templates and status codes come here, a
 /// fixed set, so the leaked strings are bounded by the routes the server has.
-fn intern(value: &str) -> &'static str {
-    static SEEN: LazyLock<RwLock<HashSet<&'static str>>> = LazyLock::new(RwLock::default);
-    if let Some(seen) = SEEN.read().ok().and_then(|seen| seen.get(value).copied()) {
-        return seen;
+fn intern(mount: &'static str, route: &str) -> &'static str {
+    type Seen = HashMap<&'static str, HashMap<Box<str>, &'static str, FastHash>, FastHash>;
+    static SEEN: LazyLock<RwLock<Seen>> = LazyLock::new(RwLock::default);
+    let known = |seen: &Seen| seen.get(mount).and_then(|m| m.get(route)).copied();
+    if let Some(label) = SEEN.read().ok().and_then(|seen| known(&seen)) {
+        return label;
     }
     let Ok(mut seen) = SEEN.write() else {
         return "unmatched";
     };
-    if let Some(existing) = seen.get(value) {
-        return existing;
+    if let Some(label) = known(&seen) {
+        return label;
     }
-    let leaked: &'static str = Box::leak(value.to_owned().into_boxed_str());
-    seen.insert(leaked);
-    leaked
+    let label: &'static str = Box::leak(format!("{mount}{route}").into_boxed_str());
+    seen.entry(mount).or_default().insert(route.into(), label);
+    label
 }
 
 /// The `method` label: the methods the API serves, else `other` (methods are

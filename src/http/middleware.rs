@@ -9,7 +9,7 @@ use axum::{
     Extension,
     body::Body,
     extract::Request,
-    http::{HeaderMap, HeaderValue, Response, StatusCode, header},
+    http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header},
     middleware::Next,
     response::IntoResponse,
 };
@@ -112,21 +112,31 @@ pub struct Envelope<S> {
 /// The CSP of every API response: nothing may be loaded or framed.
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
-/// The headers every answer carries unless its route set its own.
+/// The headers every answer carries unless its route set its own (values built at compile
+/// time: `HeaderValue::from_static` called at run time checks every byte, each request).
 fn security_headers(headers: &mut axum::http::HeaderMap, hsts: bool) {
-    let defaults = [
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (header::CONTENT_SECURITY_POLICY, API_CSP),
+    const DEFAULTS: [(HeaderName, HeaderValue); 4] = [
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(API_CSP),
+        ),
     ];
-    let hsts = hsts.then_some((
+    const HSTS: (HeaderName, HeaderValue) = (
         header::STRICT_TRANSPORT_SECURITY,
-        "max-age=31536000; includeSubDomains",
-    ));
-    for (name, value) in defaults.into_iter().chain(hsts) {
+        HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+    );
+    for (name, value) in DEFAULTS.into_iter().chain(hsts.then_some(HSTS)) {
         if let axum::http::header::Entry::Vacant(entry) = headers.entry(name) {
-            entry.insert(HeaderValue::from_static(value));
+            entry.insert(value);
         }
     }
 }
@@ -159,14 +169,27 @@ where
                 id
             }
         };
+        // The path as the client sent it: under the `/api/v1` and `/api` mounts, `uri` has
+        // the mount taken off (see `super::Mounts`), and so has the route's template.
+        let path = req
+            .extensions()
+            .get::<axum::extract::OriginalUri>()
+            .map_or(req.uri(), |original| &original.0)
+            .path();
+        let mount = if path.len() == req.uri().path().len() {
+            ""
+        } else {
+            super::api_mount(path)
+        };
         let labels = super::metrics::Labels::of(
             req.method(),
+            mount,
             req.extensions().get::<axum::extract::MatchedPath>(),
         );
         let span = tracing::info_span!(
             "request",
             method = %req.method(),
-            path = %req.uri().path(),
+            path = %path,
             request_id = %request_id.to_str().unwrap_or(""),
         );
         let answer =
@@ -331,8 +354,98 @@ pub async fn server_epoch(
 /// not started within `limit`. `http` gives every feature's routes one: theirs if they ask
 /// (the AI proxy waits for slow models), else `server.request_timeout`. A stream, once
 /// started, is bounded by its own feature.
-pub fn timeout(limit: Duration) -> tower_http::timeout::TimeoutLayer {
-    tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, limit)
+pub fn timeout(limit: Duration) -> TimeoutLayer {
+    TimeoutLayer { limit }
+}
+
+/// See [`timeout`].
+#[derive(Debug, Clone, Copy)]
+pub struct TimeoutLayer {
+    limit: Duration,
+}
+
+impl<S> tower::Layer<S> for TimeoutLayer {
+    type Service = Timeout<S>;
+
+    fn layer(&self, inner: S) -> Timeout<S> {
+        Timeout {
+            inner,
+            limit: self.limit,
+        }
+    }
+}
+
+/// tower-http's `Timeout`, but the timer is armed only if the answer is not ready at the
+/// first poll. The deadline still counts from the call. An answer from the caches (`GET
+/// /auth/me`, `/health`) is ready at once, and a tokio timer's registration and removal cost
+/// about 2,300 instructions, a twentieth of such a request's work in user space.
+#[derive(Debug, Clone)]
+pub struct Timeout<S> {
+    inner: S,
+    limit: Duration,
+}
+
+impl<S> tower::Service<Request> for Timeout<S>
+where
+    S: tower::Service<Request, Response = axum::response::Response>,
+{
+    type Response = axum::response::Response;
+    type Error = S::Error;
+    type Future = TimeoutFuture<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        TimeoutFuture {
+            answer: self.inner.call(req),
+            deadline: tokio::time::Instant::now() + self.limit,
+            timer: None,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of a [`Timeout`]d service.
+    pub struct TimeoutFuture<F> {
+        #[pin]
+        answer: F,
+        deadline: tokio::time::Instant,
+        #[pin]
+        timer: Option<tokio::time::Sleep>,
+    }
+}
+
+impl<F, E> std::future::Future for TimeoutFuture<F>
+where
+    F: std::future::Future<Output = Result<axum::response::Response, E>>,
+{
+    type Output = Result<axum::response::Response, E>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let mut this = self.project();
+        if let std::task::Poll::Ready(answer) = this.answer.poll(cx) {
+            return std::task::Poll::Ready(answer);
+        }
+        if this.timer.is_none() {
+            this.timer
+                .set(Some(tokio::time::sleep_until(*this.deadline)));
+        }
+        match this.timer.as_pin_mut().map(|timer| timer.poll(cx)) {
+            Some(std::task::Poll::Ready(())) => {
+                // A bare 504: the envelope gives it the error shape (`request_timeout`).
+                std::task::Poll::Ready(Ok(StatusCode::GATEWAY_TIMEOUT.into_response()))
+            }
+            _ => std::task::Poll::Pending,
+        }
+    }
 }
 
 #[cfg(test)]

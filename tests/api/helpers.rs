@@ -93,13 +93,8 @@ impl TestApp {
         let state = App::init(config, persona::features::all()).expect("app starts");
         let listener = TcpListener::bind(state.config.server.bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let router = persona::http::with_middleware(
-            persona::http::routes(&state.config, state.features()).merge(extra.layer(
-                // Extra routes get the default request timeout, like a feature's.
-                persona::http::middleware::timeout(state.config.server.request_timeout),
-            )),
-            state.clone(),
-        );
+        // Extra routes get the middleware and the default request timeout, like a feature's.
+        let router = persona::http::router_with(state.clone(), extra);
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app::serve_router(
             state.clone(),

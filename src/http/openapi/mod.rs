@@ -5,6 +5,8 @@
 
 mod statuses;
 
+use std::time::Duration;
+
 use axum::Router;
 use utoipa::{
     Modify, OpenApi,
@@ -61,28 +63,22 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Merges the features' routes, each inside its request timeout, and splits them into the
-/// system router, the API router and one document in which the API appears under `/api/v1`
-/// (the `/api` mount is an alias and is not repeated), with the common statuses added.
+/// Merges the features' routes, each wrapped by `around` with its request timeout (the
+/// feature's, else `server.request_timeout`), and splits them into the system router, the
+/// API router and one document in which the API appears under `/api/v1` (the `/api` mount is
+/// an alias and is not repeated), with the common statuses added.
 pub fn split(
     config: &Config,
     features: &[std::sync::Arc<dyn Feature>],
+    around: &dyn Fn(super::ApiRouter, Duration) -> super::ApiRouter,
 ) -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     let default = config.server.request_timeout;
-    let mut system = super::metrics::router().layer(super::middleware::timeout(default));
+    let mut system = around(super::metrics::router(), default);
     let mut api = super::ApiRouter::new();
     for feature in features {
         let limit = feature.request_timeout(config).unwrap_or(default);
-        system = system.merge(
-            feature
-                .system_routes(config)
-                .layer(super::middleware::timeout(limit)),
-        );
-        api = api.merge(
-            feature
-                .routes(config)
-                .layer(super::middleware::timeout(limit)),
-        );
+        system = system.merge(around(feature.system_routes(config), limit));
+        api = api.merge(around(feature.routes(config), limit));
     }
     let (api, api_doc) = api.split_for_parts();
     let (system, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -99,5 +95,5 @@ pub fn document(
     config: &Config,
     features: &[std::sync::Arc<dyn Feature>],
 ) -> utoipa::openapi::OpenApi {
-    split(config, features).2
+    split(config, features, &|routes, _| routes).2
 }
