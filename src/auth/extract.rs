@@ -12,8 +12,9 @@ use crate::{app::AppState, error::ApiError};
 
 #[derive(Debug, Clone)]
 pub struct AuthUser {
-    pub user_id: String,
-    pub session_id: String,
+    /// Shared with the verified token's cached claims: no copy per request.
+    pub user_id: std::sync::Arc<str>,
+    pub session_id: std::sync::Arc<str>,
     pub role: Role,
     /// When the presented access token expires (Unix seconds).
     pub token_expires_at: u64,
@@ -47,7 +48,7 @@ impl FromRequestParts<AppState> for AuthUser {
         let claims = state.auth.jwt().verify(token)?;
         let session = state.auth.session(&state.db, &claims.sid).await?;
         match session {
-            Some(s) if s.user_id != claims.sub => {
+            Some(s) if *s.user_id != *claims.sub => {
                 Err(ApiError::unauthorized("The access token is invalid."))
             }
             Some(s) if s.disabled => Err(ApiError::account_disabled()),

@@ -36,9 +36,9 @@ const VERIFIED_IDLE: Duration = Duration::from_secs(300);
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     /// The user id.
-    pub sub: String,
+    pub sub: Arc<str>,
     /// The session id: logout ends the session, and with it every token naming it.
-    pub sid: String,
+    pub sid: Arc<str>,
     pub role: Role,
     pub iat: u64,
     pub exp: u64,
@@ -100,8 +100,8 @@ impl Jwt {
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(key.kid.clone());
         let claims = Claims {
-            sub: user_id.to_owned(),
-            sid: session_id.to_owned(),
+            sub: user_id.into(),
+            sid: session_id.into(),
             role,
             iat: now,
             exp: now + self.ttl.as_secs(),
@@ -194,7 +194,7 @@ mod tests {
         let (_, jwt) = jwt();
         let token = jwt.sign("u1", "s1", Role::Admin, now()).unwrap();
         let claims = jwt.verify(&token).unwrap();
-        assert_eq!((claims.sub.as_str(), claims.sid.as_str()), ("u1", "s1"));
+        assert_eq!((&*claims.sub, &*claims.sid), ("u1", "s1"));
         assert_eq!(claims.role, Role::Admin);
     }
 
@@ -288,7 +288,7 @@ mod tests {
     fn only_the_verified_text_is_kept() {
         let (_, jwt) = jwt();
         let token = jwt.sign("u1", "s1", Role::User, now()).unwrap();
-        assert_eq!(jwt.verify(&token).unwrap().sub, "u1");
+        assert_eq!(&*jwt.verify(&token).unwrap().sub, "u1");
         assert!(jwt.verified.get(token.as_str()).is_some());
         // The same signature on another payload, once the original is kept.
         let parts: Vec<&str> = token.split('.').collect();

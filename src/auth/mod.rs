@@ -72,7 +72,7 @@ pub struct Auth {
     jwt: std::sync::RwLock<std::sync::Arc<jwt::Jwt>>,
     pub passwords: password::Passwords,
     pub throttle: LoginThrottle,
-    sessions: moka::sync::Cache<String, Option<SessionState>, crate::FastHash>,
+    sessions: moka::sync::Cache<String, Option<std::sync::Arc<SessionState>>, crate::FastHash>,
     /// User rows for "who am I" reads (`/auth/me`), under the same rules as `sessions`: writes
     /// in this process evict the row, other processes' changes show within the TTL.
     users: moka::sync::Cache<String, std::sync::Arc<UserRow>, crate::FastHash>,
@@ -109,7 +109,11 @@ impl Auth {
     }
 
     /// The state of session `sid`, from the cache or the database.
-    pub async fn session(&self, db: &Db, sid: &str) -> AppResult<Option<SessionState>> {
+    pub async fn session(
+        &self,
+        db: &Db,
+        sid: &str,
+    ) -> AppResult<Option<std::sync::Arc<SessionState>>> {
         if let Some(state) = self.sessions.get(sid) {
             return Ok(state);
         }
@@ -117,7 +121,8 @@ impl Auth {
         let now = Timestamp::now();
         let state = db
             .read(move |conn| sessions::session_state(conn, &owned, now))
-            .await?;
+            .await?
+            .map(std::sync::Arc::new);
         self.sessions.insert(sid.to_owned(), state.clone());
         Ok(state)
     }

@@ -490,7 +490,7 @@ async fn a_disabled_account_cannot_sign_in_or_use_its_tokens() {
 async fn admin_routes_refuse_users() {
     let routes: Router<AppState> = Router::new().route(
         "/test/admin",
-        get(|AdminUser(user): AdminUser| async move { user.user_id }),
+        get(|AdminUser(user): AdminUser| async move { user.user_id.to_string() }),
     );
     let app = TestApp::spawn_with_routes(|_| {}, routes).await;
     let ana = app.register("ana@example.com").await;

@@ -56,6 +56,50 @@ async fn metrics_count_requests_by_route_and_status() {
     );
 }
 
+/// The value of one `http_requests_total` series in `/metrics` (0 when absent).
+async fn requests_counted(app: &TestApp, labels: &str) -> u64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let series = format!("http_requests_total{{{labels}}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .map_or(0, |value| value.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn api_routes_are_counted_under_the_mount_they_were_served_at() {
+    let app = TestApp::spawn().await;
+    let s = app.register("mounts@example.com").await;
+    // The recorder is the process's, shared with the tests running beside this one: the
+    // counts may grow by more than this test's requests, never by less.
+    let v1 = r#"method="GET",route="/api/v1/auth/me",status="200""#;
+    let alias = r#"method="GET",route="/api/auth/me",status="200""#;
+    let missing = r#"method="GET",route="unmatched",status="404""#;
+    let before = [
+        requests_counted(&app, v1).await,
+        requests_counted(&app, alias).await,
+        requests_counted(&app, missing).await,
+    ];
+    for path in ["/api/v1/auth/me", "/api/auth/me", "/api/v1/auth/me"] {
+        let response = app.get_as(&s.access, path).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let me: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(me["user"]["email"], "mounts@example.com", "{path}");
+    }
+    // Under the mount but no route: the API's 404, in the error shape.
+    let response = app.get("/api/v1/no/such/route?x=1").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    let after = [
+        requests_counted(&app, v1).await,
+        requests_counted(&app, alias).await,
+        requests_counted(&app, missing).await,
+    ];
+    assert!(after[0] >= before[0] + 2, "{before:?} -> {after:?}");
+    assert!(after[1] > before[1], "{before:?} -> {after:?}");
+    assert!(after[2] > before[2], "{before:?} -> {after:?}");
+}
+
 #[tokio::test]
 async fn invented_methods_do_not_add_metric_series() {
     let app = TestApp::spawn().await;

@@ -408,7 +408,7 @@ pub async fn change_password(
         app,
         &user.user_id,
         new_password,
-        Some(user.session_id.clone()),
+        Some(user.session_id.to_string()),
     )
     .await
 }

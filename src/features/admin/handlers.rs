@@ -65,7 +65,7 @@ async fn change(
     change: AdminChange,
 ) -> AppResult<AppJson<Account>> {
     let id = account_id(user_id)?;
-    if change == AdminChange::Disable && id == admin.0.user_id {
+    if change == AdminChange::Disable && *id == *admin.0.user_id {
         return Err(ApiError::invalid_field(
             "id",
             "you cannot disable your own account (another administrator can)",

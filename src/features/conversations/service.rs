@@ -134,7 +134,7 @@ pub async fn get(app: &App, caller: Option<&AuthUser>, id: String) -> AppResult<
     let found = app.db.read(move |conn| store::by_id(conn, &id)).await?;
     match found {
         Some((row, messages))
-            if row.public || caller.is_some_and(|u| u.user_id == row.owner_id) =>
+            if row.public || caller.is_some_and(|u| *u.user_id == *row.owner_id) =>
         {
             Ok(conversation(row, &messages))
         }
@@ -156,7 +156,7 @@ pub async fn update(
             let Some((row, messages_json)) = store::by_id(tx, &conv_id)? else {
                 return Err(ApiError::NotFound);
             };
-            if row.owner_id != owner {
+            if *row.owner_id != *owner {
                 return Err(ApiError::NotFound);
             }
             let messages: Vec<Message> = match fields.messages {
@@ -192,7 +192,7 @@ pub async fn delete(app: &App, user: &AuthUser, id: String) -> AppResult<()> {
     let (caller, admin) = (user.user_id.clone(), user.is_admin());
     app.db
         .write(move |tx| match store::by_id(tx, &id)? {
-            Some((row, _)) if admin || row.owner_id == caller => store::delete(tx, row.seq),
+            Some((row, _)) if admin || *row.owner_id == *caller => store::delete(tx, row.seq),
             _ => Err(ApiError::NotFound),
         })
         .await
