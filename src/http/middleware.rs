@@ -403,7 +403,8 @@ where
     fn call(&mut self, req: Request) -> Self::Future {
         TimeoutFuture {
             answer: self.inner.call(req),
-            deadline: tokio::time::Instant::now() + self.limit,
+            // A limit too far off to add to the clock (a config of centuries) is no limit.
+            deadline: tokio::time::Instant::now().checked_add(self.limit),
             timer: None,
         }
     }
@@ -414,7 +415,7 @@ pin_project_lite::pin_project! {
     pub struct TimeoutFuture<F> {
         #[pin]
         answer: F,
-        deadline: tokio::time::Instant,
+        deadline: Option<tokio::time::Instant>,
         #[pin]
         timer: Option<tokio::time::Sleep>,
     }
@@ -435,8 +436,10 @@ where
             return std::task::Poll::Ready(answer);
         }
         if this.timer.is_none() {
-            this.timer
-                .set(Some(tokio::time::sleep_until(*this.deadline)));
+            let Some(deadline) = *this.deadline else {
+                return std::task::Poll::Pending;
+            };
+            this.timer.set(Some(tokio::time::sleep_until(deadline)));
         }
         match this.timer.as_pin_mut().map(|timer| timer.poll(cx)) {
             Some(std::task::Poll::Ready(())) => {
@@ -450,11 +453,54 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::{
+        sync::{Arc, Mutex},
+        time::Duration,
+    };
 
     use axum::body::Body;
     use http_body_util::BodyExt as _;
     use tower::{Layer as _, Service as _};
+
+    #[tokio::test]
+    async fn a_limit_too_far_off_for_the_clock_is_no_limit() {
+        // Found in review: `now + limit` overflowed and panicked on every request.
+        let inner = tower::service_fn(|_: axum::extract::Request| async {
+            tokio::task::yield_now().await;
+            Ok::<_, std::convert::Infallible>(axum::response::Response::new(Body::empty()))
+        });
+        for limit in [
+            Duration::MAX,
+            Duration::from_secs(300_000_000_000 * 31_557_600),
+        ] {
+            let mut service = super::timeout(limit).layer(inner.clone());
+            let response = service
+                .call(axum::extract::Request::new(Body::empty()))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), axum::http::StatusCode::OK);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_waits_past_the_limit_is_a_504() {
+        let inner = tower::service_fn(|_: axum::extract::Request| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok::<_, std::convert::Infallible>(axum::response::Response::new(Body::empty()))
+        });
+        let mut service = super::timeout(Duration::from_millis(50)).layer(inner);
+        let started = std::time::Instant::now();
+        let response = service
+            .call(axum::extract::Request::new(Body::empty()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), axum::http::StatusCode::GATEWAY_TIMEOUT);
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(50) && waited < Duration::from_secs(10),
+            "{waited:?}"
+        );
+    }
 
     #[test]
     fn a_streamed_body_is_polled_inside_its_request_span() {

@@ -156,7 +156,10 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Mounts {
 /// rest (`/health`, `/metrics`, the docs, the console). It does what `Router::nest` would,
 /// without its cost: `nest` wraps every route in two more services (a third level of boxes,
 /// cloned per request) and inserts a `NestedPath` per request; here the mount is taken off
-/// the path once, before routing, and the path the client sent is kept as `OriginalUri`.
+/// the path once, before routing, and the path the client sent is kept as `OriginalUri`
+/// (the API's handlers see the path and query under the mount, without an absolute-form
+/// request's scheme and host). Every path under `/api/` belongs to the API: a route outside
+/// the API must not live there.
 #[derive(Clone)]
 pub struct Mounts {
     api: Router,
