@@ -49,6 +49,19 @@ fn test_routes() -> Router<AppState> {
         )
 }
 
+#[tokio::test]
+async fn a_request_timeout_of_centuries_is_no_timeout_not_a_500() {
+    // Found in review: the deadline `now + limit` overflowed, and every request panicked.
+    let app = TestApp::spawn_with(|c| {
+        c.server.request_timeout = Duration::from_secs(300_000_000_000 * 31_557_600);
+    })
+    .await;
+    assert_eq!(app.get("/health").await.status(), StatusCode::OK);
+    let s = app.register("centuries@example.com").await;
+    let me = app.get_as(&s.access, "/api/v1/auth/me").await;
+    assert_eq!(me.status(), StatusCode::OK);
+}
+
 async fn app() -> TestApp {
     TestApp::spawn_with_routes(
         |c| {
