@@ -473,7 +473,7 @@ mod tests {
             Duration::MAX,
             Duration::from_secs(300_000_000_000 * 31_557_600),
         ] {
-            let mut service = super::timeout(limit).layer(inner.clone());
+            let mut service = super::timeout(limit).layer(inner);
             let response = service
                 .call(axum::extract::Request::new(Body::empty()))
                 .await
