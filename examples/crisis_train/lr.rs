@@ -22,6 +22,8 @@ pub(crate) struct Config {
     /// Hidden units of the deep part beside the two linear heads (0: logistic regression
     /// alone; `CRISIS_HIDDEN`).
     pub(crate) hidden: usize,
+    /// Adagrad's learning rate for the deep part (`CRISIS_DEEP_LR`).
+    pub(crate) deep_lr: f32,
 }
 
 /// One message ready for training: bucket indices with values, lexicon level and label.
@@ -110,7 +112,7 @@ pub(crate) fn train(rows: &[&Row], cfg: &Config) -> Heads {
     );
     let mut order: Vec<usize> = (0..rows.len()).collect();
     let lr = 0.3;
-    let deep_lr = env_rate("CRISIS_DEEP_LR").unwrap_or(0.05);
+    let deep_lr = cfg.deep_lr;
     let mut back = vec![0.0f32; hid];
     for _ in 0..cfg.epochs {
         for i in (1..order.len()).rev() {
@@ -180,10 +182,6 @@ pub(crate) fn train(rows: &[&Row], cfg: &Config) -> Heads {
         }
     }
     h
-}
-
-fn env_rate(var: &str) -> Option<f32> {
-    std::env::var(var).ok().and_then(|v| v.parse().ok())
 }
 
 pub(crate) fn predict(h: &Heads, row: &Row) -> (f32, f32) {

@@ -105,10 +105,7 @@ fn calibration_files() -> Vec<String> {
 /// alarms, but its lower `>= medium` threshold (0.28) read two-word requests ("be brief",
 /// "what is in this picture?") as medium.
 fn calibration_fa() -> f64 {
-    std::env::var("CRISIS_CAL_FA")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.04)
+    env_number("CRISIS_CAL_FA").unwrap_or(0.04)
 }
 /// The files the lexicon was never tuned on: their leave-one-file-out rows are the honest
 /// measure of generalisation (the lexicon was tuned on the first three).
@@ -473,9 +470,9 @@ fn write(
     Ok(())
 }
 
-/// A number from the environment (`CRISIS_NONE_WEIGHT`, `CRISIS_HIGH_WEIGHT`: sample
-/// weights of `none` and `high` messages).
-fn env_f32(var: &str) -> Option<f32> {
+/// A number from the environment (`CRISIS_FA`, `CRISIS_NONE_WEIGHT`, `CRISIS_HIGH_WEIGHT`,
+/// `CRISIS_HIDDEN`, `CRISIS_DEEP_LR`, `CRISIS_CAL_FA`).
+fn env_number<T: std::str::FromStr>(var: &str) -> Option<T> {
     std::env::var(var).ok().and_then(|v| v.parse().ok())
 }
 
@@ -588,18 +585,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         bits: 16,
         l2: 1e-4,
         epochs: 15,
-        target_fa: std::env::var("CRISIS_FA")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.05),
-        high_weight: env_f32("CRISIS_HIGH_WEIGHT").unwrap_or(1.0),
+        target_fa: env_number("CRISIS_FA").unwrap_or(0.05),
+        high_weight: env_number("CRISIS_HIGH_WEIGHT").unwrap_or(1.0),
         // Ordinary chat weighs half again as much: most of what a deployed detector reads,
         // and the shipped model's false alarms on new authors' plain lines (`--lofo`).
-        none_weight: env_f32("CRISIS_NONE_WEIGHT").unwrap_or(1.5),
-        hidden: std::env::var("CRISIS_HIDDEN")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
+        none_weight: env_number("CRISIS_NONE_WEIGHT").unwrap_or(1.5),
+        hidden: env_number("CRISIS_HIDDEN").unwrap_or(0),
+        deep_lr: env_number("CRISIS_DEEP_LR").unwrap_or(0.05),
     };
     let with = |f: &dyn Fn(&mut Config)| {
         let mut c = base;

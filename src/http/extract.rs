@@ -45,10 +45,9 @@ impl<T: Serialize> IntoResponse for AppJson<T> {
             return ApiError::internal(err).into_response();
         }
         let mut headers = axum::http::HeaderMap::with_capacity(12);
-        headers.insert(
-            header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        );
+        const JSON: axum::http::HeaderValue =
+            axum::http::HeaderValue::from_static("application/json");
+        headers.insert(header::CONTENT_TYPE, JSON);
         let mut response = Response::new(axum::body::Body::from(body));
         *response.headers_mut() = headers;
         response

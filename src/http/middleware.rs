@@ -179,7 +179,7 @@ where
         let mount = if path.len() == req.uri().path().len() {
             ""
         } else {
-            super::api_mount(path)
+            super::api_mount(path).map_or("", |(mount, _)| mount)
         };
         let labels = super::metrics::Labels::of(
             req.method(),
