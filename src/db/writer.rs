@@ -249,7 +249,12 @@ fn commit_group(conn: &mut Connection, jobs: &mut std::vec::IntoIter<Job>) {
     let mut done = Vec::new();
     let mut aborted = None;
     for job in jobs.by_ref() {
-        if let Err(err) = tx.execute_batch("SAVEPOINT job") {
+        // The savepoint statements are prepared once per connection (cached), not parsed
+        // per job.
+        if let Err(err) = tx
+            .prepare_cached("SAVEPOINT job")
+            .and_then(|mut s| s.execute([]))
+        {
             let message = err.to_string();
             job(Turn::Failed(&message));
             aborted = Some(message);
@@ -257,7 +262,9 @@ fn commit_group(conn: &mut Connection, jobs: &mut std::vec::IntoIter<Job>) {
         }
         match std::panic::catch_unwind(AssertUnwindSafe(|| job(Turn::Run(&tx)))) {
             Ok(Some(finish)) if finish.ok => {
-                let _ = tx.execute_batch("RELEASE job");
+                let _ = tx
+                    .prepare_cached("RELEASE job")
+                    .and_then(|mut s| s.execute([]));
                 done.push(finish.answer);
             }
             Ok(finish) => {

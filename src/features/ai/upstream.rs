@@ -19,6 +19,10 @@ pub struct Upstream {
     /// OpenRouter's attribution headers (`HTTP-Referer`, `X-Title`), on every request.
     headers: HeaderMap,
     base: String,
+    /// The endpoints' URLs, parsed once (`ai.base_url` is checked at start).
+    chat_url: reqwest::Url,
+    embeddings_url: reqwest::Url,
+    models_url: reqwest::Url,
     key: Option<Secret>,
     timeout: Duration,
     max_retries: u32,
@@ -58,10 +62,15 @@ impl Upstream {
         if !config.app_title.is_empty() {
             headers.insert("x-title", HeaderValue::from_str(&config.app_title)?);
         }
+        let base = config.base_url.trim_end_matches('/').to_owned();
+        let url = |path: &str| reqwest::Url::parse(&format!("{base}/{path}"));
         Ok(Upstream {
             client,
             headers,
-            base: config.base_url.trim_end_matches('/').to_owned(),
+            chat_url: url("chat/completions")?,
+            embeddings_url: url("embeddings")?,
+            models_url: url("models")?,
+            base,
             key: config.api_key.clone(),
             timeout: config.timeout,
             max_retries: config.max_retries,
@@ -90,16 +99,16 @@ impl Upstream {
     /// within `ai.timeout` for the response head. The body is read by the caller: a JSON
     /// answer within the read timeout, a stream for as long as chunks keep coming.
     pub async fn chat(&self, body: &Value) -> AppResult<Answer> {
-        self.call("chat/completions", body, true).await
+        self.call(&self.chat_url, body, true).await
     }
 
     /// POSTs an embeddings `body`, retrying like [`Upstream::chat`] (no fallback models:
     /// those are chat models).
     pub async fn embeddings(&self, body: &Value) -> AppResult<Answer> {
-        self.call("embeddings", body, false).await
+        self.call(&self.embeddings_url, body, false).await
     }
 
-    async fn call(&self, path: &str, body: &Value, fallbacks: bool) -> AppResult<Answer> {
+    async fn call(&self, url: &reqwest::Url, body: &Value, fallbacks: bool) -> AppResult<Answer> {
         let key = self.key()?;
         let first = body["model"].as_str().unwrap_or_default().to_owned();
         let mut models = vec![first];
@@ -108,15 +117,22 @@ impl Upstream {
                 models.push(fallback.clone());
             }
         }
-        let url = format!("{}/{path}", self.base);
         // `ai.timeout` bounds the whole call, retries and fallbacks included.
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut timed_out = false;
         // The provider's own rate limit, when that is how the last attempt failed.
         let mut rate_limited: Option<Option<Duration>> = None;
         'models: for model in models {
-            let mut body = body.clone();
-            body["model"] = Value::String(model.clone());
+            // Serialized once per model, not per attempt; the body is copied only for a
+            // fallback model.
+            let bytes = if body["model"].as_str() == Some(model.as_str()) {
+                serde_json::to_vec(body)
+            } else {
+                let mut body = body.clone();
+                body["model"] = Value::String(model.clone());
+                serde_json::to_vec(&body)
+            };
+            let bytes = axum::body::Bytes::from(bytes.map_err(ApiError::internal)?);
             for attempt in 0..=self.max_retries {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 if left.is_zero() {
@@ -125,10 +141,11 @@ impl Upstream {
                 }
                 let request = self
                     .client
-                    .post(&url)
+                    .post(url.clone())
                     .headers(self.headers.clone())
                     .bearer_auth(key)
-                    .json(&body);
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(bytes.clone());
                 rate_limited = None;
                 let sent = tokio::time::timeout(left, request.send()).await;
                 let failure = match sent {
@@ -196,7 +213,7 @@ impl Upstream {
         let key = self.key()?;
         let response = self
             .client
-            .get(format!("{}/models", self.base))
+            .get(self.models_url.clone())
             .headers(self.headers.clone())
             .bearer_auth(key)
             .timeout(Duration::from_secs(10))
@@ -224,7 +241,7 @@ impl Upstream {
             .map_err(|_| ProbeError::Unreachable("no ai.api_key"))?;
         let response = self
             .client
-            .get(format!("{}/models", self.base))
+            .get(self.models_url.clone())
             .headers(self.headers.clone())
             .bearer_auth(key)
             .timeout(timeout)

@@ -30,7 +30,7 @@ pub fn tokens(usage: &Value) -> Option<(i64, i64, i64)> {
     let total = object
         .get("total_tokens")
         .and_then(Value::as_i64)
-        .unwrap_or(prompt + completion);
+        .unwrap_or_else(|| prompt.saturating_add(completion));
     Some((prompt, completion, total))
 }
 
