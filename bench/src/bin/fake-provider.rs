@@ -2,7 +2,9 @@
 //! OpenAI clients (`scripts/openai-sdk-check.sh`). It behaves like a real provider in the
 //! ways that matter to a relay: a model "thinks" for `--latency-ms` (default 0) before the
 //! answer, and a stream is written the way OpenRouter writes one — the SSE comment at once,
-//! then, after the latency, every event in its own write (`--chunk-gap-ms` apart, default 1).
+//! then, after the latency, every event in its own write (`--chunk-gap-ms` apart, default 1);
+//! the usage-only chunk and `[DONE]` follow the last content chunk at once, each in its own
+//! write, as a provider sends them (no token is generated between them).
 //! - `POST /v1/chat/completions`: JSON, or with `stream: true` an SSE comment line, 5 content
 //!   chunks, a usage-only chunk when `stream_options.include_usage` is set, and `[DONE]`;
 //!   when the request offers `tools` (and `tool_choice` is not `"none"`) the answer is a call
@@ -61,18 +63,27 @@ fn timing() -> Timing {
     *TIMING.get().expect("set in main")
 }
 
-/// An SSE answer: `comment` at once, then after the latency each event in its own write.
-fn sse(comment: String, events: Vec<String>) -> Response {
+/// An SSE answer: `comment` at once, then after the latency each of `events` in its own
+/// write, `chunk_gap` apart, then each of `tail` in its own write without a gap.
+fn sse(comment: String, events: Vec<String>, tail: Vec<String>) -> Response {
     let Timing { latency, chunk_gap } = timing();
+    let paced = events.len();
     let frames = futures_util::stream::unfold(
-        (Some(comment), events.into_iter(), true),
-        move |(comment, mut events, first)| async move {
+        (Some(comment), events.into_iter().chain(tail).enumerate()),
+        move |(comment, mut events)| async move {
             if let Some(comment) = comment {
-                return Some((Ok::<_, std::io::Error>(comment), (None, events, first)));
+                return Some((Ok::<_, std::io::Error>(comment), (None, events)));
             }
-            let event = events.next()?;
-            tokio::time::sleep(if first { latency } else { chunk_gap }).await;
-            Some((Ok(event), (None, events, false)))
+            let (i, event) = events.next()?;
+            if i == 0 {
+                tokio::time::sleep(latency).await;
+            } else if i < paced {
+                tokio::time::sleep(chunk_gap).await;
+            } else {
+                // A write of its own, as a separate event would be.
+                tokio::task::yield_now().await;
+            }
+            Some((Ok(event), (None, events)))
         },
     );
     Response::builder()
@@ -127,13 +138,14 @@ async fn chat(Json(body): Json<Value>) -> Response {
                 }
             }
         }
+        let mut tail = Vec::new();
         if body["stream_options"]["include_usage"].as_bool() == Some(true) {
             let usage = json!({"id": "gen", "object": "chat.completion.chunk", "created": 1,
                 "model": model, "choices": [], "usage": usage()});
-            events.push(format!("data: {usage}\n\n"));
+            tail.push(format!("data: {usage}\n\n"));
         }
-        events.push("data: [DONE]\n\n".to_owned());
-        return sse(comment, events);
+        tail.push("data: [DONE]\n\n".to_owned());
+        return sse(comment, events, tail);
     }
     tokio::time::sleep(timing().latency).await;
     let (message, finish) = match &tool {
