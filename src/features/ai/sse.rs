@@ -175,11 +175,17 @@ struct Relay<S> {
     commit: bool,
 }
 
-fn event(payload: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(payload.len() + 8);
+/// Appends `payload` to `out` as one `data:` event.
+fn push_event(out: &mut Vec<u8>, payload: &[u8]) {
+    out.reserve(payload.len() + 8);
     out.extend_from_slice(b"data: ");
     out.extend_from_slice(payload);
     out.extend_from_slice(b"\n\n");
+}
+
+fn event(payload: &[u8]) -> Bytes {
+    let mut out = Vec::new();
+    push_event(&mut out, payload);
     Bytes::from(out)
 }
 
@@ -192,9 +198,11 @@ impl<S> Relay<S> {
     /// Takes the complete lines out of the buffer and turns them into client events.
     fn drain_lines(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
-        while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.buffer.drain(..=end).collect();
-            let line = line.strip_suffix(b"\n").unwrap_or(&line);
+        // Lines are read in place and the buffer is drained once, after the last whole line.
+        let mut read = 0;
+        while let Some(at) = memchr::memchr(b'\n', &self.buffer[read..]) {
+            let line = &self.buffer[read..read + at];
+            read += at + 1;
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             // Comments (`: keep-alive`), blank separators and other fields are not passed on.
             let Some(payload) = line.strip_prefix(b"data:") else {
@@ -209,7 +217,7 @@ impl<S> Relay<S> {
             if seen.usage_only && self.limits.strip_usage {
                 continue;
             }
-            out.extend_from_slice(&event(payload));
+            push_event(&mut out, payload);
             if seen.error {
                 // The upstream gave up mid-answer: its error goes to the client, then the end.
                 self.meter.set_status("error");
@@ -223,6 +231,7 @@ impl<S> Relay<S> {
                 break;
             }
         }
+        self.buffer.drain(..read);
         out
     }
 }

@@ -7,8 +7,9 @@
 
 use super::frames::{Mark, combine};
 use super::lexicon::{
-    CESSATION, CLAUSE, CONJUNCTION, CONTEXT, Category, Class, FILLER, FIRST_PERSON, GUARD, HEDGE,
-    IDIOM, Lexicon, NEGATOR, POSSESSIVE, REASSURANCE, REFLEXIVE, Rule, SENTENCE, THIRD_PERSON,
+    ANY_NEXT, CESSATION, CLAUSE, CONJUNCTION, CONTEXT, Category, Class, FILLER, FIRST_PERSON,
+    GUARD, HEDGE, IDIOM, Lexicon, NEGATOR, POSSESSIVE, REASSURANCE, REFLEXIVE, Rule, SENTENCE,
+    THIRD_PERSON,
 };
 use super::net::{GUARD_WINDOW, NetHit, catch, near};
 use super::pattern::match_at;
@@ -99,7 +100,12 @@ pub(crate) fn evaluate(
         let Some(candidates) = lex.by_first.get(tok as usize) else {
             continue;
         };
-        for &p in candidates {
+        let next = toks.get(start + 1).copied();
+        for &(p, second) in candidates {
+            if second != ANY_NEXT && next != Some(second) {
+                // `match_at` would fail on the second token.
+                continue;
+            }
             let pattern = &lex.patterns[p as usize];
             if let Some(end) = match_at(&pattern.elems, toks, start, &lex.classes) {
                 if pattern.target == IDIOM || pattern.target == REASSURANCE {

@@ -166,11 +166,17 @@ pub(crate) const IDIOM: u32 = u32::MAX;
 /// phrases it overlaps like an idiom, but what it cancels still counts as distress.
 pub(crate) const REASSURANCE: u32 = u32::MAX - 1;
 
+/// In [`Lexicon::by_first`]: the pattern's second element is not one fixed token (a gap,
+/// or the pattern is one word long).
+pub(crate) const ANY_NEXT: u32 = u32::MAX;
+
 /// The compiled lexicon: a vocabulary of interned words, replacements to ids, word classes
 /// and the phrase patterns indexed by their first token.
 pub(crate) struct Lexicon {
-    pub(crate) vocab: HashMap<Box<str>, u32>,
-    pub(crate) replace: HashMap<Box<str>, Box<[u32]>>,
+    /// Looked up for every word of every message: a fast hash (a fixed table, so no
+    /// flooding to fear).
+    pub(crate) vocab: HashMap<Box<str>, u32, crate::FastHash>,
+    pub(crate) replace: HashMap<Box<str>, Box<[u32]>, crate::FastHash>,
     /// Each id's word (empty below `FIRST_WORD`), for the model's normalised text.
     pub(crate) names: Vec<Box<str>>,
     pub(crate) classes: Vec<Class>,
@@ -178,7 +184,11 @@ pub(crate) struct Lexicon {
     pub(crate) fuzzy: Vec<(Box<str>, u32)>,
     pub(crate) rules: Vec<Rule>,
     pub(crate) patterns: Vec<Pattern>,
-    pub(crate) by_first: Vec<Vec<u32>>,
+    /// Per first token, the patterns that start with it, in pattern order, each with the
+    /// token its second element must be ([`ANY_NEXT`] when that is not one fixed token): a
+    /// message's common words ("how" starts about 300 patterns) are mostly ruled out by
+    /// that one comparison, without reading the pattern.
+    pub(crate) by_first: Vec<Vec<(u32, u32)>>,
     pub(crate) settings: Settings,
 }
 
@@ -226,8 +236,8 @@ impl Lexicon {
         let norm_name = path(NORMALIZE_FILE);
         let norm: NormalizeFile = parse(&norm_name, normalize)?;
         let mut lex = Lexicon {
-            vocab: HashMap::new(),
-            replace: HashMap::new(),
+            vocab: HashMap::default(),
+            replace: HashMap::default(),
             names: Vec::new(),
             classes: vec![0; FIRST_WORD as usize],
             rules: Vec::new(),
@@ -346,7 +356,11 @@ impl Lexicon {
         }
         lex.by_first = vec![Vec::new(); lex.classes.len()];
         for (i, p) in lex.patterns.iter().enumerate() {
-            lex.by_first[p.elems[0] as usize].push(i as u32);
+            let next = match p.elems.get(1) {
+                Some(&e) if e != GAP && e != GAP3 => e,
+                _ => ANY_NEXT,
+            };
+            lex.by_first[p.elems[0] as usize].push((i as u32, next));
         }
         // Built once, kept for the life of the server: no spare capacity.
         lex.patterns.shrink_to_fit();
