@@ -155,6 +155,14 @@ impl Config {
 
         let ai = &self.ai;
         http_url("ai.base_url", &ai.base_url)?;
+        for path in ["chat/completions", "embeddings", "models"] {
+            if let Err(err) = ai.endpoint(path) {
+                bail!(
+                    "ai.base_url: {:?} gives no valid URL for {path}: {err}",
+                    ai.base_url
+                );
+            }
+        }
         if ai.default_model.trim().is_empty() {
             bail!("ai.default_model: must not be empty");
         }
@@ -316,6 +324,35 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         Config::default().validate().unwrap();
+    }
+
+    /// What the URL parser forgives around a lone base URL (a trailing space in the TOML, a
+    /// stray control character) is forgiven in the endpoints too, instead of landing in the
+    /// port and keeping the AI feature from starting (found in review).
+    #[test]
+    fn an_ai_base_url_with_space_around_it_makes_good_endpoints() {
+        for base in [
+            "http://localhost:4000 ",
+            " http://localhost:4000/\u{0}",
+            "http://localhost:4000\t",
+        ] {
+            let mut config = Config::default();
+            config.ai.base_url = base.to_owned();
+            config.validate().expect(base);
+            assert_eq!(
+                config.ai.endpoint("chat/completions").unwrap().as_str(),
+                "http://localhost:4000/chat/completions",
+                "{base:?}"
+            );
+        }
+        let mut config = Config::default();
+        config.ai.base_url = "https://openrouter.ai/api/v1/".to_owned();
+        assert_eq!(
+            config.ai.endpoint("models").unwrap().as_str(),
+            "https://openrouter.ai/api/v1/models"
+        );
+        config.ai.base_url = "localhost:4000".to_owned();
+        assert!(config.validate().is_err());
     }
 
     #[test]

@@ -213,6 +213,21 @@ pub struct AiConfig {
     pub app_title: String,
 }
 
+impl AiConfig {
+    /// The URL of the provider's endpoint `path` (`chat/completions`, `embeddings`,
+    /// `models`) under `base_url`. What the URL parser ignores around a lone URL (spaces and
+    /// control characters at either end) is dropped before `path` is joined, where it would
+    /// land inside the host or the port; config checks call this too, so a base URL that
+    /// passes them always makes good endpoints.
+    pub fn endpoint(&self, path: &str) -> Result<url::Url, url::ParseError> {
+        let base = self
+            .base_url
+            .trim_matches(|c: char| c <= ' ')
+            .trim_end_matches('/');
+        url::Url::parse(&format!("{base}/{path}"))
+    }
+}
+
 impl Default for AiConfig {
     fn default() -> Self {
         AiConfig {

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::Value;
 
@@ -18,8 +20,8 @@ pub struct Upstream {
     client: reqwest::Client,
     /// OpenRouter's attribution headers (`HTTP-Referer`, `X-Title`), on every request.
     headers: HeaderMap,
-    base: String,
-    /// The endpoints' URLs, parsed once (`ai.base_url` is checked at start).
+    /// The endpoints' URLs, parsed once (`AiConfig::endpoint`; config checks made sure they
+    /// parse).
     chat_url: reqwest::Url,
     embeddings_url: reqwest::Url,
     models_url: reqwest::Url,
@@ -62,24 +64,22 @@ impl Upstream {
         if !config.app_title.is_empty() {
             headers.insert("x-title", HeaderValue::from_str(&config.app_title)?);
         }
-        let base = config.base_url.trim_end_matches('/').to_owned();
-        let url = |path: &str| reqwest::Url::parse(&format!("{base}/{path}"));
+        let url = |path: &str| {
+            config
+                .endpoint(path)
+                .with_context(|| format!("ai.base_url {:?}", config.base_url))
+        };
         Ok(Upstream {
             client,
             headers,
             chat_url: url("chat/completions")?,
             embeddings_url: url("embeddings")?,
             models_url: url("models")?,
-            base,
             key: config.api_key.clone(),
             timeout: config.timeout,
             max_retries: config.max_retries,
             fallback_models: config.fallback_models.clone(),
         })
-    }
-
-    pub fn base_url(&self) -> &str {
-        &self.base
     }
 
     /// `ai.timeout`: how long a call may take, retries included; also the longest silence
