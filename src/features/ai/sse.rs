@@ -158,14 +158,7 @@ impl Chunk<'_> {
             })
             .sum();
         let usage = self.usage.as_ref().map(|Object(u)| {
-            let (prompt, completion) = (
-                u.prompt_tokens.unwrap_or(0),
-                u.completion_tokens.unwrap_or(0),
-            );
-            let total = u
-                .total_tokens
-                .unwrap_or_else(|| prompt.saturating_add(completion));
-            (prompt, completion, total)
+            super::usage::token_counts(u.prompt_tokens, u.completion_tokens, u.total_tokens)
         });
         Seen {
             done: false,

@@ -25,13 +25,24 @@ use crate::{
 /// `(prompt, completion, total)` from an OpenAI `usage` object.
 pub fn tokens(usage: &Value) -> Option<(i64, i64, i64)> {
     let object = usage.as_object()?;
-    let get = |key: &str| object.get(key).and_then(Value::as_i64).unwrap_or(0);
-    let (prompt, completion) = (get("prompt_tokens"), get("completion_tokens"));
-    let total = object
-        .get("total_tokens")
-        .and_then(Value::as_i64)
-        .unwrap_or_else(|| prompt.saturating_add(completion));
-    Some((prompt, completion, total))
+    let get = |key: &str| object.get(key).and_then(Value::as_i64);
+    Some(token_counts(
+        get("prompt_tokens"),
+        get("completion_tokens"),
+        get("total_tokens"),
+    ))
+}
+
+/// `(prompt, completion, total)` from a `usage` object's three fields, where present: a
+/// missing count is 0, a missing total the sum of the other two.
+pub fn token_counts(
+    prompt: Option<i64>,
+    completion: Option<i64>,
+    total: Option<i64>,
+) -> (i64, i64, i64) {
+    let (prompt, completion) = (prompt.unwrap_or(0), completion.unwrap_or(0));
+    let total = total.unwrap_or_else(|| prompt.saturating_add(completion));
+    (prompt, completion, total)
 }
 
 /// Characters of answer text in a message or a stream delta: its content and its tool-call

@@ -173,8 +173,8 @@ pub(crate) const ANY_NEXT: u32 = u32::MAX;
 /// The compiled lexicon: a vocabulary of interned words, replacements to ids, word classes
 /// and the phrase patterns indexed by their first token.
 pub(crate) struct Lexicon {
-    /// Looked up for every word of every message: a fast hash (a fixed table, so no
-    /// flooding to fear).
+    /// Looked up for every word of every message: a fast hash. Built at start and only read
+    /// after, so nothing a client sends can fill it with colliding keys.
     pub(crate) vocab: HashMap<Box<str>, u32, crate::FastHash>,
     pub(crate) replace: HashMap<Box<str>, Box<[u32]>, crate::FastHash>,
     /// Each id's word (empty below `FIRST_WORD`), for the model's normalised text.
