@@ -34,9 +34,14 @@ fn main() {
 fn text_order() -> Option<String> {
     let var = |name: &str| env::var(name).unwrap_or_default();
     let flags = var("CARGO_ENCODED_RUSTFLAGS");
-    let other_linker = ["link-self-contained", "linker-features", "fuse-ld", "linker-flavor"]
-        .iter()
-        .any(|flag| flags.contains(flag));
+    let other_linker = [
+        "link-self-contained",
+        "linker-features",
+        "fuse-ld",
+        "linker-flavor",
+    ]
+    .iter()
+    .any(|flag| flags.contains(flag));
     let wanted = var("PROFILE") == "release"
         && var("TARGET") == "x86_64-unknown-linux-gnu"
         && !other_linker
