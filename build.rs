@@ -9,16 +9,17 @@
 //! - A release binary is stripped of its symbols by the linker rather than by the profile's
 //!   `strip`, which cargo hashes into every symbol name: the build `scripts/text-order` runs
 //!   (`PERSONA_KEEP_SYMBOLS=1`) then names its functions exactly as the release build does.
-use std::env;
+use std::{env, path::Path};
 
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-changed=link/text-order.txt");
     println!("cargo:rerun-if-env-changed=PERSONA_NO_TEXT_ORDER");
     println!("cargo:rerun-if-env-changed=PERSONA_KEEP_SYMBOLS");
-    let var = |name: &str| env::var(name).unwrap_or_default();
-    let release_linux = var("PROFILE") == "release" && var("CARGO_CFG_TARGET_OS") == "linux";
-    if release_linux && env::var_os("PERSONA_KEEP_SYMBOLS").is_none() {
+    if var("PROFILE") != "release" {
+        return;
+    }
+    if var("CARGO_CFG_TARGET_OS") == "linux" && env::var_os("PERSONA_KEEP_SYMBOLS").is_none() {
         println!("cargo:rustc-link-arg-bin=persona=-Wl,--strip-all");
     }
     if let Some(order) = text_order() {
@@ -27,12 +28,15 @@ fn main() {
     }
 }
 
-/// The order file's path, when this build links with rust-lld: a release build for
+fn var(name: &str) -> String {
+    env::var(name).unwrap_or_default()
+}
+
+/// The order file's path, when this (release) build links with rust-lld: a build for
 /// x86_64 Linux (where Rust links with its own lld by default since 1.90) whose flags do not
 /// choose another linker. GNU ld does not know the option; `PERSONA_NO_TEXT_ORDER=1` turns it
 /// off by hand.
 fn text_order() -> Option<String> {
-    let var = |name: &str| env::var(name).unwrap_or_default();
     let flags = var("CARGO_ENCODED_RUSTFLAGS");
     let other_linker = [
         "link-self-contained",
@@ -42,10 +46,9 @@ fn text_order() -> Option<String> {
     ]
     .iter()
     .any(|flag| flags.contains(flag));
-    let wanted = var("PROFILE") == "release"
-        && var("TARGET") == "x86_64-unknown-linux-gnu"
+    let wanted = var("TARGET") == "x86_64-unknown-linux-gnu"
         && !other_linker
         && env::var_os("PERSONA_NO_TEXT_ORDER").is_none();
-    let path = std::path::Path::new(&var("CARGO_MANIFEST_DIR")).join("link/text-order.txt");
+    let path = Path::new(&var("CARGO_MANIFEST_DIR")).join("link/text-order.txt");
     (wanted && path.is_file()).then(|| path.display().to_string())
 }

@@ -1,6 +1,7 @@
 """Drives one pass of what a persona server does in a day: every feature's main routes.
 Used to record which functions run (callgrind) for the text-order file.
-usage: workload.py BASE ADMIN_EMAIL ADMIN_PASSWORD"""
+Prints each (status, method, path) it saw to stderr, to show what the pass reached.
+usage: text_order_workload.py BASE ADMIN_EMAIL ADMIN_PASSWORD [ROUNDS]"""
 import base64, collections, hashlib, json, sys, urllib.request, urllib.error
 
 BASE = sys.argv[1]
