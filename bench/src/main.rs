@@ -120,6 +120,18 @@ fn rss_kib(pid: u32) -> u64 {
     status_kib(pid, "VmRSS:")
 }
 
+/// Copies /proc/PID/smaps to `target/bench-smaps/NAME.txt` (each mapping's resident part), so
+/// a memory row can be explained after the run; a failure only loses the copy.
+fn keep_smaps(pid: u32, name: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-smaps");
+    let copied = std::fs::create_dir_all(&dir).and_then(|()| {
+        std::fs::copy(format!("/proc/{pid}/smaps"), dir.join(format!("{name}.txt")))
+    });
+    if let Err(err) = copied {
+        eprintln!("  smaps of {name}: not kept: {err}");
+    }
+}
+
 /// A `kB` line of /proc/PID/status (`VmRSS:`, `RssAnon:`, `RssFile:`).
 fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -378,6 +390,7 @@ fn main() -> anyhow::Result<()> {
     let ready_ms = start.elapsed().max(ready).as_secs_f64() * 1000.0;
     std::thread::sleep(Duration::from_secs(1));
     let idle = rss_kib(persona.pid());
+    keep_smaps(persona.pid(), "idle");
     report.add(
         "start to ready (first start: creates db, secrets, scripts)",
         format!("{ready_ms:.1} ms"),
@@ -777,16 +790,19 @@ fn main() -> anyhow::Result<()> {
 
     // Memory a minute after the load: the allocator should hand back what the load took.
     std::thread::sleep(Duration::from_secs(60));
-    let (after, anon_after) = (
+    keep_smaps(persona.pid(), "after-load");
+    let (after, anon_after, file_after) = (
         rss_kib(persona.pid()),
         status_kib(persona.pid(), "RssAnon:"),
+        status_kib(persona.pid(), "RssFile:"),
     );
     report.add(
         "RSS one minute after the load",
         format!(
-            "{:.1} MB ({:.1} MB private)",
+            "{:.1} MB ({:.1} MB private, {:.1} MB clean pages of the binary)",
             after as f64 / 1024.0,
-            anon_after as f64 / 1024.0
+            anon_after as f64 / 1024.0,
+            file_after as f64 / 1024.0
         ),
         format!("idle before: {:.1} MB", idle as f64 / 1024.0),
         format!("+{:.1} MB", (after as f64 - idle as f64) / 1024.0),
