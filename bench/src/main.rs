@@ -125,7 +125,10 @@ fn rss_kib(pid: u32) -> u64 {
 fn keep_smaps(pid: u32, name: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-smaps");
     let copied = std::fs::create_dir_all(&dir).and_then(|()| {
-        std::fs::copy(format!("/proc/{pid}/smaps"), dir.join(format!("{name}.txt")))
+        std::fs::copy(
+            format!("/proc/{pid}/smaps"),
+            dir.join(format!("{name}.txt")),
+        )
     });
     if let Err(err) = copied {
         eprintln!("  smaps of {name}: not kept: {err}");
