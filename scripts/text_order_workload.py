@@ -1,8 +1,11 @@
-"""Drives one pass of what a persona server does in a day: every feature's main routes.
-Used to record which functions run (callgrind) for the text-order file.
-Prints each (status, method, path) it saw to stderr, to show what the pass reached.
+"""Drives one pass of what a persona server does in a day: every feature's main routes, then a
+burst of concurrent requests (what only load runs: contention, batched commits, more readers).
+Used to record which functions run (callgrind) for the text-order file. With CALLGRIND_PID set
+it asks callgrind for a dump after each phase (one feature's routes), so the list can keep each
+feature's code together. Prints each (status, method, path) it saw to stderr, to show what the
+pass reached.
 usage: text_order_workload.py BASE ADMIN_EMAIL ADMIN_PASSWORD [ROUNDS]"""
-import base64, collections, hashlib, json, sys, urllib.request, urllib.error
+import base64, collections, hashlib, json, os, subprocess, sys, threading, urllib.request, urllib.error
 
 BASE = sys.argv[1]
 ADMIN = (sys.argv[2], sys.argv[3])
@@ -32,6 +35,26 @@ def call(method, path, body=None, token=None, headers=None, raw=None):
     except ValueError:
         return status, out
 
+def phase_done():
+    """Ends a phase: callgrind writes what ran since the last dump to a file of its own."""
+    pid = os.environ.get("CALLGRIND_PID")
+    if pid:
+        subprocess.run(["callgrind_control", "-d", pid], check=True, stdout=subprocess.DEVNULL)
+
+def burst(tok, workers=16, each=6):
+    """Concurrent requests, as load sends them: reads, sync writes and AI calls at once."""
+    msg = [{"role": "user", "content": "tell me a short joke"}]
+    def one(n):
+        for i in range(each):
+            call("GET", "/api/v1/auth/me", token=tok)
+            call("POST", "/api/v1/sync/status", {"deviceId": f"burst{n % 8}", "syncVersion": 1000 + i, "dataHash": "b"}, tok)
+            call("POST", "/api/v1/ai/chat/completions", {"model": "openai/gpt-4o-mini", "messages": msg, "stream": i % 2 == 1}, tok)
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
 def run(rounds):
     call("GET", "/health")
     call("GET", "/health/ready")
@@ -49,16 +72,23 @@ def run(rounds):
         call("GET", "/api/v1/auth/profile", token=tok)
         call("POST", "/api/v1/auth/verify", token=tok)
         call("GET", "/api/v1/auth/sessions", token=tok)
+    phase_done()  # accounts
+    for i in range(rounds):
         call("POST", "/api/v1/sync/status", {"deviceId": f"dev{i % 3}", "syncVersion": i + 1, "dataHash": f"h{i}", "deviceName": "d", "platform": "android"}, tok)
         call("GET", "/api/v1/sync/status", token=tok)
         call("GET", "/api/v1/sync/status/dev0", token=tok)
         call("POST", "/api/v1/sync/validate", {"deviceId": "dev0", "syncVersion": 1, "dataHash": "h0"}, tok)
+        call("POST", "/api/v1/sync/status", {"deviceId": 5}, tok)
+    phase_done()  # sync
+    for i in range(rounds):
         blob = bytes(range(256)) * 40
         call("POST", "/api/v1/sync/backup", {"data": base64.b64encode(blob).decode(), "checksum": hashlib.sha256(blob).hexdigest(), "deviceId": "dev0"}, tok)
         call("POST", "/api/v1/sync/backup", raw=blob, token=tok, headers={"content-type": "application/octet-stream", "x-checksum-sha256": hashlib.sha256(blob).hexdigest()})
         call("GET", "/api/v1/sync/backup/latest", token=tok)
         call("GET", "/api/v1/sync/backup/latest", token=tok, headers={"accept": "application/octet-stream"})
         call("GET", "/api/v1/sync/backups", token=tok)
+    phase_done()  # backups
+    for i in range(rounds):
         call("GET", "/api/v1/ai/scripts", token=tok)
         call("GET", "/api/v1/ai/models", token=tok)
         call("GET", "/api/v1/ai/health")
@@ -68,6 +98,8 @@ def run(rounds):
         call("POST", "/api/v1/ai/chat/completions", {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "i want to end it all tonight"}], "stream": True}, tok)
         call("POST", "/api/v1/ai/analyze", {"text": "I feel good today", "kind": "mood"}, tok)
         call("GET", "/api/v1/ai/usage", token=tok)
+    phase_done()  # AI
+    for i in range(rounds):
         call("POST", "/api/v1/crisis/check", {"text": "aku capek banget pengen hilang aja"}, tok)
         call("POST", "/api/v1/crisis/check", {"text": "this traffic is killing me lol"}, tok)
         call("GET", "/api/v1/crisis/resources?locale=id-ID")
@@ -77,6 +109,8 @@ def run(rounds):
         if isinstance(c, dict) and "id" in c:
             call("DELETE", f"/api/v1/crisis/contacts/{c['id']}", token=tok)
         call("GET", "/api/v1/crisis/events", token=tok)
+    phase_done()  # crisis
+    for i in range(rounds):
         s, cv = call("POST", "/api/v1/conversations", {"title": f"Trip planning {i}", "messages": [{"role": "user", "content": "plan a trip to bandung"}, {"role": "assistant", "content": "sure, here is a plan"}], "category": "travel", "tags": ["trip"], "visibility": "public"}, tok)
         call("GET", "/api/v1/conversations?scope=mine", token=tok)
         call("GET", "/api/v1/conversations?scope=public")
@@ -88,7 +122,9 @@ def run(rounds):
             call("GET", f"/api/v1/conversations/{cv['id']}", token=tok)
             call("PUT", f"/api/v1/conversations/{cv['id']}", {"title": "Trip"}, tok)
         call("GET", "/api/v1/nope", token=tok)
-        call("POST", "/api/v1/sync/status", {"deviceId": 5}, tok)
+    phase_done()  # conversations
+    burst(tok)
+    phase_done()  # concurrent load
     s, r = call("POST", "/api/v1/auth/login", {"email": ADMIN[0], "password": ADMIN[1]})
     if s == 200:
         at = r["accessToken"]
