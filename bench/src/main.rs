@@ -121,9 +121,10 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// Copies /proc/PID/smaps to `target/bench-smaps/NAME.txt` (each mapping's resident part), so
-/// a memory row can be explained after the run; a failure only loses the copy.
-fn keep_smaps(pid: u32, name: &str) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-smaps");
+/// a memory row can be explained after the run; a failure only loses the copy. The target dir
+/// is the one the binaries were built in (`bins`' parent), as for the search corpus.
+fn keep_smaps(bins: &Path, pid: u32, name: &str) {
+    let dir = bins.parent().unwrap_or(bins).join("bench-smaps");
     let copied = std::fs::create_dir_all(&dir).and_then(|()| {
         std::fs::copy(
             format!("/proc/{pid}/smaps"),
@@ -393,7 +394,7 @@ fn main() -> anyhow::Result<()> {
     let ready_ms = start.elapsed().max(ready).as_secs_f64() * 1000.0;
     std::thread::sleep(Duration::from_secs(1));
     let idle = rss_kib(persona.pid());
-    keep_smaps(persona.pid(), "idle");
+    keep_smaps(&bins, persona.pid(), "idle");
     report.add(
         "start to ready (first start: creates db, secrets, scripts)",
         format!("{ready_ms:.1} ms"),
@@ -793,7 +794,7 @@ fn main() -> anyhow::Result<()> {
 
     // Memory a minute after the load: the allocator should hand back what the load took.
     std::thread::sleep(Duration::from_secs(60));
-    keep_smaps(persona.pid(), "after-load");
+    keep_smaps(&bins, persona.pid(), "after-load");
     let (after, anon_after, file_after) = (
         rss_kib(persona.pid()),
         status_kib(persona.pid(), "RssAnon:"),
