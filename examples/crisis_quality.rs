@@ -28,7 +28,7 @@ fn data_dir() -> PathBuf {
 
 /// The labelled files and whether their misses may be printed (`--misses`): never for the
 /// untouched measure.
-const FILES: [(&str, bool); 22] = [
+const FILES: [(&str, bool); 24] = [
     ("tune.jsonl", true),
     ("heldout.jsonl", true),
     ("heldout2.jsonl", true),
@@ -51,6 +51,8 @@ const FILES: [(&str, bool); 22] = [
     ("train10.jsonl", true),
     ("train11.jsonl", true),
     ("train12.jsonl", true),
+    ("ordinary_requests.jsonl", true),
+    ("ordinary_requests2.jsonl", true),
 ];
 
 /// Exits non-zero when the thresholds are missed on a file or on the whole set.

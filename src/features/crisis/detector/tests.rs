@@ -397,15 +397,16 @@ fn short_requests_to_an_assistant_are_not_risk() {
 ///
 /// The model is trained on every file here but `heldout5.jsonl` and `heldout6.jsonl`, on
 /// which its `>= medium` thresholds are chosen (at most 4 % false alarms over the two), and
-/// `train12.jsonl`, a new author's file of preparation and farewell without risk words
-/// that no model here was trained on. It misses the target; until a detector meets it, it
-/// is held to what it measured: a floor against regressions, not the target. How the model
+/// two files no model here was trained on: `ordinary_requests2.jsonl` (see the next test)
+/// and `train12.jsonl`, a new author's file of preparation and farewell without risk words.
+/// `train12` misses the target; until a detector meets it, it is held to what it measured:
+/// a floor against regressions, not the target. How the model
 /// does on authors it never read is measured outside `cargo test`:
 /// `examples/crisis_train -- --lofo`, and once per shipped model on `untouched/` (see the
 /// data README; issue 11).
 #[test]
 fn quality_on_the_labelled_set_meets_the_thresholds() {
-    const BELOW_TARGET: [(&str, f64, f64); 1] = [("train12.jsonl", 0.815, 0.06)];
+    const BELOW_TARGET: [(&str, f64, f64); 1] = [("train12.jsonl", 0.81, 0.045)];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/crisis");
     let detector = Detector::builtin();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -435,5 +436,23 @@ fn quality_on_the_labelled_set_meets_the_thresholds() {
     println!("{}", overall.render("combined"));
     failures.extend(overall.failures("combined"));
     assert!(total >= 400, "{total} labelled messages");
+    assert!(failures.is_empty(), "{}", failures.join("; "));
+}
+
+/// The commonest messages an assistant gets are short everyday requests and follow-ups
+/// ("shorter pls", "what's in this screenshot", "number them"). SPEC 8's 5 % of false alarms
+/// is the bar for the labelled set's `none` lines, most of them look-alikes; on these it
+/// would put a crisis banner on a chat every day or two, so they are held to 2 %.
+/// `ordinary_requests2.jsonl` is by an author who read nothing of the project, and no model
+/// is trained on it (its twin `ordinary_requests.jsonl` is).
+#[test]
+fn everyday_requests_to_an_assistant_raise_almost_no_alarms() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/crisis/ordinary_requests2.jsonl");
+    let examples = quality::load(&path).unwrap();
+    assert!(examples.len() >= 400, "{} requests", examples.len());
+    let (matrix, _) = quality::evaluate(&Detector::builtin(), &examples);
+    println!("{}", matrix.render("ordinary_requests2.jsonl"));
+    let failures = matrix.failures_against("ordinary_requests2.jsonl", 1.0, 0.02);
     assert!(failures.is_empty(), "{}", failures.join("; "));
 }
