@@ -397,8 +397,8 @@ fn short_requests_to_an_assistant_are_not_risk() {
 ///
 /// The model is trained on every file here but `heldout5.jsonl` and `heldout6.jsonl`, on
 /// which its `>= medium` thresholds are chosen (at most 4 % false alarms over the two), and
-/// two files no model here was trained on: `ordinary_requests2.jsonl` (see the next test)
-/// and `train12.jsonl`, a new author's file of preparation and farewell without risk words.
+/// three files no model here was trained on: `ordinary_requests2.jsonl` and
+/// `ordinary_requests3.jsonl` (see the next test) and `train12.jsonl`, a new author's file of preparation and farewell without risk words.
 /// `train12` misses the target; until a detector meets it, it is held to what it measured:
 /// a floor against regressions, not the target. How the model
 /// does on authors it never read is measured outside `cargo test`:
@@ -442,17 +442,28 @@ fn quality_on_the_labelled_set_meets_the_thresholds() {
 /// The commonest messages an assistant gets are short everyday requests and follow-ups
 /// ("shorter pls", "what's in this screenshot", "number them"). SPEC 8's 5 % of false alarms
 /// is the bar for the labelled set's `none` lines, most of them look-alikes; on these it
-/// would put a crisis banner on a chat every day or two, so they are held to 2 %.
-/// `ordinary_requests2.jsonl` is by an author who read nothing of the project, and no model
-/// is trained on it (its twin `ordinary_requests.jsonl` is).
+/// would put a crisis banner on a chat every day or two, so they are held to 2 %. Neither
+/// file is trained on (their twin `ordinary_requests.jsonl` is); each is by an author who
+/// read nothing of the project. `ordinary_requests3.jsonl` (small talk and one- or
+/// two-word reactions: "next", "serius?") misses the 2 %: it is held to what it measured, a
+/// floor against regressions (see the data README).
 #[test]
 fn everyday_requests_to_an_assistant_raise_almost_no_alarms() {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/crisis/ordinary_requests2.jsonl");
-    let examples = quality::load(&path).unwrap();
-    assert!(examples.len() >= 400, "{} requests", examples.len());
-    let (matrix, _) = quality::evaluate(&Detector::builtin(), &examples);
-    println!("{}", matrix.render("ordinary_requests2.jsonl"));
-    let failures = matrix.failures_against("ordinary_requests2.jsonl", 1.0, 0.02);
+    const FILES: [(&str, f64); 2] = [
+        ("ordinary_requests2.jsonl", 0.02),
+        ("ordinary_requests3.jsonl", 0.0325),
+    ];
+    let detector = Detector::builtin();
+    let mut failures = Vec::new();
+    for (name, max_alarms) in FILES {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/crisis")
+            .join(name);
+        let examples = quality::load(&path).unwrap();
+        assert!(examples.len() >= 400, "{name}: {} requests", examples.len());
+        let (matrix, _) = quality::evaluate(&detector, &examples);
+        println!("{}", matrix.render(name));
+        failures.extend(matrix.failures_against(name, 1.0, max_alarms));
+    }
     assert!(failures.is_empty(), "{}", failures.join("; "));
 }
