@@ -67,8 +67,10 @@ const FILES: [&str; 20] = [
     "train8.jsonl",
     "train10.jsonl",
     "train11.jsonl",
-    // Short everyday requests to an assistant (the commonest messages it gets); its twin
-    // `ordinary_requests2.jsonl`, by another author, is never trained on: it measures them.
+    // Short everyday requests to an assistant (the commonest messages it gets). The other
+    // two everyday-chat files, `ordinary_requests2.jsonl` and `ordinary_requests3.jsonl`,
+    // are never trained on: they measure them (training on the third made the model more
+    // sensitive everywhere; see the data README).
     "ordinary_requests.jsonl",
 ];
 /// The files by authors whose text the lexicon was never tuned on, each left out in turn by

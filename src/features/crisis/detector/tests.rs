@@ -392,21 +392,16 @@ fn short_requests_to_an_assistant_are_not_risk() {
 
 /// SPEC 8's quality bar on the labelled set (`tests/data/crisis/`, see its README): on every
 /// file and on the whole set, `high` detected at ≥ medium in at least 95 % of cases and
-/// `none` at ≥ medium in at most 5 %. `cargo test quality -- --nocapture` prints the
-/// matrices.
+/// `none` at ≥ medium in at most 5 %, but for the files held to their own bars
+/// (`quality::OWN_BARS`). `cargo test quality -- --nocapture` prints the matrices.
 ///
 /// The model is trained on every file here but `heldout5.jsonl` and `heldout6.jsonl`, on
 /// which its `>= medium` thresholds are chosen (at most 4 % false alarms over the two), and
-/// three files no model here was trained on: `ordinary_requests2.jsonl` and
-/// `ordinary_requests3.jsonl` (see the next test) and `train12.jsonl`, a new author's file of preparation and farewell without risk words.
-/// `train12` misses the target; until a detector meets it, it is held to what it measured:
-/// a floor against regressions, not the target. How the model
-/// does on authors it never read is measured outside `cargo test`:
-/// `examples/crisis_train -- --lofo`, and once per shipped model on `untouched/` (see the
-/// data README; issue 11).
+/// the files of `OWN_BARS`. How the model does on authors it never read is measured outside
+/// `cargo test`: `examples/crisis_train -- --lofo`, and once per candidate on `untouched/`
+/// (see the data README; issue 11).
 #[test]
 fn quality_on_the_labelled_set_meets_the_thresholds() {
-    const BELOW_TARGET: [(&str, f64, f64); 1] = [("train12.jsonl", 0.81, 0.045)];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/crisis");
     let detector = Detector::builtin();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -425,12 +420,7 @@ fn quality_on_the_labelled_set_meets_the_thresholds() {
         total += examples.len();
         let (matrix, _) = quality::evaluate(&detector, &examples);
         println!("{}", matrix.render(&name));
-        match BELOW_TARGET.iter().find(|f| f.0 == name) {
-            Some(&(_, recall, alarms)) => {
-                failures.extend(matrix.failures_against(&name, recall, alarms));
-            }
-            None => failures.extend(matrix.failures(&name)),
-        }
+        failures.extend(matrix.failures(&name));
         overall.merge(&matrix);
     }
     println!("{}", overall.render("combined"));
@@ -440,22 +430,15 @@ fn quality_on_the_labelled_set_meets_the_thresholds() {
 }
 
 /// The commonest messages an assistant gets are short everyday requests and follow-ups
-/// ("shorter pls", "what's in this screenshot", "number them"). SPEC 8's 5 % of false alarms
-/// is the bar for the labelled set's `none` lines, most of them look-alikes; on these it
-/// would put a crisis banner on a chat every day or two, so they are held to 2 %. Neither
-/// file is trained on (their twin `ordinary_requests.jsonl` is); each is by an author who
-/// read nothing of the project. `ordinary_requests3.jsonl` (small talk and one- or
-/// two-word reactions: "next", "serius?") misses the 2 %: it is held to what it measured, a
-/// floor against regressions (see the data README).
+/// ("shorter pls", "what's in this screenshot", "number them"): the everyday-chat files,
+/// each by an author who read nothing of the project and never trained on (their twin
+/// `ordinary_requests.jsonl` is), are held to fewer false alarms than SPEC 8's 5 %
+/// (`quality::OWN_BARS`: 2 %, and a measured floor for small talk and one-word reactions).
 #[test]
 fn everyday_requests_to_an_assistant_raise_almost_no_alarms() {
-    const FILES: [(&str, f64); 2] = [
-        ("ordinary_requests2.jsonl", 0.02),
-        ("ordinary_requests3.jsonl", 0.0325),
-    ];
     let detector = Detector::builtin();
     let mut failures = Vec::new();
-    for (name, max_alarms) in FILES {
+    for name in ["ordinary_requests2.jsonl", "ordinary_requests3.jsonl"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/data/crisis")
             .join(name);
@@ -463,7 +446,11 @@ fn everyday_requests_to_an_assistant_raise_almost_no_alarms() {
         assert!(examples.len() >= 400, "{name}: {} requests", examples.len());
         let (matrix, _) = quality::evaluate(&detector, &examples);
         println!("{}", matrix.render(name));
-        failures.extend(matrix.failures_against(name, 1.0, max_alarms));
+        assert!(
+            quality::bars(name).1 < quality::MAX_FALSE_ALARMS,
+            "{name}: its own bar"
+        );
+        failures.extend(matrix.failures(name));
     }
     assert!(failures.is_empty(), "{}", failures.join("; "));
 }
