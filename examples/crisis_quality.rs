@@ -9,9 +9,10 @@
 //! `heldout6.jsonl`, on which its `>= medium` thresholds are chosen, and the files of
 //! `OWN_BARS`, so these figures are not a measure of generalisation:
 //! `examples/crisis_train -- --lofo` prints that (each new author's file left out of
-//! training in turn), and `untouched/` holds the files read once per candidate. `heldout4.jsonl`'s and `heldout8.jsonl`'s lines and misses are
-//! never printed. Then the cost per message (`CRISIS_LEXICON_DIR` measures an admin's copy
-//! of the lexicon instead of the builtin one).
+//! training in turn), and `untouched/` holds the files read once per candidate.
+//! `heldout4.jsonl`'s and `heldout8.jsonl`'s lines and misses are never printed. Then the
+//! cost per message (`CRISIS_LEXICON_DIR` measures an admin's copy of the lexicon instead
+//! of the builtin one).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -3,8 +3,9 @@
 //! [--lofo] [--write [--mode=support|supportveto|gate|guarded|keephigh|max|maxguarded]]`.
 //!
 //! Reads the labelled training files (`FILES`: every file of `tests/data/crisis/` but the
-//! two calibration files; `CRISIS_TRAIN=a.jsonl,b.jsonl` names others). Nothing under
-//! `untouched/` is ever read here.
+//! two calibration files and the files held to their own bars, `quality::OWN_BARS`;
+//! `CRISIS_TRAIN=a.jsonl,b.jsonl` names others). Nothing under `untouched/` is ever read
+//! here.
 //!
 //! - `--lofo` (the measure to trust): the shipping procedure below, repeated with each file
 //!   by a new author (`NEW_AUTHORS`) left out of the training files and measured — how the

@@ -92,17 +92,11 @@ impl Matrix {
         (row[2] + row[3]) as f64 / self.row(level).max(1) as f64
     }
 
-    /// Where the matrix of the file (or set) `name` misses its bars ([`bars`]; empty when
-    /// it meets them).
+    /// Where the matrix of the file (or set) `name` misses its bars ([`bars`]): fewer of its
+    /// `high` messages at medium or above than the minimum recall, or more of its `none`
+    /// ones than the maximum false alarms (empty when it meets them).
     pub fn failures(&self, name: &str) -> Vec<String> {
         let (min_recall, max_alarms) = bars(name);
-        self.failures_against(name, min_recall, max_alarms)
-    }
-
-    /// Where the matrix catches fewer than `min_recall` of its `high` messages at medium or
-    /// above, or raises more than `max_alarms` on its `none` ones (a file held to a floor
-    /// below SPEC 8's thresholds uses its own).
-    pub fn failures_against(&self, name: &str, min_recall: f64, max_alarms: f64) -> Vec<String> {
         // Floors are measured fractions: a rounding error in the last bit is no regression.
         const SLACK: f64 = 1e-9;
         let recall = self.at_least_medium(CrisisLevel::High);
