@@ -24,6 +24,13 @@ pub trait Feature: Send + Sync + 'static {
     /// The feature's routes under `/api/v1` (and `/api`), with their own layers.
     fn routes(&self, config: &Config) -> ApiRouter;
 
+    /// The layers of the feature's API routes that need the app state (the server epoch
+    /// header); [`crate::http`] applies them inside the middleware stack. The API document is
+    /// built without a state, and without them.
+    fn state_layers(&self, routes: ApiRouter, _app: &AppState) -> ApiRouter {
+        routes
+    }
+
     /// Routes outside the API mount (`/health`).
     fn system_routes(&self, _config: &Config) -> ApiRouter {
         ApiRouter::new()

@@ -6,9 +6,8 @@
 use std::{any::Any, panic::AssertUnwindSafe, time::Duration};
 
 use axum::{
-    Extension,
     body::Body,
-    extract::Request,
+    extract::{Request, State},
     http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header},
     middleware::Next,
     response::IntoResponse,
@@ -336,10 +335,10 @@ pub const SERVER_EPOCH_HEADER: &str = "x-server-epoch";
 
 /// Adds `X-Server-Epoch` to every answer of the routes it wraps (errors and bodiless
 /// answers included); the sync and backup routes use it, as
-/// `.layer(axum::middleware::from_fn(server_epoch))`. The app state comes from the request
-/// extensions, where the outer stack puts it.
+/// `.layer(axum::middleware::from_fn_with_state(app.clone(), server_epoch))` in their
+/// [`crate::app::Feature::state_layers`].
 pub async fn server_epoch(
-    Extension(state): Extension<AppState>,
+    State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> axum::response::Response {

@@ -5,6 +5,7 @@
 //! uses), adds `/metrics` and the API docs, and wraps everything in the one middleware stack.
 
 pub mod client;
+mod cors;
 pub mod extract;
 mod metrics;
 pub mod middleware;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    http::{Extensions, HeaderName, HeaderValue, Method, header},
+    http::{Extensions, HeaderName, HeaderValue, header},
 };
 use tower::ServiceBuilder;
 use tower_http::{
@@ -26,14 +27,13 @@ use tower_http::{
         CompressionLayer, Predicate,
         predicate::{NotForContentType, SizeAbove},
     },
-    cors::{AllowOrigin, CorsLayer},
     map_response_body::MapResponseBodyLayer,
     set_header::SetResponseHeaderLayer,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{app::AppState, config::Config, error::ApiError};
+use crate::{app::AppState, error::ApiError};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -76,22 +76,20 @@ pub fn router(state: AppState) -> Mounts {
 /// axum boxes a route once per layer call, and each box is cloned per request together with
 /// all the boxes inside it (folding the timeout's level into the stack's saved about 600
 /// instructions per `GET /auth/me`). The routes are wrapped feature by feature, because
-/// timeouts are per feature ([`crate::app::Feature::request_timeout`]); the per-IP limit and
-/// the app state in the stack are built once and shared by all.
+/// timeouts are per feature ([`crate::app::Feature::request_timeout`]); the CORS policy and
+/// the per-IP limit in the stack are built once and shared by all.
 pub fn router_with(state: AppState, extra: Router<AppState>) -> Mounts {
     let config = &state.config;
     let server = &config.server;
     let default = server.request_timeout;
-    let cors = cors_layer(config);
+    let cors = cors::layer(config);
     let limit_per_ip = rate_limit::general_layer(config);
     let envelope = middleware::EnvelopeLayer { hsts: server.hsts };
     let max_body = server.max_body.as_u64() as usize;
-    let app = state.clone();
     // Outermost first: ours in one layer ([`middleware::Envelope`]: request id, tracing,
-    // panics, metrics, the error envelope, the security headers), compression, CORS, the app
-    // state in the request extensions (for layers that features add to their own routes,
-    // built before any state exists), the per-IP limit, the body limit, the request timeout,
-    // and a handler's panics caught where they happen.
+    // panics, metrics, the error envelope, the security headers), compression, CORS, the
+    // per-IP limit, the body limit, the request timeout, and a handler's panics caught where
+    // they happen.
     let stack = move |timeout: Duration| {
         ServiceBuilder::new()
             .layer(envelope)
@@ -110,15 +108,17 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Mounts {
                 ),
             )
             .layer(cors.clone())
-            .layer(axum::Extension(app.clone()))
             .layer(limit_per_ip.clone())
             .layer(DefaultBodyLimit::max(max_body))
             .layer(middleware::timeout(timeout))
             .map_future(middleware::catch_panic)
     };
-    let (system, api, doc) = openapi::split(config, state.features(), &|routes, timeout| {
-        routes.layer(stack(timeout))
-    });
+    let (system, api, doc) = openapi::split(
+        config,
+        state.features(),
+        Some(&state),
+        &|routes, timeout| routes.layer(stack(timeout)),
+    );
     // The document is served as the JSON it serializes to once (170 KB), not kept as the
     // struct utoipa builds (about 3 MB of maps and strings, for the life of the process).
     let json = axum::body::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
@@ -199,44 +199,6 @@ fn under_api_mount(uri: &axum::http::Uri) -> Option<axum::http::Uri> {
         None => rest.to_owned(),
     };
     axum::http::Uri::try_from(path_and_query).ok()
-}
-
-fn cors_layer(config: &Config) -> CorsLayer {
-    let origins = &config.server.cors_origins;
-    let allow_origin = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        // Validated at start: every entry is a plain origin, so each is a valid header value.
-        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
-    };
-    CorsLayer::new()
-        .allow_origin(allow_origin)
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::PATCH,
-            Method::DELETE,
-            Method::OPTIONS,
-        ])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::ACCEPT,
-            header::IF_NONE_MATCH,
-            REQUEST_ID,
-            HeaderName::from_static("x-checksum-sha256"),
-            HeaderName::from_static("x-device-id"),
-        ])
-        .expose_headers([
-            REQUEST_ID,
-            header::RETRY_AFTER,
-            header::ETAG,
-            HeaderName::from_static("x-checksum-sha256"),
-            HeaderName::from_static("x-persona-crisis-level"),
-            HeaderName::from_static("x-server-epoch"),
-        ])
-        .max_age(std::time::Duration::from_secs(3600))
 }
 
 /// A router of this crate's feature routers, documented for OpenAPI.

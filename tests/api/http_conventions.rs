@@ -158,6 +158,55 @@ async fn cors_allows_listed_origins_only() {
     );
 }
 
+/// A response to a request without `Origin` (the app, curl) skips CORS's work but keeps its
+/// `Vary`, so a shared cache never hands a browser an answer made without `Origin`; a browser's
+/// request on an allowed origin gets the headers it may read.
+#[tokio::test]
+async fn answers_vary_on_origin_with_or_without_one() {
+    let app =
+        TestApp::spawn_with(|c| c.server.cors_origins = vec!["https://app.example.com".into()])
+            .await;
+    let vary = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get_all(header::VARY)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for path in ["/health", "/api/v1/auth/me", "/api/v1/no-such-route"] {
+        let plain = app.client.get(app.url(path)).send().await.unwrap();
+        let vary_plain = vary(&plain);
+        assert!(vary_plain.contains("origin"), "{path}: {vary_plain}");
+        assert!(
+            plain
+                .headers()
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .is_none()
+        );
+
+        let browser = app
+            .client
+            .get(app.url(path))
+            .header(header::ORIGIN, "https://app.example.com")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(browser.status(), plain.status(), "{path}");
+        assert_eq!(vary(&browser), vary_plain, "{path}");
+        assert_eq!(
+            browser.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            "https://app.example.com"
+        );
+        let exposed = browser.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(exposed.contains("x-request-id"), "{path}: {exposed}");
+    }
+}
+
 #[tokio::test]
 async fn no_cors_headers_by_default() {
     let app = TestApp::spawn().await;

@@ -23,7 +23,7 @@ pub use service::{all, key_versions_in_use, open_row, reseal_all};
 pub use store::BackupRow;
 
 use crate::{
-    app::{Feature, Init},
+    app::{AppState, Feature, Init},
     config::Config,
     http::{ApiRouter, middleware::server_epoch},
 };
@@ -47,6 +47,12 @@ impl Feature for Backups {
             .routes(routes!(handlers::latest))
             .routes(routes!(handlers::by_id, handlers::delete))
             .routes(routes!(handlers::list))
-            .layer(axum::middleware::from_fn(server_epoch))
+    }
+
+    fn state_layers(&self, routes: ApiRouter, app: &AppState) -> ApiRouter {
+        routes.layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            server_epoch,
+        ))
     }
 }

@@ -13,7 +13,7 @@ mod types;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    app::Feature,
+    app::{AppState, Feature},
     config::Config,
     http::{ApiRouter, middleware::server_epoch},
 };
@@ -31,6 +31,12 @@ impl Feature for Sync {
             .routes(routes!(handlers::device_status))
             .routes(routes!(handlers::validate))
             .routes(routes!(handlers::deactivate_device))
-            .layer(axum::middleware::from_fn(server_epoch))
+    }
+
+    fn state_layers(&self, routes: ApiRouter, app: &AppState) -> ApiRouter {
+        routes.layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            server_epoch,
+        ))
     }
 }

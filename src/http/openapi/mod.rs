@@ -63,13 +63,15 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Merges the features' routes, each wrapped by `around` with its request timeout (the
-/// feature's, else `server.request_timeout`), and splits them into the system router, the
+/// Merges the features' routes, each with its [`Feature::state_layers`] when there is a
+/// `state` and wrapped by `around` with its request timeout (the feature's, else
+/// `server.request_timeout`), and splits them into the system router, the
 /// API router and one document in which the API appears under `/api/v1` (the `/api` mount is
 /// an alias and is not repeated), with the common statuses added.
 pub fn split(
     config: &Config,
     features: &[std::sync::Arc<dyn Feature>],
+    state: Option<&AppState>,
     around: &dyn Fn(super::ApiRouter, Duration) -> super::ApiRouter,
 ) -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
     let default = config.server.request_timeout;
@@ -78,7 +80,11 @@ pub fn split(
     for feature in features {
         let limit = feature.request_timeout(config).unwrap_or(default);
         system = system.merge(around(feature.system_routes(config), limit));
-        api = api.merge(around(feature.routes(config), limit));
+        let routes = match state {
+            Some(app) => feature.state_layers(feature.routes(config), app),
+            None => feature.routes(config),
+        };
+        api = api.merge(around(routes, limit));
     }
     let (api, api_doc) = api.split_for_parts();
     let (system, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -95,5 +101,5 @@ pub fn document(
     config: &Config,
     features: &[std::sync::Arc<dyn Feature>],
 ) -> utoipa::openapi::OpenApi {
-    split(config, features, &|routes, _| routes).2
+    split(config, features, None, &|routes, _| routes).2
 }
