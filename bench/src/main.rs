@@ -648,6 +648,19 @@ fn main() -> anyhow::Result<()> {
         "a small multiple of 50 MB",
     );
 
+    // The floor of the AI rows' CPU: a bare relay (axum and reqwest, nothing else) in front
+    // of the same fake provider.
+    let relay_addr = free_addr()?;
+    let relay = Proc {
+        child: Command::new(bins.join("relay"))
+            .arg(relay_addr.to_string())
+            .arg(format!("http://{}/v1", fake.addr))
+            .spawn()
+            .context("start relay")?,
+        addr: relay_addr,
+    };
+    wait_ready(relay.addr, "/health", Duration::from_secs(10))?;
+
     // The AI proxy against calling the fake provider directly. The fake "thinks" for
     // FAKE_LATENCY_MS and writes a stream as providers do (a comment at once, then each event
     // in its own write), so time to the first `data:` event is what a user of a stream waits
@@ -720,6 +733,44 @@ fn main() -> anyhow::Result<()> {
                     _ => "≈ direct",
                 },
             );
+            if !stream {
+                // The same calls through the bare relay: what any relay on this stack and
+                // machine spends per call, which the CPU target is read against.
+                let r = relay.addr;
+                let b = chat(false);
+                let (relayed, relay_cpu_us) = with_cpu_per_request(relay.pid(), || {
+                    load::run(
+                        r,
+                        conns,
+                        d,
+                        until,
+                        Arc::new(move |_| {
+                            request(
+                                "POST",
+                                r,
+                                "/v1/chat/completions",
+                                None,
+                                Some(b.clone().into_bytes()),
+                                "application/json",
+                            )
+                        }),
+                    )
+                });
+                report.add(
+                    &format!(
+                        "AI proxy JSON, {conns} in flight, server CPU per call against a bare relay"
+                    ),
+                    format!("{:.3} ms", cpu_us / 1000.0),
+                    format!(
+                        "bare relay: {:.3} ms ({}; +{:.2} ms p50)",
+                        relay_cpu_us / 1000.0,
+                        rps_line(&relayed),
+                        relayed.p50() - direct.p50()
+                    ),
+                    format!("{:.2}", relay_cpu_us / cpu_us),
+                    "—",
+                );
+            }
         }
     }
     // The same through the Python clients apps use: each reads the stream its own way.
