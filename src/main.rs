@@ -4,6 +4,8 @@ use clap::Parser;
 use persona::cli::{self, Cli};
 
 fn main() -> ExitCode {
+    // Before anything else: on success the process starts over with the tunables set.
+    persona::exec_with_tunables();
     // SAFETY: first thing in main, before the runtime or any other thread exists.
     #[allow(unsafe_code)]
     unsafe {

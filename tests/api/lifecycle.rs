@@ -182,3 +182,56 @@ async fn without_litestream_shutdown_folds_the_wal_into_the_database() {
     let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
     assert_eq!(size, 0, "the shutdown checkpoint truncates the WAL");
 }
+
+/// `persona serve` runs with the allocator tunables it sets itself (by running itself again in
+/// the same process: the PID the caller started is the server), and leaves an operator's own
+/// `GLIBC_TUNABLES`, even an empty one, as they are.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn the_server_runs_with_its_allocator_tunables_unless_the_operator_set_them() {
+    use std::io::{BufRead, BufReader};
+
+    for (given, expected) in [
+        (None, persona::GLIBC_TUNABLES),
+        (Some("glibc.malloc.arena_max=1"), "glibc.malloc.arena_max=1"),
+        (Some(""), ""),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = crate::helpers::persona_command(dir.path());
+        command
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env_remove("GLIBC_TUNABLES")
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null());
+        if let Some(value) = given {
+            command.env("GLIBC_TUNABLES", value);
+        }
+        let mut child = command.spawn().unwrap();
+        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let served = lines
+            .map_while(Result::ok)
+            .any(|line| line.contains("\"address\""));
+        let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(served, "the server did not log its address ({given:?})");
+        let tunables: Vec<_> = environ
+            .split(|b| *b == 0)
+            .filter_map(|entry| entry.strip_prefix(b"GLIBC_TUNABLES="))
+            .map(|value| String::from_utf8_lossy(value).into_owned())
+            .collect();
+        assert_eq!(tunables, [expected], "given {given:?}");
+    }
+}
+
+/// The scripts that run persona under valgrind (which does not follow an exec) give it the
+/// tunables it would set itself.
+#[test]
+fn the_valgrind_scripts_set_the_servers_tunables() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for script in ["bench/instructions", "scripts/text-order"] {
+        let text = std::fs::read_to_string(root.join(script)).unwrap();
+        let line = format!("export GLIBC_TUNABLES={}", persona::GLIBC_TUNABLES);
+        assert!(text.contains(&line), "{script} lacks `{line}`");
+    }
+}
