@@ -675,27 +675,9 @@ fn main() -> anyhow::Result<()> {
         ("stream, time to first data: event", true, Until::FirstEvent),
     ] {
         for conns in [1usize, 32] {
-            let body = chat(stream);
-            let f = fake.addr;
-            let b = body.clone();
-            let direct = load::run(
-                f,
-                conns,
-                d,
-                until,
-                Arc::new(move |_| {
-                    request(
-                        "POST",
-                        f,
-                        "/v1/chat/completions",
-                        None,
-                        Some(b.clone().into_bytes()),
-                        "application/json",
-                    )
-                }),
-            );
-            let t = token.clone();
-            let (proxied, cpu_us) = with_cpu_per_request(persona.pid(), || {
+            // `conns` calls at a time of `chat(stream)` to PATH at ADDR, signed in with TOKEN.
+            let calls = |addr: SocketAddr, path: &'static str, token: Option<Arc<str>>| {
+                let body = chat(stream);
                 load::run(
                     addr,
                     conns,
@@ -705,13 +687,17 @@ fn main() -> anyhow::Result<()> {
                         request(
                             "POST",
                             addr,
-                            "/api/v1/ai/chat/completions",
-                            Some(&t),
+                            path,
+                            token.as_deref(),
                             Some(body.clone().into_bytes()),
                             "application/json",
                         )
                     }),
                 )
+            };
+            let direct = calls(fake.addr, "/v1/chat/completions", None);
+            let (proxied, cpu_us) = with_cpu_per_request(persona.pid(), || {
+                calls(addr, "/api/v1/ai/chat/completions", Some(token.clone()))
             });
             report.add(
                 &format!(
@@ -736,25 +722,8 @@ fn main() -> anyhow::Result<()> {
             if !stream {
                 // The same calls through the bare relay: what any relay on this stack and
                 // machine spends per call, which the CPU target is read against.
-                let r = relay.addr;
-                let b = chat(false);
                 let (relayed, relay_cpu_us) = with_cpu_per_request(relay.pid(), || {
-                    load::run(
-                        r,
-                        conns,
-                        d,
-                        until,
-                        Arc::new(move |_| {
-                            request(
-                                "POST",
-                                r,
-                                "/v1/chat/completions",
-                                None,
-                                Some(b.clone().into_bytes()),
-                                "application/json",
-                            )
-                        }),
-                    )
+                    calls(relay.addr, "/v1/chat/completions", None)
                 });
                 report.add(
                     &format!(

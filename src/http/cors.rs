@@ -70,6 +70,9 @@ pub fn layer(config: &Config) -> OriginCorsLayer {
             HeaderName::from_static("x-server-epoch"),
         ])
         .max_age(std::time::Duration::from_secs(3600));
+    // tower-http checks its rules when it wraps a service; once here, at start, as when it
+    // wrapped the routes itself.
+    let _checked: Cors<()> = cors.layer(());
     OriginCorsLayer {
         cors: Arc::new(cors),
     }
@@ -92,10 +95,10 @@ impl<S> tower::Layer<S> for OriginCorsLayer {
     }
 }
 
-/// tower-http's [`Cors`] around `inner` for a request with `Origin` (or a preflight); the others go straight
-/// to `inner`, and their answers get CORS's `Vary`. (The layer is kept rather than a `Cors`
-/// service beside `inner`: axum clones a route's stack for every request, and a second copy
-/// of `inner` would be a second clone of everything in it.)
+/// tower-http's [`Cors`] around `inner` for a request with `Origin` (or a preflight); the
+/// others go straight to `inner`, and their answers get CORS's `Vary`. (The layer is kept
+/// rather than a `Cors` service beside `inner`: axum clones a route's stack for every
+/// request, and a second copy of `inner` would be a second clone of everything in it.)
 #[derive(Debug, Clone)]
 pub struct OriginCors<S> {
     cors: Arc<CorsLayer>,
