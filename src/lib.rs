@@ -37,8 +37,9 @@ pub type FastHash = foldhash::fast::RandomState;
 pub const GLIBC_TUNABLES: &str = "glibc.malloc.tcache_max=128";
 
 /// Runs this binary again, in the same process, with [`GLIBC_TUNABLES`] in its environment,
-/// unless `GLIBC_TUNABLES` is already set (to anything: set it, even empty, to run as glibc's
-/// defaults would, e.g. under valgrind, which does not follow the exec).
+/// unless `GLIBC_TUNABLES` is already set (to anything: set it, even empty, to run with
+/// glibc's defaults). Under valgrind it must be set: there the exec would run the program
+/// outside valgrind (the scripts that use valgrind set it).
 ///
 /// glibc keeps up to seven freed chunks of every size up to 1 KiB in each thread's cache,
 /// and `malloc_trim` cannot return them or the pages they sit on; after a burst of load the
@@ -46,18 +47,29 @@ pub const GLIBC_TUNABLES: &str = "glibc.malloc.tcache_max=128";
 /// only chunks up to 128 bytes halved what the server still held a minute after a load (the
 /// private memory it gained: +2.8-4.0 MB → +1.4-1.6 MB) and cost 3 % more instructions per
 /// `GET /auth/me` (BENCHMARKS.md). A tunable is read once, by the dynamic loader, from the
-/// environment the process starts with; no call sets it later, hence the exec (the PID,
-/// arguments and open files stay). If the exec fails, this returns and the server runs with
-/// glibc's defaults.
+/// environment the process starts with; no call sets it later, hence the exec (2-4 ms; the
+/// PID, arguments and open files stay). The binary is run by its path, not as
+/// `/proc/self/exe`, so the process keeps its name (`ps`, `pkill -x persona`). No exec for a
+/// binary with raised privileges (`AT_SECURE`: glibc ignores tunables there, and might drop
+/// the variable, which would make this loop), nor when the path cannot be found; if the exec
+/// fails, this returns and the server runs with glibc's defaults.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
 pub fn exec_with_tunables() {
     use std::os::unix::process::CommandExt as _;
     if std::env::var_os("GLIBC_TUNABLES").is_some() {
         return;
     }
+    // SAFETY: getauxval only reads the auxiliary vector the kernel gave the process.
+    if unsafe { libc::getauxval(libc::AT_SECURE) } != 0 {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
     let mut args = std::env::args_os();
     let arg0 = args.next().unwrap_or_else(|| "persona".into());
-    let _failed = std::process::Command::new("/proc/self/exe")
+    let _failed = std::process::Command::new(exe)
         .arg0(arg0)
         .args(args)
         .env("GLIBC_TUNABLES", GLIBC_TUNABLES)

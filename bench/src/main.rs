@@ -655,6 +655,8 @@ fn main() -> anyhow::Result<()> {
         child: Command::new(bins.join("relay"))
             .arg(relay_addr.to_string())
             .arg(format!("http://{}/v1", fake.addr))
+            // The allocator settings persona gives itself (`persona::exec_with_tunables`).
+            .env("GLIBC_TUNABLES", persona::GLIBC_TUNABLES)
             .spawn()
             .context("start relay")?,
         addr: relay_addr,

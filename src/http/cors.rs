@@ -5,9 +5,11 @@
 //! map of headers built, `Vary` and `Access-Control-Expose-Headers` joined anew, the map
 //! merged into the answer's. For a `GET /auth/me` that was 4,600 instructions in user space,
 //! 11 % of the request (41.8k → 37.3k, `bench/instructions`). [`OriginCors`] hands requests
-//! with `Origin`, and every `OPTIONS`, to it and lets the others pass, adding the one header
-//! CORS adds that matters without `Origin`: `Vary: origin`, so that a cache never serves a
-//! browser an answer made for a request without `Origin`.
+//! with `Origin`, and every `OPTIONS`, to it and lets the others pass with `Vary: origin`
+//! added, so that a cache never serves a browser an answer made for a request without
+//! `Origin`. What those others no longer get is what no browser reads from them:
+//! `Access-Control-Expose-Headers`, and with `cors_origins = ["*"]`
+//! `Access-Control-Allow-Origin: *` (which tower-http sent without `Vary`).
 
 use std::{
     sync::Arc,
@@ -29,8 +31,7 @@ use tower_http::cors::{AllowOrigin, Cors, CorsLayer, ResponseFuture};
 use super::REQUEST_ID;
 use crate::config::Config;
 
-/// The `Vary` tower-http's CORS gives an answer that is not a preflight's (the preflight's
-/// own also names the `Access-Control-Request-*` headers; a preflight always has `Origin`).
+/// The `Vary` tower-http's CORS gives answers with a list of origins.
 const VARY: HeaderValue = HeaderValue::from_static("origin");
 
 /// The CORS policy of `server.cors_origins`, as a layer of [`OriginCors`].
@@ -96,9 +97,11 @@ impl<S> tower::Layer<S> for OriginCorsLayer {
 }
 
 /// tower-http's [`Cors`] around `inner` for a request with `Origin` (or a preflight); the
-/// others go straight to `inner`, and their answers get CORS's `Vary`. (The layer is kept
+/// others go straight to `inner`, and their answers get CORS's `Vary`. The layer is kept
 /// rather than a `Cors` service beside `inner`: axum clones a route's stack for every
-/// request, and a second copy of `inner` would be a second clone of everything in it.)
+/// request, and a second copy of `inner` would be a second clone of everything in it for
+/// every request. A request with `Origin` pays for it instead (a clone of `inner` and of the
+/// policy): browsers' requests, the console's, are the few.
 #[derive(Debug, Clone)]
 pub struct OriginCors<S> {
     cors: Arc<CorsLayer>,

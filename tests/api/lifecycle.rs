@@ -184,8 +184,8 @@ async fn without_litestream_shutdown_folds_the_wal_into_the_database() {
 }
 
 /// `persona serve` runs with the allocator tunables it sets itself (by running itself again in
-/// the same process: the PID the caller started is the server), and leaves an operator's own
-/// `GLIBC_TUNABLES`, even an empty one, as they are.
+/// the same process: the PID the caller started is the server, under its own name), and leaves
+/// an operator's own `GLIBC_TUNABLES`, even an empty one, as they are.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[test]
 fn the_server_runs_with_its_allocator_tunables_unless_the_operator_set_them() {
@@ -208,13 +208,25 @@ fn the_server_runs_with_its_allocator_tunables_unless_the_operator_set_them() {
         }
         let mut child = command.spawn().unwrap();
         let lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let served = lines
-            .map_while(Result::ok)
-            .any(|line| line.contains("\"address\""));
+        let (served, logged) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let found = lines
+                .map_while(Result::ok)
+                .any(|line| line.contains("\"address\""));
+            let _ = served.send(found);
+        });
+        let served = logged.recv_timeout(Duration::from_secs(60));
         let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap();
+        let name = std::fs::read_to_string(format!("/proc/{}/comm", child.id())).unwrap();
         let _ = child.kill();
         let _ = child.wait();
-        assert!(served, "the server did not log its address ({given:?})");
+        assert_eq!(
+            served,
+            Ok(true),
+            "the server did not log its address ({given:?})"
+        );
+        // Run by its path: `ps` and `pkill -x persona` still know it.
+        assert_eq!(name.trim(), "persona", "given {given:?}");
         let tunables: Vec<_> = environ
             .split(|b| *b == 0)
             .filter_map(|entry| entry.strip_prefix(b"GLIBC_TUNABLES="))
