@@ -333,11 +333,16 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
 /// The header that carries `serverEpoch` (SPEC section 4).
 pub const SERVER_EPOCH_HEADER: &str = "x-server-epoch";
 
-/// Adds `X-Server-Epoch` to every answer of the routes it wraps (errors and bodiless
-/// answers included); the sync and backup routes use it, as
-/// `.layer(axum::middleware::from_fn_with_state(app.clone(), server_epoch))` in their
-/// [`crate::app::Feature::state_layers`].
-pub async fn server_epoch(
+/// `routes` with `X-Server-Epoch` on every answer (errors and bodiless answers included); the
+/// sync and backup features give it as their [`crate::app::Feature::state_layers`].
+pub fn with_server_epoch(routes: super::ApiRouter, app: &AppState) -> super::ApiRouter {
+    routes.layer(axum::middleware::from_fn_with_state(
+        app.clone(),
+        server_epoch,
+    ))
+}
+
+async fn server_epoch(
     State(state): State<AppState>,
     request: Request,
     next: Next,

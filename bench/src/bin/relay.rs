@@ -60,11 +60,8 @@ async fn main() -> anyhow::Result<()> {
     let base = args
         .next()
         .unwrap_or_else(|| "http://127.0.0.1:4002/v1".into());
-    // persona's outbound client, as `persona::http::client` builds it.
-    let client = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .no_proxy()
-        .build()?;
+    // persona's outbound client.
+    let client = persona::http::client::outbound(std::time::Duration::from_secs(10))?;
     let upstream = Upstream {
         client,
         url: format!("{}/chat/completions", base.trim_end_matches('/')),

@@ -25,7 +25,7 @@ pub use store::BackupRow;
 use crate::{
     app::{AppState, Feature, Init},
     config::Config,
-    http::{ApiRouter, middleware::server_epoch},
+    http::{ApiRouter, middleware::with_server_epoch},
 };
 
 pub struct Backups;
@@ -50,9 +50,6 @@ impl Feature for Backups {
     }
 
     fn state_layers(&self, routes: ApiRouter, app: &AppState) -> ApiRouter {
-        routes.layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            server_epoch,
-        ))
+        with_server_epoch(routes, app)
     }
 }

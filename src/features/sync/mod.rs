@@ -15,7 +15,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     app::{AppState, Feature},
     config::Config,
-    http::{ApiRouter, middleware::server_epoch},
+    http::{ApiRouter, middleware::with_server_epoch},
 };
 
 pub struct Sync;
@@ -34,9 +34,6 @@ impl Feature for Sync {
     }
 
     fn state_layers(&self, routes: ApiRouter, app: &AppState) -> ApiRouter {
-        routes.layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            server_epoch,
-        ))
+        with_server_epoch(routes, app)
     }
 }

@@ -80,9 +80,10 @@ pub fn split(
     for feature in features {
         let limit = feature.request_timeout(config).unwrap_or(default);
         system = system.merge(around(feature.system_routes(config), limit));
+        let routes = feature.routes(config);
         let routes = match state {
-            Some(app) => feature.state_layers(feature.routes(config), app),
-            None => feature.routes(config),
+            Some(app) => feature.state_layers(routes, app),
+            None => routes,
         };
         api = api.merge(around(routes, limit));
     }
