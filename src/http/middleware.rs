@@ -13,7 +13,6 @@ use axum::{
     response::IntoResponse,
 };
 use futures_util::FutureExt as _;
-use tracing::Instrument as _;
 
 use super::REQUEST_ID;
 use crate::{
@@ -142,14 +141,11 @@ fn security_headers(headers: &mut axum::http::HeaderMap, hsts: bool) {
 
 impl<S> tower::Service<Request> for Envelope<S>
 where
-    S: tower::Service<Request, Response = axum::response::Response> + Send + 'static,
-    S::Future: Send + 'static,
+    S: tower::Service<Request, Response = axum::response::Response>,
 {
     type Response = axum::response::Response;
     type Error = S::Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, S::Error>> + Send>,
-    >;
+    type Future = EnvelopeFuture<S::Future>;
 
     fn poll_ready(
         &mut self,
@@ -191,40 +187,111 @@ where
             path = %path,
             request_id = %request_id.to_str().unwrap_or(""),
         );
-        let answer =
-            span.in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))));
-        let hsts = self.hsts;
-        Box::pin(
-            async move {
-                let response = match answer {
-                    Ok(answer) => match AssertUnwindSafe(answer).catch_unwind().await {
-                        Ok(response) => response?,
-                        Err(panic) => panic_response(panic),
-                    },
-                    Err(panic) => panic_response(panic),
-                };
-                let latency = start.elapsed();
-                labels.record(response.status(), latency);
-                log_response(response.status(), latency);
-                let mut response = error_envelope(response, &request_id);
-                if hyper::body::Body::size_hint(response.body())
-                    .exact()
-                    .is_none()
-                {
-                    // A stream: what it logs while it is sent belongs to this request too.
-                    let span = tracing::Span::current();
-                    response = response.map(|body| Body::new(InSpan { body, span }));
-                }
-                security_headers(response.headers_mut(), hsts);
-                response
-                    .headers_mut()
-                    .entry(REQUEST_ID)
-                    .or_insert(request_id);
-                Ok(response)
-            }
-            .instrument(span),
-        )
+        let (answer, panicked) = match span
+            .in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))))
+        {
+            Ok(answer) => (Some(answer), None),
+            Err(panic) => (None, Some(panic)),
+        };
+        EnvelopeFuture {
+            answer,
+            panicked,
+            span,
+            start,
+            labels,
+            request_id: Some(request_id),
+            hsts: self.hsts,
+        }
     }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of an [`Envelope`]: the inner answer, polled inside the request's span with
+    /// its panics caught, then finished ([`finish`]). Not boxed: axum boxes each route's
+    /// service and its future once, and a box of its own here would cost an allocation and a
+    /// copy of every future inside it per request.
+    pub struct EnvelopeFuture<F> {
+        #[pin]
+        answer: Option<F>,
+        // The inner service's `call` panicked: answered at the first poll.
+        panicked: Option<Box<dyn Any + Send + 'static>>,
+        span: tracing::Span,
+        start: std::time::Instant,
+        labels: super::metrics::Labels,
+        // Taken when the answer is finished.
+        request_id: Option<HeaderValue>,
+        hsts: bool,
+    }
+}
+
+impl<F, E> std::future::Future for EnvelopeFuture<F>
+where
+    F: std::future::Future<Output = Result<axum::response::Response, E>>,
+{
+    type Output = Result<axum::response::Response, E>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        if this.request_id.is_none() {
+            // Polled again after it answered: the caller's bug, not a reason to panic.
+            return std::task::Poll::Pending;
+        }
+        let _entered = this.span.enter();
+        let response = if let Some(panic) = this.panicked.take() {
+            panic_response(panic)
+        } else if let Some(answer) = this.answer.as_pin_mut() {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| answer.poll(cx))) {
+                Ok(std::task::Poll::Pending) => return std::task::Poll::Pending,
+                Ok(std::task::Poll::Ready(Ok(response))) => response,
+                Ok(std::task::Poll::Ready(Err(err))) => return std::task::Poll::Ready(Err(err)),
+                Err(panic) => panic_response(panic),
+            }
+        } else {
+            return std::task::Poll::Pending;
+        };
+        let Some(request_id) = this.request_id.take() else {
+            return std::task::Poll::Pending;
+        };
+        std::task::Poll::Ready(Ok(finish(
+            response,
+            this.start.elapsed(),
+            *this.labels,
+            request_id,
+            *this.hsts,
+        )))
+    }
+}
+
+/// What every answer gets on its way out: its metrics and log line, the error envelope, the
+/// security headers and the request id; a stream's body is polled inside the request's span
+/// (the caller's, entered).
+fn finish(
+    response: axum::response::Response,
+    latency: Duration,
+    labels: super::metrics::Labels,
+    request_id: HeaderValue,
+    hsts: bool,
+) -> axum::response::Response {
+    labels.record(response.status(), latency);
+    log_response(response.status(), latency);
+    let mut response = error_envelope(response, &request_id);
+    if hyper::body::Body::size_hint(response.body())
+        .exact()
+        .is_none()
+    {
+        // A stream: what it logs while it is sent belongs to this request too.
+        let span = tracing::Span::current();
+        response = response.map(|body| Body::new(InSpan { body, span }));
+    }
+    security_headers(response.headers_mut(), hsts);
+    response
+        .headers_mut()
+        .entry(REQUEST_ID)
+        .or_insert(request_id);
+    response
 }
 
 /// A streamed answer's body, polled inside its request's span (an SSE relay records the
@@ -420,8 +487,9 @@ pin_project_lite::pin_project! {
         #[pin]
         answer: F,
         deadline: Option<tokio::time::Instant>,
-        #[pin]
-        timer: Option<tokio::time::Sleep>,
+        // Boxed: a `Sleep` is a few hundred bytes, and every future around this one would
+        // carry (and copy) it for the many answers that never need a timer.
+        timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
     }
 }
 
@@ -435,7 +503,7 @@ where
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         if let std::task::Poll::Ready(answer) = this.answer.poll(cx) {
             return std::task::Poll::Ready(answer);
         }
@@ -443,9 +511,9 @@ where
             let Some(deadline) = *this.deadline else {
                 return std::task::Poll::Pending;
             };
-            this.timer.set(Some(tokio::time::sleep_until(deadline)));
+            *this.timer = Some(Box::pin(tokio::time::sleep_until(deadline)));
         }
-        match this.timer.as_pin_mut().map(|timer| timer.poll(cx)) {
+        match this.timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {
             Some(std::task::Poll::Ready(())) => {
                 // A bare 504: the envelope gives it the error shape (`request_timeout`).
                 std::task::Poll::Ready(Ok(StatusCode::GATEWAY_TIMEOUT.into_response()))
