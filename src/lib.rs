@@ -5,6 +5,8 @@
 pub mod app;
 /// Tokens, password hashing, login throttling and the signed-in-user extractors.
 pub mod auth;
+/// Bounded in-memory caches (quick_cache), with a time to live where entries go stale.
+pub mod cache;
 /// The `persona` command line, one module per subcommand.
 pub mod cli;
 /// Typed, layered configuration (defaults → `persona.toml` → `PERSONA_*` variables).

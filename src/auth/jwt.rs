@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Role;
 use crate::{
+    cache::TtlCache,
     config::AuthConfig,
     error::{ApiError, AppResult, Code},
     secrets::Secrets,
@@ -30,8 +31,8 @@ const LEEWAY_SECS: u64 = 30;
 /// clients a small server has active at once; beyond it, the least used are verified again.
 const VERIFIED_KEPT: u64 = 4_096;
 
-/// How long a verified token is kept without being presented.
-const VERIFIED_IDLE: Duration = Duration::from_secs(300);
+/// How long a verified token is kept before it is verified again.
+const VERIFIED_KEPT_FOR: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
@@ -58,7 +59,7 @@ pub struct Jwt {
     ttl: Duration,
     validation: Validation,
     /// Tokens already verified, by their text (see the module docs).
-    verified: moka::sync::Cache<Box<str>, Arc<Claims>, crate::FastHash>,
+    verified: TtlCache<Box<str>, Arc<Claims>>,
 }
 
 impl Jwt {
@@ -82,10 +83,7 @@ impl Jwt {
             issuer: config.issuer.clone(),
             ttl: config.access_ttl,
             validation,
-            verified: moka::sync::Cache::builder()
-                .max_capacity(VERIFIED_KEPT)
-                .time_to_idle(VERIFIED_IDLE)
-                .build_with_hasher(crate::FastHash::default()),
+            verified: TtlCache::new(VERIFIED_KEPT, VERIFIED_KEPT_FOR),
         }
     }
 
@@ -122,7 +120,7 @@ impl Jwt {
         if let Some(claims) = self.verified.get(token) {
             // jsonwebtoken's rule: expired once `exp` is more than the leeway in the past.
             if claims.exp < now.saturating_sub(LEEWAY_SECS) {
-                self.verified.invalidate(token);
+                self.verified.remove(token);
                 return Err(expired());
             }
             return Ok(claims);

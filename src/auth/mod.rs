@@ -29,6 +29,7 @@ pub use sessions::SessionState;
 pub use users::UserRow;
 
 use crate::{
+    cache::TtlCache,
     config::Config,
     db::Db,
     domain::Timestamp,
@@ -72,10 +73,10 @@ pub struct Auth {
     jwt: std::sync::RwLock<std::sync::Arc<jwt::Jwt>>,
     pub passwords: password::Passwords,
     pub throttle: LoginThrottle,
-    sessions: moka::sync::Cache<String, Option<std::sync::Arc<SessionState>>, crate::FastHash>,
+    sessions: TtlCache<String, Option<std::sync::Arc<SessionState>>>,
     /// User rows for "who am I" reads (`/auth/me`), under the same rules as `sessions`: writes
     /// in this process evict the row, other processes' changes show within the TTL.
-    users: moka::sync::Cache<String, std::sync::Arc<UserRow>, crate::FastHash>,
+    users: TtlCache<String, std::sync::Arc<UserRow>>,
 }
 
 impl Auth {
@@ -84,16 +85,8 @@ impl Auth {
             jwt: std::sync::RwLock::new(std::sync::Arc::new(jwt::Jwt::new(secrets, &config.auth))),
             passwords: password::Passwords::new(&config.auth)?,
             throttle: LoginThrottle::new(),
-            sessions: moka::sync::Cache::builder()
-                .max_capacity(MAX_CACHED)
-                .time_to_live(SESSION_CACHE_TTL)
-                // One user's sessions can be evicted without flushing everyone's.
-                .support_invalidation_closures()
-                .build_with_hasher(crate::FastHash::default()),
-            users: moka::sync::Cache::builder()
-                .max_capacity(MAX_CACHED)
-                .time_to_live(SESSION_CACHE_TTL)
-                .build_with_hasher(crate::FastHash::default()),
+            sessions: TtlCache::new(MAX_CACHED, SESSION_CACHE_TTL),
+            users: TtlCache::new(MAX_CACHED, SESSION_CACHE_TTL),
         })
     }
 
@@ -130,29 +123,23 @@ impl Auth {
     /// Forgets cached session states after sessions were ended or a user changed, so the
     /// next request sees the database.
     pub fn forget_session(&self, sid: &str) {
-        self.sessions.invalidate(sid);
+        self.sessions.remove(sid);
     }
 
     /// Forgets the cached sessions and row of user `user_id` (after a change that touches
     /// all of their sessions: logout-all, a password change, refresh-token reuse). Other
     /// users' entries stay.
     pub fn forget_user_sessions(&self, user_id: &str) {
-        let owner = user_id.to_owned();
-        let evicted = self.sessions.invalidate_entries_if(move |_, state| {
-            state.as_ref().is_some_and(|s| s.user_id == owner)
-        });
-        if evicted.is_err() {
-            // Only if the cache were built without invalidation closures: stay correct.
-            self.sessions.invalidate_all();
-        }
-        self.users.invalidate(user_id);
+        self.sessions
+            .retain(|_, state| !state.as_ref().is_some_and(|s| *s.user_id == *user_id));
+        self.users.remove(user_id);
     }
 
     /// Forgets every cached session and user (after changes made behind the server's back,
     /// e.g. by a test arranging the database).
     pub fn forget_all_sessions(&self) {
-        self.sessions.invalidate_all();
-        self.users.invalidate_all();
+        self.sessions.clear();
+        self.users.clear();
     }
 
     /// The user row `id`, from the cache or the database.
@@ -171,7 +158,7 @@ impl Auth {
 
     /// Forgets the cached row of user `id` (call after writing to it).
     pub fn forget_user(&self, id: &str) {
-        self.users.invalidate(id);
+        self.users.remove(id);
     }
 }
 

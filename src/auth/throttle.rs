@@ -12,12 +12,17 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{ApiError, Code};
+use crate::{
+    cache::{EntryAction, EntryResult},
+    error::{ApiError, Code},
+};
 
 const FREE_FAILURES: u32 = 5;
 const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
+/// An account whose last counted attempt is this old starts again from no failures.
+const FORGET_AFTER: Duration = Duration::from_secs(2 * 15 * 60);
 /// Accounts with failures on record, at most (~100 bytes each: a few MiB in all). Past it the
-/// least useful entries go (moka's TinyLFU keeps the keys guessed most often).
+/// least useful entries go (quick_cache's S3-FIFO keeps the keys guessed again and again).
 pub const MAX_TRACKED: u64 = 100_000;
 
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +42,7 @@ fn key(email: &str) -> Key {
 }
 
 pub struct LoginThrottle {
-    failures: moka::sync::Cache<Key, Failures>,
+    failures: crate::cache::Cache<Key, Failures>,
 }
 
 impl Default for LoginThrottle {
@@ -60,10 +65,7 @@ impl LoginThrottle {
 
     fn with_capacity(capacity: u64) -> Self {
         LoginThrottle {
-            failures: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_idle(MAX_WAIT * 2)
-                .build(),
+            failures: crate::cache::bounded(capacity),
         }
     }
 
@@ -72,27 +74,36 @@ impl LoginThrottle {
     pub fn attempt(&self, email: &str) -> Result<Attempt, ApiError> {
         let key = key(email);
         let now = Instant::now();
-        let mut refused = None;
-        self.failures.entry(key).and_upsert_with(|entry| {
-            let Some(f) = entry.map(|e| e.into_value()) else {
-                return Failures {
-                    count: 1,
+        let fresh = Failures {
+            count: 1,
+            last: now,
+        };
+        let counted = self.failures.entry(&key, None, |_, f: &mut Failures| {
+            let elapsed = now.saturating_duration_since(f.last);
+            if elapsed >= FORGET_AFTER {
+                *f = fresh;
+            } else if f.count >= FREE_FAILURES && elapsed < backoff(f.count) {
+                return EntryAction::Retain(Some(backoff(f.count) - elapsed));
+            } else {
+                *f = Failures {
+                    count: f.count.saturating_add(1),
                     last: now,
                 };
-            };
-            if f.count >= FREE_FAILURES {
-                let wait = backoff(f.count);
-                let elapsed = now.saturating_duration_since(f.last);
-                if elapsed < wait {
-                    refused = Some(wait - elapsed);
-                    return f;
-                }
             }
-            Failures {
-                count: f.count.saturating_add(1),
-                last: now,
-            }
+            EntryAction::Retain(None)
         });
+        // The first failure: `entry` holds the key's place (a concurrent attempt waits for
+        // it) until the guard inserts it.
+        let refused = match counted {
+            EntryResult::Retained(refused) => refused,
+            EntryResult::Vacant(place) => {
+                let _ = place.insert(fresh);
+                None
+            }
+            // `entry` returns these only for actions this closure never takes, or after a
+            // timeout it was not given.
+            EntryResult::Removed(..) | EntryResult::Replaced(..) | EntryResult::Timeout => None,
+        };
         match refused {
             None => Ok(Attempt { key }),
             Some(retry_after) => Err(ApiError::TooManyRequests {
@@ -105,13 +116,12 @@ impl LoginThrottle {
 
     /// The attempt had the right password: the account's failures are forgotten.
     pub fn succeeded(&self, attempt: Attempt) {
-        self.failures.invalidate(&attempt.key);
+        self.failures.remove(&attempt.key);
     }
 
     /// How many accounts have failures on record (what the map holds).
     pub fn tracked(&self) -> u64 {
-        self.failures.run_pending_tasks();
-        self.failures.entry_count()
+        self.failures.len() as u64
     }
 }
 
