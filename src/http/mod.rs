@@ -5,6 +5,7 @@
 //! uses), adds `/metrics` and the API docs, and wraps everything in the one middleware stack.
 
 pub mod client;
+mod compress;
 mod cors;
 pub mod extract;
 mod metrics;
@@ -19,30 +20,16 @@ use std::time::Duration;
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    http::{Extensions, HeaderName, HeaderValue, header},
+    http::{HeaderName, HeaderValue, header},
 };
 use tower::ServiceBuilder;
-use tower_http::{
-    compression::{
-        CompressionLayer, Predicate,
-        predicate::{NotForContentType, SizeAbove},
-    },
-    map_response_body::MapResponseBodyLayer,
-    set_header::SetResponseHeaderLayer,
-};
+use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{app::AppState, error::ApiError};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Responses smaller than this go uncompressed (tower-http's default is 32 bytes). Deflating
-/// a few hundred bytes of JSON saves a few hundred bytes and costs a compressor's state,
-/// hundreds of KiB allocated and zeroed per response: with it, `GET /auth/me` from a client
-/// that asks for gzip (browsers, aiohttp, httpx, Dart's `http`) spent about a third of its
-/// CPU in deflate and page faults.
-const COMPRESS_ABOVE: u64 = 1024;
 
 /// Swagger UI loads its own scripts and styles from this server, and nothing else.
 const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
@@ -93,20 +80,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Mounts {
     let stack = move |timeout: Duration| {
         ServiceBuilder::new()
             .layer(envelope)
-            // The envelope answers with axum's body type; compression's goes in a box.
-            .layer(MapResponseBodyLayer::new(axum::body::Body::new))
-            .layer(
-                CompressionLayer::new().compress_when(
-                    SizeAbove::new(COMPRESS_ABOVE)
-                        .and(NotForContentType::GRPC)
-                        .and(NotForContentType::IMAGES)
-                        .and(NotForContentType::SSE)
-                        .and(NotForContentType::const_new("application/octet-stream"))
-                        .and(|_, _, _: &_, extensions: &Extensions| {
-                            extensions.get::<NoCompression>().is_none()
-                        }),
-                ),
-            )
+            .layer(compress::layer())
             .layer(cors.clone())
             .layer(limit_per_ip.clone())
             .layer(DefaultBodyLimit::max(max_body))

@@ -251,6 +251,60 @@ async fn responses_are_compressed_when_the_client_accepts_it() {
     assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
 }
 
+/// A client that names no encoding gets the identity, and a compressible answer says it has
+/// other encodings (`Vary: accept-encoding`) exactly as when the client names one, so a cache
+/// in between keeps the two apart; a small answer has no such variants.
+#[tokio::test]
+async fn a_client_that_names_no_encoding_gets_identity_and_vary() {
+    let app = TestApp::spawn().await;
+    let vary = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get_all(header::VARY)
+            .iter()
+            .map(|value| value.to_str().unwrap().to_ascii_lowercase())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for accept in [None, Some("gzip")] {
+        let mut request = app.client.get(app.url("/api-docs/openapi.json"));
+        if let Some(accept) = accept {
+            request = request.header(header::ACCEPT_ENCODING, accept);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers().get(header::CONTENT_ENCODING).is_some(),
+            accept.is_some(),
+            "{accept:?}: {:?}",
+            response.headers()
+        );
+        assert!(
+            vary(&response).contains("accept-encoding"),
+            "{accept:?}: {}",
+            vary(&response)
+        );
+        if accept.is_none() {
+            let body = response.bytes().await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&body).expect("the plain document");
+        }
+    }
+    let session = app.register("plain@example.com").await;
+    let response = app
+        .client
+        .get(app.url("/api/v1/auth/me"))
+        .bearer_auth(&session.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        !vary(&response).contains("accept-encoding"),
+        "{}",
+        vary(&response)
+    );
+}
+
 /// Deflating a few hundred bytes saves a few hundred bytes and costs a compressor's state
 /// (hundreds of KiB allocated and zeroed per response): small answers go as they are, even
 /// to the clients that always ask for gzip (browsers, aiohttp, httpx, Dart's `http`).
