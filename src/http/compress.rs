@@ -1,27 +1,32 @@
-//! Response compression (gzip, brotli) where it applies: tower-http's layer for requests that
-//! say which encodings they accept (`Accept-Encoding`), and nothing but its `Vary` for the
-//! rest.
+//! Response compression (gzip, brotli) where it applies: an answer that [`Compressible`]
+//! says is worth it goes through tower-http's compression, as the client's `Accept-Encoding`
+//! asks; every other answer passes untouched.
 //!
-//! Without `Accept-Encoding` a client takes the identity encoding, and tower-http's layer
-//! only adds `Vary: accept-encoding` to a compressible answer; it still wrapped every answer's
-//! body, and the body went into one more box. Those requests now get that header, the same
-//! way, and nothing else (`GET /auth/me` from such a client: about 900 fewer instructions,
-//! BENCHMARKS.md). Answers are compressed when [`Compressible`] says so.
+//! tower-http's layer wraps every answer's body in its own body type, whose size is that of
+//! its largest encoder (kilobytes: each move of an answer copied it), and parses the
+//! client's `Accept-Encoding` for every request. Most answers are small JSON and never
+//! compressed: `GET /auth/me` cost about 3,400 more instructions from a client without
+//! `Accept-Encoding` and about 5,300 more from one that asks for gzip (BENCHMARKS.md). Here
+//! the decision comes first, on the finished answer, and tower-http is called only for the
+//! answers it will compress (or mark `Vary: accept-encoding`), with the same result. One
+//! difference: a client that refuses every encoding we have, `identity` included, gets the
+//! 406 tower-http answers only for a compressible answer; a small one it gets as it is.
 
-use std::task::{Context, Poll};
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
 
 use axum::{
     body::Body,
     extract::Request,
-    http::{HeaderValue, Response, header},
+    http::{HeaderValue, Response, StatusCode, header},
+    response::IntoResponse as _,
 };
-use futures_util::{
-    FutureExt as _,
-    future::{Either, Map},
-};
-use tower_http::compression::{
-    Compression, CompressionBody, CompressionLayer, Predicate, ResponseFuture,
-};
+use futures_util::FutureExt as _;
+use tower::{Layer as _, Service as _};
+use tower_http::compression::{CompressionLayer, Predicate};
 
 use super::NoCompression;
 
@@ -79,22 +84,14 @@ impl<S> tower::Layer<S> for CompressLayer {
     type Service = Compress<S>;
 
     fn layer(&self, inner: S) -> Compress<S> {
-        Compress {
-            compression: CompressionLayer::new()
-                .compress_when(Compressible)
-                .layer(inner),
-        }
+        Compress { inner }
     }
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Compress<S> {
-    compression: Compression<S, Compressible>,
+    inner: S,
 }
-
-type Boxed<E> = fn(Result<Response<CompressionBody<Body>>, E>) -> Result<Response<Body>, E>;
-
-type Identity<E> = fn(Result<Response<Body>, E>) -> Result<Response<Body>, E>;
 
 impl<S> tower::Service<Request> for Compress<S>
 where
@@ -102,44 +99,91 @@ where
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = Either<
-        Map<ResponseFuture<S::Future, Compressible>, Boxed<S::Error>>,
-        Map<S::Future, Identity<S::Error>>,
-    >;
+    type Future = CompressFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.compression.poll_ready(cx)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        if req.headers().contains_key(header::ACCEPT_ENCODING) {
-            let boxed: Boxed<S::Error> = |answer| answer.map(|response| response.map(Body::new));
-            return Either::Left(self.compression.call(req).map(boxed));
+        let accept = req.headers().get(header::ACCEPT_ENCODING).cloned();
+        CompressFuture {
+            answer: self.inner.call(req),
+            accept,
         }
-        let vary: Identity<S::Error> = |answer| {
-            answer.map(|mut response| {
-                if would_compress(&response) {
-                    response
-                        .headers_mut()
-                        .append(header::VARY, HeaderValue::from_static("accept-encoding"));
-                }
-                response
-            })
-        };
-        Either::Right(self.compression.get_mut().call(req).map(vary))
     }
 }
 
-/// Whether tower-http would have compressed `response` for a client that asked, and so
-/// added `Vary: accept-encoding` (unless it was there).
-fn would_compress(response: &Response<Body>) -> bool {
+pin_project_lite::pin_project! {
+    /// The answer of a [`Compress`]ed service.
+    pub struct CompressFuture<F> {
+        #[pin]
+        answer: F,
+        accept: Option<HeaderValue>,
+    }
+}
+
+impl<F, E> Future for CompressFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, E>>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.answer.poll(cx))?;
+        Poll::Ready(Ok(encode(response, this.accept.take())))
+    }
+}
+
+/// `response` as tower-http's compression gives it to a client that sent `accept`.
+fn encode(response: Response<Body>, accept: Option<HeaderValue>) -> Response<Body> {
     let headers = response.headers();
-    !headers.contains_key(header::CONTENT_ENCODING)
-        && !headers.contains_key(header::CONTENT_RANGE)
-        && Compressible.should_compress(response)
-        && !headers.get_all(header::VARY).iter().any(|value| {
-            value
-                .to_str()
-                .is_ok_and(|value| value.to_ascii_lowercase().contains("accept-encoding"))
-        })
+    // tower-http's own conditions: never compress twice, never a range.
+    if headers.contains_key(header::CONTENT_ENCODING)
+        || headers.contains_key(header::CONTENT_RANGE)
+        || !Compressible.should_compress(&response)
+    {
+        return response;
+    }
+    let Some(accept) = accept else {
+        // The identity, with the `Vary` tower-http adds to a compressible answer.
+        let mut response = response;
+        let varies = response
+            .headers()
+            .get_all(header::VARY)
+            .iter()
+            .any(|value| {
+                value
+                    .to_str()
+                    .is_ok_and(|value| value.to_ascii_lowercase().contains("accept-encoding"))
+            });
+        if !varies {
+            response
+                .headers_mut()
+                .append(header::VARY, HeaderValue::from_static("accept-encoding"));
+        }
+        return response;
+    };
+    let mut request = axum::http::Request::new(());
+    request
+        .headers_mut()
+        .insert(header::ACCEPT_ENCODING, accept);
+    // Called once; a second call (none comes) would get a bare 500.
+    let mut response = Some(response);
+    let mut compression =
+        CompressionLayer::new()
+            .compress_when(Compressible)
+            .layer(tower::service_fn(move |_: axum::http::Request<()>| {
+                let response = response
+                    .take()
+                    .unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+                std::future::ready(Ok::<_, std::convert::Infallible>(response))
+            }));
+    // Ready at once: tower-http's future only wraps the answer of the (ready) service.
+    match compression.call(request).now_or_never() {
+        Some(Ok(response)) => response.map(Body::new),
+        Some(Err(never)) => match never {},
+        None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }

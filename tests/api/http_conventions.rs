@@ -266,16 +266,24 @@ async fn a_client_that_names_no_encoding_gets_identity_and_vary() {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    for accept in [None, Some("gzip")] {
+    for accept in [None, Some("gzip"), Some("br;q=1.0, gzip;q=0.5")] {
         let mut request = app.client.get(app.url("/api-docs/openapi.json"));
         if let Some(accept) = accept {
             request = request.header(header::ACCEPT_ENCODING, accept);
         }
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
+        let encoding = response.headers().get(header::CONTENT_ENCODING);
+        let expected = accept.map(|accept| {
+            if accept.starts_with("br") {
+                "br"
+            } else {
+                "gzip"
+            }
+        });
         assert_eq!(
-            response.headers().get(header::CONTENT_ENCODING).is_some(),
-            accept.is_some(),
+            encoding.map(|value| value.to_str().unwrap()),
+            expected,
             "{accept:?}: {:?}",
             response.headers()
         );
