@@ -77,6 +77,14 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
         self.map.clear();
     }
 
+    /// Drops the entries older than the TTL (a stale entry otherwise stays until it is read
+    /// or evicted): the server's periodic upkeep calls it, so the memory a burst of sign-ins
+    /// took goes back.
+    pub fn forget_stale(&self) {
+        let ttl = self.ttl;
+        self.map.retain(|_, (inserted, _)| inserted.elapsed() < ttl);
+    }
+
     /// Entries held, stale ones included until they are read or evicted.
     pub fn len(&self) -> usize {
         self.map.len()
@@ -99,6 +107,13 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(cache.get("a"), None);
         assert!(cache.is_empty(), "a stale entry read is dropped");
+        for i in 0..10 {
+            cache.insert(i.to_string(), i);
+        }
+        std::thread::sleep(Duration::from_millis(60));
+        cache.insert("fresh".to_owned(), 10);
+        cache.forget_stale();
+        assert_eq!(cache.len(), 1, "only the fresh entry is kept");
     }
 
     #[test]

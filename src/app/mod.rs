@@ -154,9 +154,10 @@ impl App {
             crate::http::metrics_upkeep();
         });
         // What a burst of load allocated and freed goes back to the system (see
-        // `crate::trim_allocator`), SQLite's page caches first, so the server returns near
-        // its idle size after it.
+        // `crate::trim_allocator`), the auth caches' stale entries and SQLite's page caches
+        // first, so the server returns near its idle size after it.
         self.blocking_every("allocator trim", ALLOCATOR_TRIM_INTERVAL, |app| {
+            app.auth.forget_stale();
             app.db.release_memory();
             crate::trim_allocator();
         });

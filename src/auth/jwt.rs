@@ -87,6 +87,11 @@ impl Jwt {
         }
     }
 
+    /// Drops the verified tokens kept longer than their time.
+    pub fn forget_stale(&self) {
+        self.verified.forget_stale();
+    }
+
     /// The lifetime of new access tokens.
     pub fn ttl(&self) -> Duration {
         self.ttl

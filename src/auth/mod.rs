@@ -142,6 +142,16 @@ impl Auth {
         self.users.clear();
     }
 
+    /// Drops the cached sessions, users and verified tokens that went stale, and the login
+    /// failures old enough to be forgotten (the periodic upkeep calls it before it trims the
+    /// heap).
+    pub fn forget_stale(&self) {
+        self.throttle.forget_stale();
+        self.sessions.forget_stale();
+        self.users.forget_stale();
+        self.jwt().forget_stale();
+    }
+
     /// The user row `id`, from the cache or the database.
     pub async fn user(&self, db: &Db, id: &str) -> AppResult<Option<std::sync::Arc<UserRow>>> {
         if let Some(row) = self.users.get(id) {

@@ -119,6 +119,13 @@ impl LoginThrottle {
         self.failures.remove(&attempt.key);
     }
 
+    /// Drops the accounts whose last counted failure is old enough to be forgotten.
+    pub fn forget_stale(&self) {
+        let now = Instant::now();
+        self.failures
+            .retain(|_, f| now.saturating_duration_since(f.last) < FORGET_AFTER);
+    }
+
     /// How many accounts have failures on record (what the map holds).
     pub fn tracked(&self) -> u64 {
         self.failures.len() as u64
@@ -172,6 +179,9 @@ mod tests {
             drop(throttle.attempt(&format!("user{i}@example.com")).unwrap());
         }
         assert!(throttle.tracked() <= 100, "{}", throttle.tracked());
+        let tracked = throttle.tracked();
+        throttle.forget_stale();
+        assert_eq!(throttle.tracked(), tracked, "recent failures are kept");
         assert_eq!(key("a@b.c"), key("a@b.c"));
         assert_ne!(key("a@b.c"), key("a@b.d"));
     }
