@@ -131,7 +131,7 @@ impl Auth {
     /// users' entries stay.
     pub fn forget_user_sessions(&self, user_id: &str) {
         self.sessions
-            .retain(|_, state| !state.as_ref().is_some_and(|s| *s.user_id == *user_id));
+            .retain(|_, state| state.as_ref().is_none_or(|s| *s.user_id != *user_id));
         self.users.remove(user_id);
     }
 
