@@ -25,9 +25,11 @@ pub type Cache<K, V> = quick_cache::sync::Cache<
 >;
 
 /// A [`Cache`] that starts empty (its tables grow with use) and holds at most `capacity`.
+/// quick_cache sizes its shards from the expected number of entries (at least 32 each):
+/// given the capacity, it keeps its default of four shards per core.
 pub fn bounded<K: Eq + Hash, V: Clone>(capacity: u64) -> Cache<K, V> {
     Cache::with(
-        64,
+        usize::try_from(capacity).unwrap_or(usize::MAX),
         capacity,
         quick_cache::UnitWeighter,
         crate::FastHash::default(),

@@ -19,7 +19,7 @@ use crate::{
 
 const FREE_FAILURES: u32 = 5;
 const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
-/// An account whose last counted attempt is this old starts again from no failures.
+/// An account not tried for this long (refused attempts count) starts again from no failures.
 const FORGET_AFTER: Duration = Duration::from_secs(2 * 15 * 60);
 /// Accounts with failures on record, at most (~100 bytes each: a few MiB in all). Past it the
 /// least useful entries go (quick_cache's S3-FIFO keeps the keys guessed again and again).
@@ -28,7 +28,11 @@ pub const MAX_TRACKED: u64 = 100_000;
 #[derive(Debug, Clone, Copy)]
 struct Failures {
     count: u32,
+    /// The last attempt counted: the backoff runs from it.
     last: Instant,
+    /// The last attempt of any kind, refused ones included: the account is forgotten
+    /// `FORGET_AFTER` after it.
+    seen: Instant,
 }
 
 /// The map key: the first 128 bits of SHA-256 of the normalised email.
@@ -77,19 +81,20 @@ impl LoginThrottle {
         let fresh = Failures {
             count: 1,
             last: now,
+            seen: now,
         };
         let counted = self.failures.entry(&key, None, |_, f: &mut Failures| {
-            let elapsed = now.saturating_duration_since(f.last);
-            if elapsed >= FORGET_AFTER {
+            if now.saturating_duration_since(f.seen) >= FORGET_AFTER {
                 *f = fresh;
-            } else if f.count >= FREE_FAILURES && elapsed < backoff(f.count) {
-                return EntryAction::Retain(Some(backoff(f.count) - elapsed));
-            } else {
-                *f = Failures {
-                    count: f.count.saturating_add(1),
-                    last: now,
-                };
+                return EntryAction::Retain(None);
             }
+            f.seen = now;
+            let elapsed = now.saturating_duration_since(f.last);
+            if f.count >= FREE_FAILURES && elapsed < backoff(f.count) {
+                return EntryAction::Retain(Some(backoff(f.count) - elapsed));
+            }
+            f.count = f.count.saturating_add(1);
+            f.last = now;
             EntryAction::Retain(None)
         });
         // The first failure: `entry` holds the key's place (a concurrent attempt waits for
@@ -123,7 +128,7 @@ impl LoginThrottle {
     pub fn forget_stale(&self) {
         let now = Instant::now();
         self.failures
-            .retain(|_, f| now.saturating_duration_since(f.last) < FORGET_AFTER);
+            .retain(|_, f| now.saturating_duration_since(f.seen) < FORGET_AFTER);
     }
 
     /// How many accounts have failures on record (what the map holds).

@@ -106,7 +106,13 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let accept = req.headers().get(header::ACCEPT_ENCODING).cloned();
+        // Every `Accept-Encoding` line, as tower-http reads them (usually one, or none).
+        let accept = req
+            .headers()
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .cloned()
+            .collect();
         CompressFuture {
             answer: self.inner.call(req),
             accept,
@@ -119,7 +125,7 @@ pin_project_lite::pin_project! {
     pub struct CompressFuture<F> {
         #[pin]
         answer: F,
-        accept: Option<HeaderValue>,
+        accept: Vec<HeaderValue>,
     }
 }
 
@@ -132,12 +138,13 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let response = std::task::ready!(this.answer.poll(cx))?;
-        Poll::Ready(Ok(encode(response, this.accept.take())))
+        Poll::Ready(Ok(encode(response, std::mem::take(this.accept))))
     }
 }
 
-/// `response` as tower-http's compression gives it to a client that sent `accept`.
-fn encode(response: Response<Body>, accept: Option<HeaderValue>) -> Response<Body> {
+/// `response` as tower-http's compression gives it to a client that sent the `Accept-Encoding`
+/// lines `accept` (none: the identity).
+fn encode(response: Response<Body>, accept: Vec<HeaderValue>) -> Response<Body> {
     let headers = response.headers();
     // tower-http's own conditions: never compress twice, never a range.
     if headers.contains_key(header::CONTENT_ENCODING)
@@ -146,7 +153,7 @@ fn encode(response: Response<Body>, accept: Option<HeaderValue>) -> Response<Bod
     {
         return response;
     }
-    let Some(accept) = accept else {
+    if accept.is_empty() {
         // The identity, with the `Vary` tower-http adds to a compressible answer.
         let mut response = response;
         let varies = response
@@ -164,11 +171,11 @@ fn encode(response: Response<Body>, accept: Option<HeaderValue>) -> Response<Bod
                 .append(header::VARY, HeaderValue::from_static("accept-encoding"));
         }
         return response;
-    };
+    }
     let mut request = axum::http::Request::new(());
-    request
-        .headers_mut()
-        .insert(header::ACCEPT_ENCODING, accept);
+    for value in accept {
+        request.headers_mut().append(header::ACCEPT_ENCODING, value);
+    }
     // Called once; a second call (none comes) would get a bare 500.
     let mut response = Some(response);
     let mut compression =

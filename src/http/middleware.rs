@@ -222,6 +222,16 @@ pin_project_lite::pin_project! {
         request_id: Option<HeaderValue>,
         hsts: bool,
     }
+
+    // What the inner future does as it is dropped (a request cancelled by its client, an AI
+    // call's meter settling) logs inside the request's span, as `Instrumented` did.
+    impl<F> PinnedDrop for EnvelopeFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            let _entered = this.span.enter();
+            this.answer.set(None);
+        }
+    }
 }
 
 impl<F, E> std::future::Future for EnvelopeFuture<F>
@@ -240,20 +250,26 @@ where
             return std::task::Poll::Pending;
         }
         let _entered = this.span.enter();
-        let response = if let Some(panic) = this.panicked.take() {
-            panic_response(panic)
-        } else if let Some(answer) = this.answer.as_pin_mut() {
+        let mut slot = this.answer;
+        let answered = if let Some(panic) = this.panicked.take() {
+            Ok(panic_response(panic))
+        } else if let Some(answer) = slot.as_mut().as_pin_mut() {
             match std::panic::catch_unwind(AssertUnwindSafe(|| answer.poll(cx))) {
                 Ok(std::task::Poll::Pending) => return std::task::Poll::Pending,
-                Ok(std::task::Poll::Ready(Ok(response))) => response,
-                Ok(std::task::Poll::Ready(Err(err))) => return std::task::Poll::Ready(Err(err)),
-                Err(panic) => panic_response(panic),
+                Ok(std::task::Poll::Ready(answered)) => answered,
+                Err(panic) => Ok(panic_response(panic)),
             }
         } else {
             return std::task::Poll::Pending;
         };
+        // Done with the inner future: dropped now, inside the span.
+        slot.set(None);
         let Some(request_id) = this.request_id.take() else {
             return std::task::Poll::Pending;
+        };
+        let response = match answered {
+            Ok(response) => response,
+            Err(err) => return std::task::Poll::Ready(Err(err)),
         };
         std::task::Poll::Ready(Ok(finish(
             response,
@@ -606,6 +622,57 @@ mod tests {
             })
         });
         assert_eq!(*seen.lock().unwrap(), ["request"]);
+    }
+
+    /// What an answer's future does as it is dropped (finished, or cancelled by a client
+    /// that went away) happens inside the request's span, so its log lines carry the
+    /// request id.
+    #[test]
+    fn an_answers_future_is_dropped_inside_its_request_span() {
+        struct OnDrop(Arc<Mutex<Vec<String>>>);
+        impl Drop for OnDrop {
+            fn drop(&mut self) {
+                let span = tracing::Span::current();
+                let name = span.metadata().map_or("none", |m| m.name());
+                self.0.lock().unwrap().push(name.to_owned());
+            }
+        }
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let record = seen.clone();
+        let inner = tower::service_fn(move |request: axum::extract::Request| {
+            let guard = OnDrop(record.clone());
+            let never = request.uri().path() == "/never";
+            async move {
+                let _guard = guard;
+                if never {
+                    std::future::pending::<()>().await;
+                }
+                Ok::<_, std::convert::Infallible>(axum::response::Response::new(Body::empty()))
+            }
+        });
+        let mut envelope = super::EnvelopeLayer::default().layer(inner);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+            runtime.block_on(async {
+                let request = |path: &str| {
+                    axum::extract::Request::builder()
+                        .uri(path)
+                        .body(Body::empty())
+                        .unwrap()
+                };
+                envelope.call(request("/")).await.unwrap();
+                let cancelled = tokio::time::timeout(
+                    Duration::from_millis(10),
+                    envelope.call(request("/never")),
+                )
+                .await;
+                assert!(cancelled.is_err(), "the answer never comes");
+            })
+        });
+        assert_eq!(*seen.lock().unwrap(), ["request", "request"]);
     }
 
     #[test]

@@ -297,6 +297,16 @@ async fn a_client_that_names_no_encoding_gets_identity_and_vary() {
             serde_json::from_slice::<serde_json::Value>(&body).expect("the plain document");
         }
     }
+    // Several `Accept-Encoding` lines count together, as in tower-http.
+    let response = app
+        .client
+        .get(app.url("/api-docs/openapi.json"))
+        .header(header::ACCEPT_ENCODING, "foo")
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
     let session = app.register("plain@example.com").await;
     let response = app
         .client
