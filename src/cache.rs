@@ -88,10 +88,12 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
     }
 
     /// Entries held, stale ones included until they are read or evicted.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }

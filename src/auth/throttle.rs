@@ -35,6 +35,13 @@ struct Failures {
     seen: Instant,
 }
 
+impl Failures {
+    /// Not tried for `FORGET_AFTER` at `now`: the account starts again from no failures.
+    fn forgotten(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.seen) >= FORGET_AFTER
+    }
+}
+
 /// The map key: the first 128 bits of SHA-256 of the normalised email.
 type Key = [u8; 16];
 
@@ -84,7 +91,7 @@ impl LoginThrottle {
             seen: now,
         };
         let counted = self.failures.entry(&key, None, |_, f: &mut Failures| {
-            if now.saturating_duration_since(f.seen) >= FORGET_AFTER {
+            if f.forgotten(now) {
                 *f = fresh;
                 return EntryAction::Retain(None);
             }
@@ -124,11 +131,10 @@ impl LoginThrottle {
         self.failures.remove(&attempt.key);
     }
 
-    /// Drops the accounts whose last counted failure is old enough to be forgotten.
+    /// Drops the accounts not tried for long enough to be forgotten.
     pub fn forget_stale(&self) {
         let now = Instant::now();
-        self.failures
-            .retain(|_, f| now.saturating_duration_since(f.seen) < FORGET_AFTER);
+        self.failures.retain(|_, f| !f.forgotten(now));
     }
 
     /// How many accounts have failures on record (what the map holds).

@@ -171,17 +171,19 @@ async fn answers_vary_on_origin_with_or_without_one() {
     }
 }
 
+/// Every `Vary` line of an answer, lower case, joined.
+fn vary(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get_all(header::VARY)
+        .iter()
+        .map(|value| value.to_str().unwrap().to_ascii_lowercase())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 async fn answers_vary_on_origin(origins: &str, allowed: &str) {
     let app = TestApp::spawn_with(|c| c.server.cors_origins = vec![origins.into()]).await;
-    let vary = |response: &reqwest::Response| {
-        response
-            .headers()
-            .get_all(header::VARY)
-            .iter()
-            .map(|v| v.to_str().unwrap().to_ascii_lowercase())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     for path in ["/health", "/api/v1/auth/me", "/api/v1/no-such-route"] {
         let plain = app.client.get(app.url(path)).send().await.unwrap();
         let vary_plain = vary(&plain);
@@ -257,15 +259,6 @@ async fn responses_are_compressed_when_the_client_accepts_it() {
 #[tokio::test]
 async fn a_client_that_names_no_encoding_gets_identity_and_vary() {
     let app = TestApp::spawn().await;
-    let vary = |response: &reqwest::Response| {
-        response
-            .headers()
-            .get_all(header::VARY)
-            .iter()
-            .map(|value| value.to_str().unwrap().to_ascii_lowercase())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     for accept in [None, Some("gzip"), Some("br;q=1.0, gzip;q=0.5")] {
         let mut request = app.client.get(app.url("/api-docs/openapi.json"));
         if let Some(accept) = accept {
@@ -308,13 +301,7 @@ async fn a_client_that_names_no_encoding_gets_identity_and_vary() {
         .unwrap();
     assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
     let session = app.register("plain@example.com").await;
-    let response = app
-        .client
-        .get(app.url("/api/v1/auth/me"))
-        .bearer_auth(&session.access)
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_as(&session.access, "/api/v1/auth/me").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
         !vary(&response).contains("accept-encoding"),
