@@ -44,14 +44,19 @@ impl<T: Serialize> IntoResponse for AppJson<T> {
         if let Err(err) = serde_json::to_writer(&mut body, &self.0) {
             return ApiError::internal(err).into_response();
         }
-        let mut headers = axum::http::HeaderMap::with_capacity(12);
-        const JSON: axum::http::HeaderValue =
-            axum::http::HeaderValue::from_static("application/json");
-        headers.insert(header::CONTENT_TYPE, JSON);
-        let mut response = Response::new(axum::body::Body::from(body));
-        *response.headers_mut() = headers;
-        response
+        json_response(body)
     }
+}
+
+/// A JSON answer whose body is already encoded (`AppJson`'s, or a provider's answer passed
+/// on as it came).
+pub fn json_response(body: impl Into<axum::body::Body>) -> Response {
+    let mut headers = axum::http::HeaderMap::with_capacity(12);
+    const JSON: axum::http::HeaderValue = axum::http::HeaderValue::from_static("application/json");
+    headers.insert(header::CONTENT_TYPE, JSON);
+    let mut response = Response::new(body.into());
+    *response.headers_mut() = headers;
+    response
 }
 
 /// Deserializes JSON, telling a syntax error (400) from a shape error (422 with the path of

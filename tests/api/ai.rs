@@ -703,6 +703,39 @@ async fn a_200_without_choices_is_an_upstream_error() {
 }
 
 #[tokio::test]
+async fn a_json_answer_reaches_the_client_as_the_provider_wrote_it() {
+    let (app, fake, s) = setup(|_| {}).await;
+    // Keys out of order, fields persona does not know, spacing: all kept as they came.
+    const ANSWER: &str = r#"{"zeta": 1, "id":"gen-7","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],
+ "usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4},"alpha":[true]}"#;
+    fake.plan([Behaviour::Text(ANSWER)]);
+    let response = app
+        .post_as(&s.access, "/api/v1/ai/chat/completions", &hello())
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(response.headers()["x-persona-usage-tokens"], "4");
+    assert_eq!(response.text().await.unwrap(), ANSWER);
+    // JSON that is not an object, or whose choices are not a list, is incomplete; text that
+    // is not JSON is not passed on either.
+    for answer in [
+        r#"[[{"message": {}}]]"#,
+        r#"{"choices": 1}"#,
+        "{\"choices\": [",
+        "hello",
+    ] {
+        fake.plan([Behaviour::Text(answer)]);
+        assert_error(
+            app.post_as(&s.access, "/api/v1/ai/chat/completions", &hello())
+                .await,
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
 async fn a_dripping_json_answer_is_cut_by_ai_timeout() {
     let (app, fake, s) = setup(|c| {
         c.ai.timeout = Duration::from_millis(500);

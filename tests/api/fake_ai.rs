@@ -46,6 +46,8 @@ pub enum Behaviour {
     NoChoices,
     /// This JSON body as the answer, as it is.
     Raw(Value),
+    /// This text as a JSON answer's body, byte for byte.
+    Text(&'static str),
     /// SSE: these chunks as they are, then `[DONE]`.
     RawStream(Vec<Value>),
     /// A completion without `usage` (llama.cpp, some vLLM builds).
@@ -190,6 +192,7 @@ async fn chat(
             Json(answer).into_response()
         }
         Behaviour::Raw(answer) => Json(answer).into_response(),
+        Behaviour::Text(text) => ([("content-type", "application/json")], text).into_response(),
         Behaviour::RawStream(chunks) => {
             let mut text: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
             text.push_str("data: [DONE]\n\n");

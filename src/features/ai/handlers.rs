@@ -119,11 +119,8 @@ pub async fn content(
     admit(ai, &user)?;
     let mut body = service::script_body(&script, model, rendered, state.config.ai.max_tokens);
     let reservation = service::reserve(&state, ai, &user, &mut body).await?;
-    let service::Completed {
-        json,
-        model,
-        tokens,
-    } = complete(&state, ai, &user, "content", &body, reservation).await?;
+    let completed = complete(&state, ai, &user, "content", &body, reservation).await?;
+    let (json, model, tokens) = (completed.json()?, completed.model, completed.tokens);
     let content = json["choices"][0]["message"]["content"]
         .as_str()
         .ok_or_else(|| upstream_error("The AI provider's answer had no content."))?

@@ -3,10 +3,11 @@
 //! and relaying streams. Handlers only extract and answer.
 
 use axum::{
-    body::Body,
+    body::{Body, Bytes},
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
+use serde::{Deserialize, de::IgnoredAny};
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -14,7 +15,7 @@ use super::{
     limits::{Ask, Reservation},
     sse,
     types::{AnalyzeRequest, AnalyzeResponse, Kind, extract_json, validate},
-    upstream::{not_configured, read_json},
+    upstream::{not_configured, not_json, read_json},
     usage::{Meter, estimate_tokens, text_chars, tokens},
 };
 use crate::{
@@ -26,7 +27,7 @@ use crate::{
         crisis::{self, CrisisFlag},
         scripts::{self, ActiveScript},
     },
-    http::extract::AppJson,
+    http::extract::{AppJson, json_response},
 };
 
 /// The proxy's state, or 503 `ai_not_configured` without an API key.
@@ -206,22 +207,20 @@ pub fn prompt_chars(body: &Value) -> usize {
         .sum()
 }
 
-/// Characters of text in an answer's choices (content and tool-call arguments).
-fn answer_chars(json: &Value) -> usize {
-    json["choices"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| text_chars(&c["message"]))
-        .sum()
-}
-
 /// What one metered call produced.
 pub struct Completed {
-    pub json: Value,
+    /// The provider's answer, as it sent it.
+    pub raw: Bytes,
     pub model: String,
     /// Tokens counted (reported, or estimated when the provider said nothing).
     pub tokens: i64,
+}
+
+impl Completed {
+    /// The answer parsed whole, for a caller that reads or adds to it.
+    pub fn json(&self) -> AppResult<Value> {
+        serde_json::from_slice(&self.raw).map_err(|_| not_json())
+    }
 }
 
 /// `X-Persona-Usage-Tokens` (this call) and `X-Persona-Budget-Remaining` (the user's budget
@@ -293,23 +292,32 @@ pub async fn complete(
     };
     meter.set_model(&answer.model);
     let model = answer.model.clone();
-    let json = match read_json(answer, "choices").await {
-        Ok(json) => json,
+    let (raw, read) = match read_json::<ChatAnswer>(answer).await {
+        Ok(answer) => answer,
         Err(err) => {
             meter.record("error");
             return Err(err);
         }
     };
-    if let Some(used) = tokens(&json["usage"]) {
+    if let Some(used) = tokens(&read.usage) {
         meter.set_tokens(used);
     }
-    meter.add_completion_chars(answer_chars(&json));
+    meter.add_completion_chars(read.choices.iter().map(|c| text_chars(&c["message"])).sum());
     meter.commit("ok").await;
     Ok(Completed {
-        json,
+        raw,
         model,
         tokens: meter.total_tokens(),
     })
+}
+
+/// What a chat answer must hold and what is metered of it: its choices' messages (their
+/// text, for an estimate when no usage comes) and its usage.
+#[derive(Deserialize)]
+struct ChatAnswer {
+    choices: Vec<Value>,
+    #[serde(default)]
+    usage: Value,
 }
 
 /// The text of the latest user message of an OpenAI `messages` array: a string content,
@@ -385,21 +393,22 @@ async fn chat_upstream(
     let mut body = Value::Object(prepared.body);
     let reservation = reserve(app, ai, user, &mut body).await?;
     if !prepared.stream {
-        let Completed {
-            mut json, tokens, ..
-        } = complete(app, ai, user, "chat", &body, reservation).await?;
-        if let (Some(flag), Value::Object(answer)) = (flag, &mut json) {
-            answer.insert(
-                "crisis".into(),
-                serde_json::to_value(flag).map_err(ApiError::internal)?,
-            );
-        }
-        return Ok(usage_headers(
-            ai,
-            user,
-            AppJson(json).into_response(),
-            tokens,
-        ));
+        let completed = complete(app, ai, user, "chat", &body, reservation).await?;
+        let response = match flag {
+            // The answer as the provider wrote it.
+            None => json_response(completed.raw),
+            Some(flag) => {
+                let mut json = completed.json()?;
+                if let Value::Object(answer) = &mut json {
+                    answer.insert(
+                        "crisis".into(),
+                        serde_json::to_value(flag).map_err(ApiError::internal)?,
+                    );
+                }
+                AppJson(json).into_response()
+            }
+        };
+        return Ok(usage_headers(ai, user, response, completed.tokens));
     }
     let model = body["model"].as_str().unwrap_or_default().to_owned();
     let mut meter = Meter::new(
@@ -482,12 +491,9 @@ pub async fn analyze(
     let mut spent = 0;
     for _attempt in 0..2 {
         let reservation = reserve(app, ai, user, &mut body).await?;
-        let Completed {
-            json,
-            model,
-            tokens,
-        } = complete(app, ai, user, "analyze", &body, reservation).await?;
-        spent += tokens;
+        let completed = complete(app, ai, user, "analyze", &body, reservation).await?;
+        spent += completed.tokens;
+        let (json, model) = (completed.json()?, completed.model);
         let text = json["choices"][0]["message"]["content"]
             .as_str()
             .unwrap_or("");
@@ -609,22 +615,28 @@ pub async fn embeddings(app: &App, user: &AuthUser, body: Value) -> AppResult<Re
             return Err(err);
         }
     };
-    let json = match read_json(answer, "data").await {
-        Ok(json) => json,
+    let (raw, read) = match read_json::<EmbeddingsAnswer>(answer).await {
+        Ok(answer) => answer,
         Err(err) => {
             meter.record("error");
             return Err(err);
         }
     };
-    if let Some(used) = tokens(&json["usage"]) {
+    if let Some(used) = tokens(&read.usage) {
         meter.set_tokens(used);
     }
     meter.commit("ok").await;
     let tokens = meter.total_tokens();
-    Ok(usage_headers(
-        ai,
-        user,
-        AppJson(json).into_response(),
-        tokens,
-    ))
+    // The vectors as the provider wrote them: never parsed into numbers and printed again.
+    Ok(usage_headers(ai, user, json_response(raw), tokens))
+}
+
+/// What an embeddings answer must hold (its `data` array, whose items are skipped unread)
+/// and its usage.
+#[derive(Deserialize)]
+struct EmbeddingsAnswer {
+    #[serde(rename = "data")]
+    _data: Vec<IgnoredAny>,
+    #[serde(default)]
+    usage: Value,
 }

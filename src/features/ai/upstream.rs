@@ -8,7 +8,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::{
+    body::Bytes,
+    http::{HeaderMap, HeaderValue, StatusCode},
+};
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
 
 use crate::{
@@ -318,17 +322,36 @@ pub fn upstream_timeout() -> ApiError {
     }
 }
 
-/// The JSON body of a successful `answer`, read by its deadline: a provider that drips its
-/// answer byte by byte is cut off like one that never answers. `list` is the array the
-/// answer must hold (`choices`, `data`): OpenAI clients index it, and a 200 without it
-/// would crash them.
-pub async fn read_json(answer: Answer, list: &str) -> AppResult<Value> {
-    match tokio::time::timeout_at(answer.deadline, answer.response.json::<Value>()).await {
-        Ok(Ok(json)) if json[list].is_array() => Ok(json),
-        Ok(Ok(_)) => Err(upstream_error("The AI provider's answer was incomplete.")),
-        Ok(Err(_)) => Err(upstream_error("The AI provider's answer was not JSON.")),
-        Err(_elapsed) => Err(upstream_timeout()),
+/// The body of a successful JSON `answer` as the provider sent it, read by its deadline (a
+/// provider that drips its answer byte by byte is cut off like one that never answers), and
+/// `T`, what persona reads of it: the array the answer must hold (`choices`, `data`: OpenAI
+/// clients index it, and a 200 without it would crash them) and its `usage`. The bytes are
+/// passed on to the client as they came; only an answer persona adds to is parsed whole
+/// (building and re-encoding every value cost more than the rest of a call's own work).
+pub async fn read_json<T: DeserializeOwned>(answer: Answer) -> AppResult<(Bytes, T)> {
+    let raw = match tokio::time::timeout_at(answer.deadline, answer.response.bytes()).await {
+        Ok(Ok(raw)) => raw,
+        Ok(Err(_)) => return Err(not_json()),
+        Err(_elapsed) => return Err(upstream_timeout()),
+    };
+    let incomplete = || upstream_error("The AI provider's answer was incomplete.");
+    // A struct reads a JSON array too (by position): the answer must be an object.
+    if raw.trim_ascii_start().first() != Some(&b'{') {
+        return Err(match serde_json::from_slice::<IgnoredAny>(&raw) {
+            Ok(_) => incomplete(),
+            Err(_) => not_json(),
+        });
     }
+    match serde_json::from_slice(&raw) {
+        Ok(reading) => Ok((raw, reading)),
+        Err(err) if err.is_data() => Err(incomplete()),
+        Err(_) => Err(not_json()),
+    }
+}
+
+/// An answer whose body is not JSON.
+pub fn not_json() -> ApiError {
+    upstream_error("The AI provider's answer was not JSON.")
 }
 
 pub fn upstream_error(message: &'static str) -> ApiError {
