@@ -716,17 +716,73 @@ async fn a_json_answer_reaches_the_client_as_the_provider_wrote_it() {
     assert_eq!(response.headers()["content-type"], "application/json");
     assert_eq!(response.headers()["x-persona-usage-tokens"], "4");
     assert_eq!(response.text().await.unwrap(), ANSWER);
-    // JSON that is not an object, or whose choices are not a list, is incomplete; text that
-    // is not JSON is not passed on either.
-    for answer in [
+    // Nothing that is not JSON every client can read is passed on, even where persona does
+    // not read it: checked as strictly as before, when the answer was parsed whole.
+    let deep = format!(
+        "{{\"choices\": [], \"x\": {}1{}}}",
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let deep: &'static str = Box::leak(deep.into_boxed_str());
+    let not_json = [
+        "hello",
+        "{\"choices\": [",
+        r#"{"choices": [], "x": 1e999}"#,
+        r#"{"choices": [], "id": "\ud800"}"#,
+        deep,
+    ];
+    // JSON without a list of choices, or not an object at all, is incomplete.
+    let incomplete = [
         r#"[[{"message": {}}]]"#,
         r#"{"choices": 1}"#,
-        "{\"choices\": [",
-        "hello",
+        r#"{"id": "x"}"#,
+    ];
+    for (answers, message) in [
+        (&not_json[..], "The AI provider's answer was not JSON."),
+        (&incomplete[..], "The AI provider's answer was incomplete."),
+    ] {
+        for answer in answers {
+            fake.plan([Behaviour::Text(answer)]);
+            let error = assert_error(
+                app.post_as(&s.access, "/api/v1/ai/chat/completions", &hello())
+                    .await,
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+            )
+            .await;
+            assert_eq!(error["message"], message, "{answer:.40}");
+        }
+    }
+    // Each of those is metered as a failed call, never as a success.
+    let rows = usage_now(&app).await;
+    assert_eq!(rows.len(), 1 + not_json.len() + incomplete.len());
+    assert!(
+        rows[1..].iter().all(|(status, ..)| status == "error"),
+        "{rows:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_embeddings_answer_is_passed_on_only_when_it_is_json() {
+    let (app, fake, s) = setup(|c| {
+        c.ai.embedding_models = vec!["openai/text-embedding-3-small".into()];
+    })
+    .await;
+    const ANSWER: &str = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.25,-1.5e-3]}],"model":"m","usage":{"prompt_tokens":2,"total_tokens":2}}"#;
+    fake.plan([Behaviour::Text(ANSWER)]);
+    let response = app
+        .post_as(&s.access, "/api/v1/ai/embeddings", &json!({"input": "x"}))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-persona-usage-tokens"], "2");
+    assert_eq!(response.text().await.unwrap(), ANSWER);
+    for answer in [
+        r#"{"data": [{"embedding": [1e999]}], "usage": {}}"#,
+        r#"{"data": {}, "usage": {}}"#,
     ] {
         fake.plan([Behaviour::Text(answer)]);
         assert_error(
-            app.post_as(&s.access, "/api/v1/ai/chat/completions", &hello())
+            app.post_as(&s.access, "/api/v1/ai/embeddings", &json!({"input": "x"}))
                 .await,
             StatusCode::BAD_GATEWAY,
             "upstream_error",

@@ -349,6 +349,9 @@ async fn embeddings(
         Some(Behaviour::ReplyNoUsage(_)) => {
             answer.as_object_mut().unwrap().remove("usage");
         }
+        Some(Behaviour::Text(text)) => {
+            return ([("content-type", "application/json")], text).into_response();
+        }
         _ => {}
     }
     Json(answer).into_response()

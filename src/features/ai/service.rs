@@ -7,7 +7,6 @@ use axum::{
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
-use serde::{Deserialize, de::IgnoredAny};
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -15,7 +14,7 @@ use super::{
     limits::{Ask, Reservation},
     sse,
     types::{AnalyzeRequest, AnalyzeResponse, Kind, extract_json, validate},
-    upstream::{not_configured, not_json, read_json},
+    upstream::{Choices, Vectors, not_configured, not_json, read_json},
     usage::{Meter, estimate_tokens, text_chars, tokens},
 };
 use crate::{
@@ -292,7 +291,7 @@ pub async fn complete(
     };
     meter.set_model(&answer.model);
     let model = answer.model.clone();
-    let (raw, read) = match read_json::<ChatAnswer>(answer).await {
+    let (raw, read) = match read_json::<Choices>(answer).await {
         Ok(answer) => answer,
         Err(err) => {
             meter.record("error");
@@ -302,22 +301,13 @@ pub async fn complete(
     if let Some(used) = tokens(&read.usage) {
         meter.set_tokens(used);
     }
-    meter.add_completion_chars(read.choices.iter().map(|c| text_chars(&c["message"])).sum());
+    meter.add_completion_chars(read.list.0.iter().map(|c| text_chars(&c["message"])).sum());
     meter.commit("ok").await;
     Ok(Completed {
         raw,
         model,
         tokens: meter.total_tokens(),
     })
-}
-
-/// What a chat answer must hold and what is metered of it: its choices' messages (their
-/// text, for an estimate when no usage comes) and its usage.
-#[derive(Deserialize)]
-struct ChatAnswer {
-    choices: Vec<Value>,
-    #[serde(default)]
-    usage: Value,
 }
 
 /// The text of the latest user message of an OpenAI `messages` array: a string content,
@@ -615,7 +605,7 @@ pub async fn embeddings(app: &App, user: &AuthUser, body: Value) -> AppResult<Re
             return Err(err);
         }
     };
-    let (raw, read) = match read_json::<EmbeddingsAnswer>(answer).await {
+    let (raw, read) = match read_json::<Vectors>(answer).await {
         Ok(answer) => answer,
         Err(err) => {
             meter.record("error");
@@ -629,14 +619,4 @@ pub async fn embeddings(app: &App, user: &AuthUser, body: Value) -> AppResult<Re
     let tokens = meter.total_tokens();
     // The vectors as the provider wrote them: never parsed into numbers and printed again.
     Ok(usage_headers(ai, user, json_response(raw), tokens))
-}
-
-/// What an embeddings answer must hold (its `data` array, whose items are skipped unread)
-/// and its usage.
-#[derive(Deserialize)]
-struct EmbeddingsAnswer {
-    #[serde(rename = "data")]
-    _data: Vec<IgnoredAny>,
-    #[serde(default)]
-    usage: Value,
 }

@@ -4,7 +4,7 @@
 //! The key is sent as `Authorization: Bearer` to the upstream only; the user's own token is
 //! never forwarded (requests are built here from scratch, not copied from the client's).
 
-use std::time::Duration;
+use std::{marker::PhantomData, time::Duration};
 
 use anyhow::Context as _;
 
@@ -12,7 +12,10 @@ use axum::{
     body::Bytes,
     http::{HeaderMap, HeaderValue, StatusCode},
 };
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{
+    Deserialize, Deserializer,
+    de::{DeserializeOwned, DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor},
+};
 use serde_json::Value;
 
 use crate::{
@@ -324,28 +327,176 @@ pub fn upstream_timeout() -> ApiError {
 
 /// The body of a successful JSON `answer` as the provider sent it, read by its deadline (a
 /// provider that drips its answer byte by byte is cut off like one that never answers), and
-/// `T`, what persona reads of it: the array the answer must hold (`choices`, `data`: OpenAI
+/// what persona reads of it: the list `L` the answer must hold (`choices`, `data`: OpenAI
 /// clients index it, and a 200 without it would crash them) and its `usage`. The bytes are
 /// passed on to the client as they came; only an answer persona adds to is parsed whole
 /// (building and re-encoding every value cost more than the rest of a call's own work).
-pub async fn read_json<T: DeserializeOwned>(answer: Answer) -> AppResult<(Bytes, T)> {
+pub async fn read_json<L: AnswerList>(answer: Answer) -> AppResult<(Bytes, Reading<L>)> {
     let raw = match tokio::time::timeout_at(answer.deadline, answer.response.bytes()).await {
         Ok(Ok(raw)) => raw,
         Ok(Err(_)) => return Err(not_json()),
         Err(_elapsed) => return Err(upstream_timeout()),
     };
-    let incomplete = || upstream_error("The AI provider's answer was incomplete.");
-    // A struct reads a JSON array too (by position): the answer must be an object.
-    if raw.trim_ascii_start().first() != Some(&b'{') {
-        return Err(match serde_json::from_slice::<IgnoredAny>(&raw) {
-            Ok(_) => incomplete(),
-            Err(_) => not_json(),
-        });
-    }
     match serde_json::from_slice(&raw) {
         Ok(reading) => Ok((raw, reading)),
-        Err(err) if err.is_data() => Err(incomplete()),
+        // JSON of another shape: not an object, or without the list.
+        Err(err) if err.is_data() => {
+            Err(upstream_error("The AI provider's answer was incomplete."))
+        }
         Err(_) => Err(not_json()),
+    }
+}
+
+/// What persona reads of a JSON answer: its list and its `usage` (`Null` when it has none).
+/// Every other value in it is read too, as strictly as `serde_json::Value` reads one (UTF-8,
+/// escapes, numbers in range, nesting depth), but not kept: what reaches the client is JSON
+/// any client can read, and an answer that is not is a failed call, metered as one.
+pub struct Reading<L> {
+    pub list: L,
+    pub usage: Value,
+}
+
+/// The list an answer must hold, and its name.
+pub trait AnswerList: DeserializeOwned {
+    const NAME: &'static str;
+}
+
+/// A chat completion's `choices`.
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub struct Choices(pub Vec<Value>);
+
+impl AnswerList for Choices {
+    const NAME: &'static str = "choices";
+}
+
+/// An embeddings answer's `data`, checked and not kept (its vectors go to the client as
+/// they came, never parsed into numbers and printed again).
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub struct Vectors(
+    // Read only to check it is a list of JSON values.
+    #[allow(dead_code)] Vec<Checked>,
+);
+
+impl AnswerList for Vectors {
+    const NAME: &'static str = "data";
+}
+
+impl<'de, L: AnswerList> Deserialize<'de> for Reading<L> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ReadingVisitor(PhantomData))
+    }
+}
+
+struct ReadingVisitor<L>(PhantomData<L>);
+
+impl<'de, L: AnswerList> Visitor<'de> for ReadingVisitor<L> {
+    type Value = Reading<L>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "an object with `{}`", L::NAME)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Reading<L>, A::Error> {
+        let (mut list, mut usage) = (None, Value::Null);
+        while let Some(key) = entries.next_key_seed(KeyOf(L::NAME))? {
+            match key {
+                Key::List => list = Some(entries.next_value()?),
+                Key::Usage => usage = entries.next_value()?,
+                Key::Other => {
+                    entries.next_value::<Checked>()?;
+                }
+            }
+        }
+        let list = list.ok_or_else(|| A::Error::missing_field(L::NAME))?;
+        Ok(Reading { list, usage })
+    }
+}
+
+/// Which of an answer's keys a name is (read without being copied).
+enum Key {
+    List,
+    Usage,
+    Other,
+}
+
+/// Reads a key, given the list's name.
+struct KeyOf(&'static str);
+
+impl<'de> DeserializeSeed<'de> for KeyOf {
+    type Value = Key;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Key, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeyOf {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Key, E> {
+        Ok(match key {
+            _ if key == self.0 => Key::List,
+            "usage" => Key::Usage,
+            _ => Key::Other,
+        })
+    }
+}
+
+/// Any JSON value, read token by token as strictly as `serde_json::Value` reads one, and not
+/// kept: serde's way of skipping a value (`IgnoredAny`) only matches brackets and quotes.
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Checked, D::Error> {
+        deserializer.deserialize_any(Checked)
+    }
+}
+
+impl<'de> Visitor<'de> for Checked {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Checked, A::Error> {
+        while items.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Checked, A::Error> {
+        while entries.next_entry::<Checked, Checked>()?.is_some() {}
+        Ok(Checked)
     }
 }
 
