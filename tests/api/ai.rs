@@ -708,7 +708,7 @@ async fn a_json_answer_reaches_the_client_as_the_provider_wrote_it() {
     // Keys out of order, fields persona does not know, spacing: all kept as they came.
     const ANSWER: &str = r#"{"zeta": 1, "id":"gen-7","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],
  "usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4},"alpha":[true]}"#;
-    fake.plan([Behaviour::Text(ANSWER)]);
+    fake.plan([Behaviour::Text(ANSWER.into())]);
     let response = app
         .post_as(&s.access, "/api/v1/ai/chat/completions", &hello())
         .await;
@@ -723,13 +723,12 @@ async fn a_json_answer_reaches_the_client_as_the_provider_wrote_it() {
         "[".repeat(200),
         "]".repeat(200)
     );
-    let deep: &'static str = Box::leak(deep.into_boxed_str());
     let not_json = [
         "hello",
         "{\"choices\": [",
         r#"{"choices": [], "x": 1e999}"#,
         r#"{"choices": [], "id": "\ud800"}"#,
-        deep,
+        &deep,
     ];
     // JSON without a list of choices, or not an object at all, is incomplete.
     let incomplete = [
@@ -742,7 +741,7 @@ async fn a_json_answer_reaches_the_client_as_the_provider_wrote_it() {
         (&incomplete[..], "The AI provider's answer was incomplete."),
     ] {
         for answer in answers {
-            fake.plan([Behaviour::Text(answer)]);
+            fake.plan([Behaviour::Text(answer.to_string())]);
             let error = assert_error(
                 app.post_as(&s.access, "/api/v1/ai/chat/completions", &hello())
                     .await,
@@ -769,7 +768,7 @@ async fn an_embeddings_answer_is_passed_on_only_when_it_is_json() {
     })
     .await;
     const ANSWER: &str = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.25,-1.5e-3]}],"model":"m","usage":{"prompt_tokens":2,"total_tokens":2}}"#;
-    fake.plan([Behaviour::Text(ANSWER)]);
+    fake.plan([Behaviour::Text(ANSWER.into())]);
     let response = app
         .post_as(&s.access, "/api/v1/ai/embeddings", &json!({"input": "x"}))
         .await;
@@ -780,7 +779,7 @@ async fn an_embeddings_answer_is_passed_on_only_when_it_is_json() {
         r#"{"data": [{"embedding": [1e999]}], "usage": {}}"#,
         r#"{"data": {}, "usage": {}}"#,
     ] {
-        fake.plan([Behaviour::Text(answer)]);
+        fake.plan([Behaviour::Text(answer.to_string())]);
         assert_error(
             app.post_as(&s.access, "/api/v1/ai/embeddings", &json!({"input": "x"}))
                 .await,

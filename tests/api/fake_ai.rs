@@ -47,7 +47,7 @@ pub enum Behaviour {
     /// This JSON body as the answer, as it is.
     Raw(Value),
     /// This text as a JSON answer's body, byte for byte.
-    Text(&'static str),
+    Text(String),
     /// SSE: these chunks as they are, then `[DONE]`.
     RawStream(Vec<Value>),
     /// A completion without `usage` (llama.cpp, some vLLM builds).
